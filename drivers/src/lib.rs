@@ -10,3 +10,8 @@
 pub mod codec;
 
 pub use codec::{decode, encode, CodecError, DataType, DataTypeParseError, TypedValue, WordOrder};
+pub mod plan;
+pub mod pointmap;
+
+pub use plan::{PlanItem, PlanLimits, ReadPlan, ReadRequest};
+pub use pointmap::{InvalidPointMap, PointMap, PointMapConfig, PointMapError};

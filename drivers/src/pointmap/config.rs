@@ -1,0 +1,255 @@
+//! The point map as written in the configuration file, before validation.
+//!
+//! These types mirror the file one to one and accept anything serde can read; names stay plain
+//! strings and types stay text here so that every mistake is reported by
+//! [`super::PointMap::from_config`] with the path of the device and point it concerns, instead of
+//! by serde with a line number the operator has to map back.
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec::WordOrder;
+
+fn default_true() -> bool {
+    true
+}
+fn one() -> f64 {
+    1.0
+}
+
+/// The whole map: every device the gateway talks to.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PointMapConfig {
+    #[serde(default)]
+    pub devices: Vec<DeviceConfig>,
+}
+
+/// One field device.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceConfig {
+    /// Becomes the `device` of every reading; must be a valid identifier.
+    pub name: String,
+    pub transport: TransportConfig,
+    /// Default poll interval of the device's points, in milliseconds.
+    #[serde(default = "DeviceConfig::default_poll_ms")]
+    pub poll_interval_ms: u64,
+    /// Per-request timeout in milliseconds; a request that takes longer resets the connection.
+    #[serde(default = "DeviceConfig::default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Registers (or coils) a merged read may read through between two points and discard.
+    /// Some devices refuse reads that touch unmapped addresses; the planner copes with that by
+    /// splitting, but `0` avoids the round trip for devices known to be strict.
+    #[serde(default = "DeviceConfig::default_max_gap")]
+    pub max_gap: u16,
+    #[serde(default)]
+    pub points: Vec<PointConfig>,
+}
+
+impl DeviceConfig {
+    fn default_poll_ms() -> u64 {
+        1_000
+    }
+    fn default_timeout_ms() -> u64 {
+        1_000
+    }
+    fn default_max_gap() -> u16 {
+        8
+    }
+}
+
+/// How a device is reached.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TransportConfig {
+    /// Modbus TCP.
+    Tcp {
+        host: String,
+        #[serde(default = "TransportConfig::default_tcp_port")]
+        port: u16,
+        #[serde(default = "TransportConfig::default_tcp_unit")]
+        unit_id: u8,
+    },
+    /// Modbus RTU on an RS-485 bus. Devices naming the same `port` share one bus and must agree
+    /// on its line settings.
+    Rtu {
+        port: String,
+        #[serde(flatten)]
+        line: SerialSettings,
+        unit_id: u8,
+        /// Extra silence after each answer before the next request, in microseconds, for slaves
+        /// slow to release the bus. Added to the 3.5-character gap the baud rate demands.
+        #[serde(default)]
+        turnaround_us: u64,
+    },
+    /// A sensor that prints one reading per line on a serial port.
+    SerialLine {
+        port: String,
+        #[serde(flatten)]
+        line: SerialSettings,
+        #[serde(default)]
+        framing: LineFraming,
+        #[serde(default = "TransportConfig::default_max_line")]
+        max_line_len: usize,
+        format: LineFormatConfig,
+    },
+}
+
+impl TransportConfig {
+    fn default_tcp_port() -> u16 {
+        502
+    }
+    fn default_tcp_unit() -> u8 {
+        1
+    }
+    fn default_max_line() -> usize {
+        512
+    }
+}
+
+/// Serial line settings shared by RTU buses and serial-line sensors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SerialSettings {
+    #[serde(default = "SerialSettings::default_baud")]
+    pub baud: u32,
+    #[serde(default)]
+    pub parity: Parity,
+    #[serde(default = "SerialSettings::default_data_bits")]
+    pub data_bits: u8,
+    #[serde(default = "SerialSettings::default_stop_bits")]
+    pub stop_bits: u8,
+}
+
+impl SerialSettings {
+    fn default_baud() -> u32 {
+        9_600
+    }
+    fn default_data_bits() -> u8 {
+        8
+    }
+    fn default_stop_bits() -> u8 {
+        1
+    }
+}
+
+impl Default for SerialSettings {
+    fn default() -> Self {
+        SerialSettings {
+            baud: Self::default_baud(),
+            parity: Parity::None,
+            data_bits: Self::default_data_bits(),
+            stop_bits: Self::default_stop_bits(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Parity {
+    #[default]
+    None,
+    Even,
+    Odd,
+}
+
+/// Where one line of a serial-line sensor ends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineFraming {
+    /// `\n`; a `\r` before it is kept as part of the line.
+    #[default]
+    Lf,
+    /// `\r\n`; a bare `\n` does not end a line.
+    Crlf,
+}
+
+/// How a serial-line sensor's line becomes fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LineFormatConfig {
+    /// A regular expression whose named groups are the fields.
+    Regex { pattern: String },
+    /// `key=value` pairs separated by white space, `,` or `;`.
+    KeyValue,
+    /// One JSON object per line; its top-level scalar members are the fields.
+    JsonLines,
+}
+
+/// The Modbus table a point lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Table {
+    Coil,
+    DiscreteInput,
+    InputRegister,
+    HoldingRegister,
+}
+
+impl Table {
+    /// Whether the table holds single bits (coils, discrete inputs) rather than registers.
+    pub fn is_bits(self) -> bool {
+        matches!(self, Table::Coil | Table::DiscreteInput)
+    }
+
+    /// Whether Modbus has a write function for the table.
+    pub fn is_writable(self) -> bool {
+        matches!(self, Table::Coil | Table::HoldingRegister)
+    }
+
+    /// Most items one read request may ask for (Modbus application protocol, 6.1–6.4).
+    pub fn max_read(self) -> u16 {
+        if self.is_bits() {
+            2_000
+        } else {
+            125
+        }
+    }
+}
+
+impl std::fmt::Display for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Table::Coil => "coil",
+            Table::DiscreteInput => "discrete_input",
+            Table::InputRegister => "input_register",
+            Table::HoldingRegister => "holding_register",
+        })
+    }
+}
+
+/// One point of a device. Modbus devices use every field; serial-line devices use `name`,
+/// `unit`, `field`, `scale` and `offset`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PointConfig {
+    /// Becomes the reading's `metric`; must be a valid identifier.
+    pub name: String,
+    #[serde(default)]
+    pub unit: Option<String>,
+    #[serde(default)]
+    pub table: Option<Table>,
+    #[serde(default)]
+    pub address: Option<u16>,
+    /// A data type name as [`crate::codec::DataType`] parses it; `u16` when left out.
+    #[serde(default, rename = "type")]
+    pub data_type: Option<String>,
+    #[serde(default)]
+    pub order: WordOrder,
+    /// Engineering value = raw × scale + offset.
+    #[serde(default = "one")]
+    pub scale: f64,
+    #[serde(default)]
+    pub offset: f64,
+    #[serde(default)]
+    pub writable: bool,
+    /// Overrides the device's poll interval for this point, in milliseconds.
+    #[serde(default)]
+    pub poll_interval_ms: Option<u64>,
+    /// Serial lines: the parsed field this point takes its value from; defaults to `name`.
+    #[serde(default)]
+    pub field: Option<String>,
+    /// Whether a written value is read back and compared before the write counts as done.
+    #[serde(default = "default_true")]
+    pub read_back: bool,
+}
