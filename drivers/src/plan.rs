@@ -190,14 +190,20 @@ mod tests {
 
     #[test]
     fn a_hundred_adjacent_registers_take_one_request() {
-        let plan = ReadPlan::new((0..100).map(|i| item(i, i as u16, 1)), PlanLimits::with_gap(0));
+        let plan = ReadPlan::new(
+            (0..100).map(|i| item(i, i as u16, 1)),
+            PlanLimits::with_gap(0),
+        );
         assert_eq!(plan.len(), 1);
         assert_eq!(plan.requests()[0].count, 100);
     }
 
     #[test]
     fn the_register_limit_and_the_gap_cut_requests() {
-        let plan = ReadPlan::new((0..126).map(|i| item(i, i as u16, 1)), PlanLimits::with_gap(0));
+        let plan = ReadPlan::new(
+            (0..126).map(|i| item(i, i as u16, 1)),
+            PlanLimits::with_gap(0),
+        );
         assert_eq!(
             plan.requests()
                 .iter()

@@ -55,7 +55,9 @@ pub enum PointMapErrorKind {
     ReadOnlyTable(Table),
     #[error("writable point overlaps writable point {other:?}")]
     OverlappingWrite { other: String },
-    #[error("scale must be finite and not zero, offset finite (got scale {scale}, offset {offset})")]
+    #[error(
+        "scale must be finite and not zero, offset finite (got scale {scale}, offset {offset})"
+    )]
     BadScale { scale: f64, offset: f64 },
     #[error("scale and offset apply to numbers only, not {0}")]
     ScaleOnNonNumber(DataType),

@@ -394,7 +394,8 @@ mod tests {
             .collect()
     }
 
-    const TCP: &str = r#""transport": {"kind": "tcp", "host": "127.0.0.1", "port": 502, "unit_id": 1}"#;
+    const TCP: &str =
+        r#""transport": {"kind": "tcp", "host": "127.0.0.1", "port": 502, "unit_id": 1}"#;
 
     #[test]
     fn a_valid_map_validates_with_defaults() {
@@ -461,9 +462,12 @@ mod tests {
                 {{"name": "bit1b", "table": "holding_register", "address": 20, "type": "bit:1", "writable": true}}
             ]}}]}}"#
         ));
-        assert!(msgs.iter().any(|m| m
-            == "devices[plc].points[b]: writable point overlaps writable point \"a\""));
-        assert!(msgs.iter().any(|m| m.starts_with("devices[plc].points[bit1b]: writable")));
+        assert!(msgs
+            .iter()
+            .any(|m| m == "devices[plc].points[b]: writable point overlaps writable point \"a\""));
+        assert!(msgs
+            .iter()
+            .any(|m| m.starts_with("devices[plc].points[bit1b]: writable")));
         assert_eq!(msgs.len(), 2, "{msgs:#?}");
     }
 
@@ -525,7 +529,8 @@ mod tests {
         );
         assert!(msgs
             .iter()
-            .any(|m| m == "devices[wx].points[rain]: `address` does not apply to serial-line devices"));
+            .any(|m| m
+                == "devices[wx].points[rain]: `address` does not apply to serial-line devices"));
         assert!(msgs
             .iter()
             .any(|m| m == "devices[wx].points[rain]: regular expression has no named group \"rain\" for the point"));
