@@ -1,12 +1,27 @@
 //! The Fieldlink wire protocol, shared by `fieldlink-agent` and `fieldlink-cloud`.
 //!
-//! This crate is pure: it has no I/O and no async runtime. It owns the MQTT topic layout, the
-//! identifiers that appear in topics and payloads, the message types, and their encodings.
-//! Every decoder is total: any byte string yields a value or a typed error, never a panic, and
-//! never allocates more than the stated limits allow.
+//! This crate is pure: it has no I/O and no async runtime. It owns the MQTT topic layout
+//! ([`topic`]), the identifiers that appear in topics and payloads ([`Ident`]), the message
+//! types ([`message`]), their validation ([`validate`], [`limits`]) and their encodings
+//! ([`json`] for every message). Every decoder is total: any byte string yields a value or a
+//! typed error, never a panic, and never allocates more than the stated limits allow.
+//!
+//! `protocol/README.md` documents the wire format byte by byte with examples.
 
+pub mod error;
 pub mod ident;
+pub mod json;
+pub mod limits;
+pub mod message;
 pub mod point;
+pub mod topic;
+pub mod validate;
 
+pub use error::{DecodeError, EncodeError, ValidationError};
 pub use ident::{Ident, IdentError};
-pub use point::{Point, Quality, Value};
+pub use message::{
+    Ack, AckStage, Birth, Command, CommandKind, ConfigDocument, Death, DeviceInfo, Event,
+    EventKind, Message, PointInfo, Status, TelemetryBatch,
+};
+pub use point::{DataKind, Point, Quality, Value};
+pub use topic::{Topic, TopicError, TopicKind, TopicPrefix};

@@ -1,0 +1,471 @@
+//! The JSON form of a telemetry batch: points grouped by device and shared timestamps.
+//!
+//! ```json
+//! {"gateway":"gw-01","boot_epoch":7,"seq":42,"historical":false,"groups":[
+//!   {"device":"meter-01","t0":1700000000000,"dt":[1000,1000],
+//!    "values":{"voltage_l1":[230.1,230.2,230.2],"breaker_open":[false,false,true]},
+//!    "quality":{"voltage_l1":["good","uncertain","good"]}}]}
+//! ```
+//!
+//! A group is one device's series that share their timestamps: `t0` is the first timestamp
+//! and `dt` the differences between successive ones (omitted for a single timestamp), so a
+//! group of `dt.len() + 1` timestamps holds that many values per metric. `quality` is present
+//! only for series with a point that is not `good`. Metric order is kept.
+//!
+//! Decoding counts values as it reads them and stops at
+//! [`MAX_POINTS_PER_BATCH`], so no array grows beyond the limit.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::ser::{SerializeMap, SerializeStruct};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::number::CompactValue;
+use crate::limits::MAX_POINTS_PER_BATCH;
+use crate::message::series::{self, Series};
+use crate::message::TelemetryBatch;
+use crate::{Ident, Point, Quality, Value};
+
+/// Series of one device with identical timestamps, written as one group.
+struct Group<'a> {
+    points: &'a [Point],
+    series: Vec<Series<'a>>,
+}
+
+fn same_timestamps(points: &[Point], a: &[usize], b: &[usize]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(i, j)| points[*i].ts_ms == points[*j].ts_ms)
+}
+
+/// Merges consecutive series of the same device with the same timestamps.
+fn groups(points: &[Point]) -> Vec<Group<'_>> {
+    let mut out: Vec<Group<'_>> = Vec::new();
+    for s in series::group(points) {
+        if let Some(g) = out.last_mut() {
+            let first = &g.series[0];
+            if first.device == s.device && same_timestamps(points, &first.points, &s.points) {
+                g.series.push(s);
+                continue;
+            }
+        }
+        out.push(Group {
+            points,
+            series: vec![s],
+        });
+    }
+    out
+}
+
+impl Serialize for TelemetryBatch {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("TelemetryBatch", 5)?;
+        st.serialize_field("gateway", &self.gateway)?;
+        st.serialize_field("boot_epoch", &self.boot_epoch)?;
+        st.serialize_field("seq", &self.seq)?;
+        st.serialize_field("historical", &self.historical)?;
+        st.serialize_field("groups", &groups(&self.points))?;
+        st.end()
+    }
+}
+
+impl Serialize for Group<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let ts = &self.series[0].points;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("device", self.series[0].device)?;
+        m.serialize_entry("t0", &self.points[ts[0]].ts_ms)?;
+        if ts.len() > 1 {
+            m.serialize_entry("dt", &Deltas(self.points, ts))?;
+        }
+        m.serialize_entry("values", &ValueColumns(self))?;
+        if self
+            .series
+            .iter()
+            .any(|s| s.points.iter().any(|&i| !self.points[i].quality.is_good()))
+        {
+            m.serialize_entry("quality", &Qualities(self))?;
+        }
+        m.end()
+    }
+}
+
+struct Deltas<'a>(&'a [Point], &'a [usize]);
+
+impl Serialize for Deltas<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let ts = |i: &usize| self.0[*i].ts_ms;
+        s.collect_seq(self.1.windows(2).map(|w| ts(&w[1]).wrapping_sub(ts(&w[0]))))
+    }
+}
+
+struct ValueColumns<'a>(&'a Group<'a>);
+
+impl Serialize for ValueColumns<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let g = self.0;
+        let mut m = s.serialize_map(Some(g.series.len()))?;
+        for series in &g.series {
+            let values = series
+                .points
+                .iter()
+                .map(|&i| CompactValue(&g.points[i].value));
+            m.serialize_entry(series.metric, &Seq(values))?;
+        }
+        m.end()
+    }
+}
+
+struct Qualities<'a>(&'a Group<'a>);
+
+impl Serialize for Qualities<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let g = self.0;
+        let mut m = s.serialize_map(None)?;
+        for series in &g.series {
+            let q = |i: &usize| g.points[*i].quality;
+            if series.points.iter().any(|i| !q(i).is_good()) {
+                m.serialize_entry(series.metric, &Seq(series.points.iter().map(q)))?;
+            }
+        }
+        m.end()
+    }
+}
+
+/// Serializes an iterator as a sequence (cloned, because `Serialize` takes `&self`).
+struct Seq<I>(I);
+
+impl<I> Serialize for Seq<I>
+where
+    I: Iterator + Clone,
+    I::Item: Serialize,
+{
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.clone())
+    }
+}
+
+/// Maps an object key to its index in `.0`, or `None` for a key to ignore.
+struct Field(&'static [&'static str]);
+
+impl<'de> DeserializeSeed<'de> for Field {
+    type Value = Option<usize>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_identifier(self)
+    }
+}
+
+impl Visitor<'_> for Field {
+    type Value = Option<usize>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a field name")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(self.0.iter().position(|f| *f == v))
+    }
+}
+
+const BATCH_FIELDS: &[&str] = &["gateway", "boot_epoch", "seq", "historical", "groups"];
+const GROUP_FIELDS: &[&str] = &["device", "t0", "dt", "values", "quality"];
+
+fn take_once<'de, A: MapAccess<'de>, T: Deserialize<'de>>(
+    slot: &mut Option<T>,
+    map: &mut A,
+    name: &'static str,
+) -> Result<(), A::Error> {
+    if slot.is_some() {
+        return Err(de::Error::duplicate_field(name));
+    }
+    *slot = Some(map.next_value()?);
+    Ok(())
+}
+
+impl<'de> Deserialize<'de> for TelemetryBatch {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(BatchVisitor)
+    }
+}
+
+struct BatchVisitor;
+
+impl<'de> Visitor<'de> for BatchVisitor {
+    type Value = TelemetryBatch;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a telemetry batch object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TelemetryBatch, A::Error> {
+        let mut gateway: Option<Ident> = None;
+        let mut boot_epoch: Option<u64> = None;
+        let mut seq: Option<u64> = None;
+        let mut historical: Option<bool> = None;
+        let mut points: Option<Vec<Point>> = None;
+        while let Some(field) = map.next_key_seed(Field(BATCH_FIELDS))? {
+            match field {
+                Some(0) => take_once(&mut gateway, &mut map, "gateway")?,
+                Some(1) => take_once(&mut boot_epoch, &mut map, "boot_epoch")?,
+                Some(2) => take_once(&mut seq, &mut map, "seq")?,
+                Some(3) => take_once(&mut historical, &mut map, "historical")?,
+                Some(_) => {
+                    if points.is_some() {
+                        return Err(de::Error::duplicate_field("groups"));
+                    }
+                    let mut out = Vec::new();
+                    map.next_value_seed(GroupsSeed(&mut out))?;
+                    points = Some(out);
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(TelemetryBatch {
+            gateway: gateway.ok_or_else(|| de::Error::missing_field("gateway"))?,
+            boot_epoch: boot_epoch.ok_or_else(|| de::Error::missing_field("boot_epoch"))?,
+            seq: seq.ok_or_else(|| de::Error::missing_field("seq"))?,
+            historical: historical.unwrap_or(false),
+            points: points.ok_or_else(|| de::Error::missing_field("groups"))?,
+        })
+    }
+}
+
+/// Reads the `groups` array, appending each group's points.
+struct GroupsSeed<'p>(&'p mut Vec<Point>);
+
+impl<'de> DeserializeSeed<'de> for GroupsSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for GroupsSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of groups")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut index = 0;
+        while seq
+            .next_element_seed(GroupSeed {
+                points: self.0,
+                index,
+            })?
+            .is_some()
+        {
+            index += 1;
+        }
+        Ok(())
+    }
+}
+
+struct GroupSeed<'p> {
+    points: &'p mut Vec<Point>,
+    index: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for GroupSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for GroupSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a group object with device, t0, dt and values")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let g = self.index;
+        let fail = |what: String| de::Error::custom(format_args!("groups[{g}]: {what}"));
+        let budget = MAX_POINTS_PER_BATCH - self.points.len();
+        let mut device: Option<Ident> = None;
+        let mut t0: Option<i64> = None;
+        let mut dt: Option<Vec<i64>> = None;
+        let mut values: Option<Vec<(Ident, Vec<Value>)>> = None;
+        let mut quality: Option<Vec<(Ident, Vec<Quality>)>> = None;
+        while let Some(field) = map.next_key_seed(Field(GROUP_FIELDS))? {
+            match field {
+                Some(0) => take_once(&mut device, &mut map, "device")?,
+                Some(1) => take_once(&mut t0, &mut map, "t0")?,
+                Some(2) => {
+                    if dt.is_some() {
+                        return Err(de::Error::duplicate_field("dt"));
+                    }
+                    dt = Some(map.next_value_seed(Bounded::<i64>::new(MAX_POINTS_PER_BATCH))?);
+                }
+                Some(3) => {
+                    if values.is_some() {
+                        return Err(de::Error::duplicate_field("values"));
+                    }
+                    values = Some(map.next_value_seed(ColumnsSeed::<Value>::new(budget))?);
+                }
+                Some(_) => {
+                    if quality.is_some() {
+                        return Err(de::Error::duplicate_field("quality"));
+                    }
+                    quality = Some(map.next_value_seed(ColumnsSeed::<Quality>::new(budget))?);
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let device = device.ok_or_else(|| fail("missing field `device`".into()))?;
+        let t0 = t0.ok_or_else(|| fail("missing field `t0`".into()))?;
+        let values = values.ok_or_else(|| fail("missing field `values`".into()))?;
+        if values.is_empty() {
+            return Err(fail("`values` names no metric".into()));
+        }
+        let dt = dt.unwrap_or_default();
+        let mut ts = Vec::with_capacity(dt.len() + 1);
+        ts.push(t0);
+        for d in &dt {
+            let next = ts[ts.len() - 1]
+                .checked_add(*d)
+                .ok_or_else(|| fail(format!("timestamp {} overflows", ts.len())))?;
+            ts.push(next);
+        }
+        for (metric, column) in &values {
+            if column.len() != ts.len() {
+                return Err(fail(format!(
+                    "metric {metric:?} has {} values but t0 and dt give {} timestamps",
+                    column.len(),
+                    ts.len()
+                )));
+            }
+        }
+        let mut quality = quality.unwrap_or_default();
+        let metrics: HashSet<&Ident> = values.iter().map(|(m, _)| m).collect();
+        for (metric, column) in &quality {
+            if !metrics.contains(metric) {
+                return Err(fail(format!(
+                    "quality names metric {metric:?}, which has no values"
+                )));
+            }
+            if column.len() != ts.len() {
+                return Err(fail(format!(
+                    "quality of {metric:?} has {} entries but there are {} timestamps",
+                    column.len(),
+                    ts.len()
+                )));
+            }
+        }
+        drop(metrics);
+        let mut quality: HashMap<Ident, Vec<Quality>> = quality.drain(..).collect();
+        self.points.reserve(values.len() * ts.len());
+        for (metric, column) in values {
+            let q = quality.remove(&metric);
+            for (i, value) in column.into_iter().enumerate() {
+                self.points.push(Point {
+                    device: device.clone(),
+                    metric: metric.clone(),
+                    ts_ms: ts[i],
+                    value,
+                    quality: q.as_ref().map_or(Quality::Good, |q| q[i]),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads an array of at most `max` elements.
+struct Bounded<T> {
+    max: usize,
+    _t: std::marker::PhantomData<T>,
+}
+
+impl<T> Bounded<T> {
+    fn new(max: usize) -> Self {
+        Bounded {
+            max,
+            _t: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for Bounded<T> {
+    type Value = Vec<T>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<T>, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for Bounded<T> {
+    type Value = Vec<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "an array of at most {} elements", self.max)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+        let mut out = Vec::new();
+        while let Some(x) = seq.next_element()? {
+            if out.len() == self.max {
+                return Err(de::Error::custom(format_args!(
+                    "more than {} elements; a batch holds at most {MAX_POINTS_PER_BATCH} points",
+                    self.max
+                )));
+            }
+            out.push(x);
+        }
+        Ok(out)
+    }
+}
+
+/// Reads an object of metric → array, at most `budget` elements in all arrays together.
+struct ColumnsSeed<T> {
+    budget: usize,
+    _t: std::marker::PhantomData<T>,
+}
+
+impl<T> ColumnsSeed<T> {
+    fn new(budget: usize) -> Self {
+        ColumnsSeed {
+            budget,
+            _t: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for ColumnsSeed<T> {
+    type Value = Vec<(Ident, Vec<T>)>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for ColumnsSeed<T> {
+    type Value = Vec<(Ident, Vec<T>)>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object of metric name to array")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out: Vec<(Ident, Vec<T>)> = Vec::new();
+        let mut seen = HashSet::new();
+        let mut left = self.budget;
+        while let Some(metric) = map.next_key::<Ident>()? {
+            if !seen.insert(metric.clone()) {
+                return Err(de::Error::custom(format_args!(
+                    "metric {metric:?} appears twice"
+                )));
+            }
+            let column = map.next_value_seed(Bounded::<T>::new(left))?;
+            left -= column.len();
+            out.push((metric, column));
+        }
+        Ok(out)
+    }
+}
