@@ -5,6 +5,7 @@
 //! ([`EncodeError`]). Each names the field or the byte offset at fault so that a rejected
 //! payload can be logged with a reason an operator can act on.
 
+use crate::binary::BinaryError;
 use crate::IdentError;
 
 /// A message breaks a rule of the protocol. `field` is a path such as `points[3].value`.
@@ -60,6 +61,8 @@ pub enum DecodeError {
     UnknownEncoding(u8),
     #[error("JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("binary telemetry: {0}")]
+    Binary(#[from] BinaryError),
     #[error("invalid message: {0}")]
     Invalid(#[from] ValidationError),
 }

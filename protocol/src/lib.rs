@@ -3,11 +3,14 @@
 //! This crate is pure: it has no I/O and no async runtime. It owns the MQTT topic layout
 //! ([`topic`]), the identifiers that appear in topics and payloads ([`Ident`]), the message
 //! types ([`message`]), their validation ([`validate`], [`limits`]) and their encodings
-//! ([`json`] for every message). Every decoder is total: any byte string yields a value or a
+//! ([`json`] for every message, [`binary`] for telemetry,
+//! [`decode_telemetry`] for either). Every decoder is total: any byte string yields a value or a
 //! typed error, never a panic, and never allocates more than the stated limits allow.
 //!
 //! `protocol/README.md` documents the wire format byte by byte with examples.
 
+pub mod binary;
+mod codec;
 pub mod error;
 pub mod ident;
 pub mod json;
@@ -17,6 +20,7 @@ pub mod point;
 pub mod topic;
 pub mod validate;
 
+pub use codec::{decode_telemetry, detect, encode_telemetry, Encoding};
 pub use error::{DecodeError, EncodeError, ValidationError};
 pub use ident::{Ident, IdentError};
 pub use message::{

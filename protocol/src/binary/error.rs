@@ -1,0 +1,77 @@
+//! Why a binary telemetry payload could not be read.
+//!
+//! Every variant names the byte offset or the series at fault, so that a rejected payload can
+//! be located in a hex dump.
+
+/// A binary telemetry payload is malformed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BinaryError {
+    #[error("payload does not start with the magic byte {:#04x}", super::MAGIC)]
+    BadMagic,
+    #[error("binary version {0} is not supported (this build reads version {v})", v = super::VERSION)]
+    UnsupportedVersion(u8),
+    #[error("truncated at offset {offset}: {what} needs {needed} more bytes")]
+    Truncated {
+        what: &'static str,
+        offset: usize,
+        needed: usize,
+    },
+    #[error("varint for {what} at offset {offset} is overlong or overflows 64 bits")]
+    BadVarint { what: &'static str, offset: usize },
+    #[error("{what} at offset {offset} is {value}, the maximum is {max}")]
+    TooLarge {
+        what: &'static str,
+        offset: usize,
+        value: u64,
+        max: u64,
+    },
+    #[error("{what} at offset {offset} is {value}, but only {remaining} bytes are left")]
+    CountExceedsInput {
+        what: &'static str,
+        offset: usize,
+        value: u64,
+        remaining: usize,
+    },
+    #[error("{what} at offset {offset} has reserved bits set ({value:#04x})")]
+    ReservedBits {
+        what: &'static str,
+        offset: usize,
+        value: u8,
+    },
+    #[error("string at offset {offset} is not UTF-8")]
+    NotUtf8 { offset: usize },
+    #[error("identifier at offset {offset}: {source}")]
+    BadIdent {
+        offset: usize,
+        source: crate::IdentError,
+    },
+    #[error("series {series}: string index {index} is outside the table of {len}")]
+    StringIndex {
+        series: usize,
+        index: u64,
+        len: usize,
+    },
+    #[error("series {series}: unknown value codec {codec}")]
+    UnknownCodec { series: usize, codec: u8 },
+    #[error("series {series}: {what} {value} at offset {offset} is not defined")]
+    UnknownCode {
+        series: usize,
+        what: &'static str,
+        offset: usize,
+        value: u8,
+    },
+    #[error("series {series}: has no points")]
+    EmptySeries { series: usize },
+    #[error("series 0 reuses the timestamps of a previous series, but there is none")]
+    NoPreviousTimestamps,
+    #[error("series {series}: timestamp overflows 64 bits")]
+    TimestampOverflow { series: usize },
+    #[error("series {series}: a run of {run} equal intervals exceeds the {left} timestamps left")]
+    RunTooLong {
+        series: usize,
+        run: u64,
+        left: usize,
+    },
+    #[error("{count} bytes left over after the last series")]
+    TrailingBytes { count: usize },
+}

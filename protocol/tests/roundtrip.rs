@@ -1,0 +1,62 @@
+//! Property tests: every message survives encode → decode in every encoding it has.
+
+mod common;
+
+use common::*;
+use fieldlink_protocol::*;
+use proptest::prelude::*;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn telemetry_json_round_trip(b in batch()) {
+        let bytes = encode_telemetry(&b, Encoding::Json).unwrap();
+        prop_assert_eq!(detect(&bytes).unwrap(), Encoding::Json);
+        let back = decode_telemetry(&bytes).unwrap();
+        let want = b.in_series_order();
+        prop_assert_eq!(&back, &want);
+        assert_same_points(&back.points, &want.points);
+    }
+
+    #[test]
+    fn telemetry_binary_round_trip(b in batch()) {
+        let bytes = encode_telemetry(&b, Encoding::Binary).unwrap();
+        prop_assert_eq!(detect(&bytes).unwrap(), Encoding::Binary);
+        let back = decode_telemetry(&bytes).unwrap();
+        let want = b.in_series_order();
+        prop_assert_eq!(&back, &want);
+        assert_same_points(&back.points, &want.points);
+    }
+
+    #[test]
+    fn encodings_agree(b in batch()) {
+        let j = decode_telemetry(&encode_telemetry(&b, Encoding::Json).unwrap()).unwrap();
+        let k = decode_telemetry(&encode_telemetry(&b, Encoding::Binary).unwrap()).unwrap();
+        prop_assert_eq!(j, k);
+    }
+
+    #[test]
+    fn status_round_trip(s in status()) {
+        let back: Status = json::decode(&json::encode(&s).unwrap()).unwrap();
+        prop_assert_eq!(back, s);
+    }
+
+    #[test]
+    fn event_round_trip(e in event()) {
+        let back: Event = json::decode(&json::encode(&e).unwrap()).unwrap();
+        prop_assert_eq!(back, e);
+    }
+
+    #[test]
+    fn command_round_trip(c in command()) {
+        let back: Command = json::decode(&json::encode(&c).unwrap()).unwrap();
+        prop_assert_eq!(back, c);
+    }
+
+    #[test]
+    fn ack_round_trip(a in ack()) {
+        let back: Ack = json::decode(&json::encode(&a).unwrap()).unwrap();
+        prop_assert_eq!(back, a);
+    }
+}
