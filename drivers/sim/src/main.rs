@@ -1,0 +1,248 @@
+//! `fieldlink-sim`: serve a simulator configuration over Modbus TCP, Modbus RTU and serial lines.
+//!
+//! Parses arguments, loads the configuration, wires the servers to one shutdown token and maps
+//! errors to exit codes: 0 stopped by a signal, 2 usage, 3 invalid configuration, 4 a transport
+//! failed. Everything else is in the library (see its crate documentation).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use fieldlink_sim::{SerialSettings, ServeError, SimConfig, Simulator};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+const USAGE: &str = "\
+usage:
+  fieldlink-sim run --config FILE [--tcp ADDR] [--rtu PATH] [--baud N]
+                    [--line NAME=PATH]... [--stats-interval SECS]
+  fieldlink-sim check-config FILE
+  fieldlink-sim print-example-config
+
+  --tcp ADDR            serve Modbus TCP on ADDR (port 0 picks a free port; the bound address
+                        is printed on stdout as `tcp ADDR`)
+  --rtu PATH            serve Modbus RTU on serial device PATH, every unit on one bus
+  --baud N              RTU baud rate (default: config or 9600)
+  --line NAME=PATH      run line sensor NAME on serial device PATH
+  --stats-interval SECS log counters every SECS seconds (default 10, 0 = never)";
+
+const EXIT_USAGE: u8 = 2;
+const EXIT_CONFIG: u8 = 3;
+const EXIT_TRANSPORT: u8 = 4;
+
+struct RunArgs {
+    config: PathBuf,
+    tcp: Option<SocketAddr>,
+    rtu: Option<PathBuf>,
+    baud: Option<u32>,
+    lines: BTreeMap<String, PathBuf>,
+    stats_interval: Duration,
+}
+
+enum Command {
+    Run(RunArgs),
+    Check(PathBuf),
+    PrintExample,
+    Help,
+}
+
+fn main() -> ExitCode {
+    let command = match parse_args(std::env::args().skip(1)) {
+        Ok(c) => c,
+        Err(err) => {
+            eprintln!("fieldlink-sim: {err:#}\n\n{USAGE}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    match command {
+        Command::Help => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Command::PrintExample => {
+            print!("{}", SimConfig::example_toml());
+            ExitCode::SUCCESS
+        }
+        Command::Check(path) => match SimConfig::load(&path).and_then(|c| c.validate()) {
+            Ok(()) => {
+                println!("{}: ok", path.display());
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("fieldlink-sim: {}: {err}", path.display());
+                ExitCode::from(EXIT_CONFIG)
+            }
+        },
+        Command::Run(args) => run(args),
+    }
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Command> {
+    let Some(command) = args.next() else {
+        bail!("no command given");
+    };
+    match command.as_str() {
+        "-h" | "--help" | "help" => return Ok(Command::Help),
+        "print-example-config" => return Ok(Command::PrintExample),
+        "check-config" => {
+            let path = args.next().context("check-config needs a FILE")?;
+            return Ok(Command::Check(path.into()));
+        }
+        "run" => {}
+        other => bail!("unknown command {other:?}"),
+    }
+    let mut config = None;
+    let mut run = RunArgs {
+        config: PathBuf::new(),
+        tcp: None,
+        rtu: None,
+        baud: None,
+        lines: BTreeMap::new(),
+        stats_interval: Duration::from_secs(10),
+    };
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--config" => config = Some(PathBuf::from(value()?)),
+            "--tcp" => run.tcp = Some(value()?.parse().context("--tcp needs HOST:PORT")?),
+            "--rtu" => run.rtu = Some(value()?.into()),
+            "--baud" => run.baud = Some(value()?.parse().context("--baud needs a number")?),
+            "--line" => {
+                let v = value()?;
+                let (name, path) = v.split_once('=').context("--line needs NAME=PATH")?;
+                run.lines.insert(name.to_owned(), path.into());
+            }
+            "--stats-interval" => {
+                let secs: f64 = value()?.parse().context("--stats-interval needs seconds")?;
+                if !(secs.is_finite() && secs >= 0.0) {
+                    bail!("--stats-interval needs a non-negative number of seconds");
+                }
+                run.stats_interval = Duration::from_secs_f64(secs);
+            }
+            other => bail!("unknown option {other:?}"),
+        }
+    }
+    run.config = config.context("run needs --config FILE")?;
+    Ok(Command::Run(run))
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let sim = match SimConfig::load(&args.config).and_then(Simulator::from_config) {
+        Ok(sim) => sim,
+        Err(err) => {
+            eprintln!("fieldlink-sim: {}: {err}", args.config.display());
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("fieldlink-sim: cannot start the runtime: {err}");
+            return ExitCode::from(EXIT_TRANSPORT);
+        }
+    };
+    match runtime.block_on(serve(sim, args)) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("fieldlink-sim: {err:#}");
+            ExitCode::from(EXIT_TRANSPORT)
+        }
+    }
+}
+
+async fn serve(sim: Simulator, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let shutdown = CancellationToken::new();
+    let mut tasks: JoinSet<Result<(), ServeError>> = JoinSet::new();
+
+    let tcp = args.tcp.or(sim.config().tcp.as_ref().map(|t| t.listen));
+    if let Some(addr) = tcp {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        println!("tcp {}", listener.local_addr()?);
+        tasks.spawn(sim.serve_tcp(listener, shutdown.clone()));
+    }
+    let rtu_path = args
+        .rtu
+        .clone()
+        .or(sim.config().rtu.as_ref().map(|r| r.path.clone()));
+    if let Some(path) = rtu_path {
+        let baud = args
+            .baud
+            .or(sim.config().rtu.as_ref().map(|r| r.baud))
+            .unwrap_or(9600);
+        let settings = SerialSettings::new(path, baud);
+        settings.open()?;
+        tasks.spawn(sim.serve_rtu(settings, shutdown.clone()));
+    }
+    for name in args.lines.keys() {
+        if sim.line_sensor(name).is_none() {
+            bail!("--line names sensor {name:?}, which the configuration does not define");
+        }
+    }
+    for sensor in sim.line_sensors() {
+        let Some(path) = args
+            .lines
+            .get(sensor.name())
+            .cloned()
+            .or(sensor.path().map(PathBuf::from))
+        else {
+            tracing::warn!(
+                sensor = sensor.name(),
+                "line sensor has no device path; not started"
+            );
+            continue;
+        };
+        let settings = SerialSettings::new(path, sensor.baud());
+        let token = shutdown.clone();
+        tasks.spawn(async move { sensor.run(settings, token).await });
+    }
+    if tasks.is_empty() {
+        eprintln!("fieldlink-sim: nothing to serve: give --tcp, --rtu or --line (or set them in the configuration)\n\n{USAGE}");
+        return Ok(ExitCode::from(EXIT_USAGE));
+    }
+    if !args.stats_interval.is_zero() {
+        tokio::spawn(sim.report_stats(args.stats_interval, shutdown.clone()));
+    }
+
+    let mut code = ExitCode::SUCCESS;
+    tokio::select! {
+        signal = tokio::signal::ctrl_c() => {
+            signal.context("cannot listen for Ctrl-C")?;
+            tracing::info!("interrupted; stopping");
+        }
+        Some(done) = tasks.join_next() => {
+            match done {
+                Ok(Ok(())) => tracing::info!("a server stopped; stopping the others"),
+                Ok(Err(err)) => {
+                    tracing::error!(error = %err, "a server failed; stopping");
+                    code = ExitCode::from(EXIT_TRANSPORT);
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "a server task panicked; stopping");
+                    code = ExitCode::from(EXIT_TRANSPORT);
+                }
+            }
+        }
+    }
+    shutdown.cancel();
+    while let Some(done) = tasks.join_next().await {
+        if let Ok(Err(err)) = done {
+            tracing::warn!(error = %err, "server ended with an error while stopping");
+        }
+    }
+    Ok(code)
+}
