@@ -1,0 +1,2 @@
+//! Journal benchmarks (being written).
+fn main() {}

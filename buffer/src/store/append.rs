@@ -1,0 +1,133 @@
+//! Appending telemetry and records: one transaction per call.
+
+use fieldlink_protocol::Point;
+use rusqlite::Transaction;
+
+use super::{Store, DROP_DISK_FULL, ROW_OVERHEAD};
+use crate::batch::{Appended, RecordClass};
+use crate::codec;
+use crate::error::{JournalError, Result};
+
+impl Store {
+    /// Stores one cycle's points, committed as one transaction, then enforces the byte cap.
+    pub(crate) fn append_points(&mut self, points: &[Point]) -> Result<Appended> {
+        if points.is_empty() {
+            return Ok(Appended::default());
+        }
+        let now = self.clock.now_ms();
+        let mut bodies = Vec::with_capacity(points.len().div_ceil(self.segment_points));
+        let mut pairs = Vec::with_capacity(self.segment_points);
+        for chunk in points.chunks(self.segment_points) {
+            pairs.clear();
+            for p in chunk {
+                pairs.push((self.series.id_or_stage(&p.device, &p.metric).0, p));
+            }
+            self.scratch.clear();
+            if let Err(e) = codec::encode_segment(&pairs, &mut self.scratch) {
+                self.series.discard_staged();
+                return Err(e);
+            }
+            bodies.push((chunk.len() as u64, self.scratch.clone()));
+        }
+        let first_id = self.next_segment_id;
+        let added_bytes: u64 = bodies
+            .iter()
+            .map(|(_, b)| b.len() as u64 + ROW_OVERHEAD)
+            .sum();
+        let result = (|| {
+            let tx = self.conn.unchecked_transaction()?;
+            self.series.write_staged(&tx)?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO segments (id, appended_ms, points, size, body)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+                for (i, (n, body)) in bodies.iter().enumerate() {
+                    let size = body.len() as u64 + ROW_OVERHEAD;
+                    stmt.execute((
+                        first_id + i as i64,
+                        now,
+                        *n as i64,
+                        size as i64,
+                        body.as_slice(),
+                    ))?;
+                }
+            }
+            self.save_disk_full_drops(&tx)?;
+            let over = (self.stored_bytes() + added_bytes).saturating_sub(self.caps.max_bytes);
+            let dropped = self.drop_for_bytes(&tx, over)?;
+            tx.commit()?;
+            Ok::<_, JournalError>(dropped)
+        })();
+        match result {
+            Ok(dropped) => {
+                self.series.commit_staged();
+                self.next_segment_id += bodies.len() as i64;
+                self.telemetry.add(points.len() as u64, added_bytes);
+                self.unsaved_disk_full = 0;
+                self.apply_byte_drops(dropped);
+                self.dirty = true;
+                Ok(Appended {
+                    dropped_points: dropped.points,
+                })
+            }
+            Err(e) => {
+                self.series.discard_staged();
+                if matches!(e, JournalError::DiskFull) {
+                    self.unsaved_disk_full += points.len() as u64;
+                    self.dropped.disk_full += points.len() as u64;
+                    tracing::warn!(points = points.len(), "journal full, points refused");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Stores one acknowledgement or event payload.
+    pub(crate) fn append_record(&mut self, class: RecordClass, payload: &[u8]) -> Result<Appended> {
+        let now = self.clock.now_ms();
+        let id = self.next_record_id;
+        let result = (|| {
+            let tx = self.conn.unchecked_transaction()?;
+            tx.prepare_cached(
+                "INSERT INTO records (id, class, appended_ms, payload) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute((id, class.code(), now, payload))?;
+            self.save_disk_full_drops(&tx)?;
+            let added = payload.len() as u64 + ROW_OVERHEAD;
+            let over = (self.stored_bytes() + added).saturating_sub(self.caps.max_bytes);
+            let dropped = self.drop_for_bytes(&tx, over)?;
+            tx.commit()?;
+            Ok::<_, JournalError>(dropped)
+        })();
+        let dropped = result?;
+        self.next_record_id += 1;
+        self.tally_mut(class)
+            .add(1, payload.len() as u64 + ROW_OVERHEAD);
+        self.unsaved_disk_full = 0;
+        self.apply_byte_drops(dropped);
+        self.dirty = true;
+        Ok(Appended {
+            dropped_points: dropped.points,
+        })
+    }
+
+    /// Writes the points refused while the disk was full into `drops`, inside `tx`. The memory
+    /// counter is cleared by the caller once `tx` commits.
+    pub(super) fn save_disk_full_drops(&self, tx: &Transaction<'_>) -> Result<()> {
+        if self.unsaved_disk_full > 0 {
+            add_drops(tx, DROP_DISK_FULL, self.unsaved_disk_full)?;
+        }
+        Ok(())
+    }
+}
+
+/// Adds `points` to the durable counter for `reason`, inside the caller's transaction.
+pub(super) fn add_drops(tx: &Transaction<'_>, reason: &str, points: u64) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO drops (reason, points) VALUES (?1, ?2)
+         ON CONFLICT (reason) DO UPDATE SET points = points + excluded.points",
+    )?
+    .execute((reason, points as i64))?;
+    Ok(())
+}
