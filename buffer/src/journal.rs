@@ -110,7 +110,8 @@ impl Journal {
         self.call(|reply| Request::Requeue { reply }).await
     }
 
-    /// Syncs now (rather than at the next interval).
+    /// Runs the periodic upkeep now rather than at the next interval: applies the age cap and
+    /// syncs if anything was committed since the last sync.
     pub async fn sync(&self) -> Result<()> {
         self.call(|reply| Request::Sync { reply }).await
     }
@@ -202,6 +203,7 @@ impl BlockingJournal {
         self.call(|reply| Request::Requeue { reply })
     }
 
+    /// See [`Journal::sync`].
     pub fn sync(&self) -> Result<()> {
         self.call(|reply| Request::Sync { reply })
     }

@@ -214,7 +214,7 @@ impl Owner {
                 let _ = reply.send(Ok(()));
             }
             Request::Sync { reply } => {
-                let _ = reply.send(store.sync());
+                let _ = reply.send(store.tick());
             }
             Request::Stats { reply } => {
                 let _ = reply.send(store.stats());
