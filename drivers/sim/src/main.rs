@@ -143,6 +143,13 @@ fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    if let Some(name) = args.lines.keys().find(|n| sim.line_sensor(n).is_none()) {
+        eprintln!(
+            "fieldlink-sim: --line names sensor {name:?}, which {} does not define\n\n{USAGE}",
+            args.config.display()
+        );
+        return ExitCode::from(EXIT_USAGE);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -187,11 +194,6 @@ async fn serve(sim: Simulator, args: RunArgs) -> anyhow::Result<ExitCode> {
         let settings = SerialSettings::new(path, baud);
         settings.open()?;
         tasks.spawn(sim.serve_rtu(settings, shutdown.clone()));
-    }
-    for name in args.lines.keys() {
-        if sim.line_sensor(name).is_none() {
-            bail!("--line names sensor {name:?}, which the configuration does not define");
-        }
     }
     for sensor in sim.line_sensors() {
         let Some(path) = args

@@ -285,7 +285,7 @@ fn build_point(
     data_type.validate().map_err(|e| fail(e.to_string()))?;
     if table.is_bits() && !data_type.fits_bit_table() {
         return Err(fail(format!(
-            "a {table} holds single bits; type {data_type} needs a register table"
+            "{table} points are single bits; type {data_type} needs a register table"
         )));
     }
     if address + u32::from(width) > ADDRESS_SPACE {
@@ -295,7 +295,7 @@ fn build_point(
     }
     if config.writable && !table.is_writable() {
         return Err(fail(format!(
-            "a {table} cannot be written over Modbus; use a coil or holding_register"
+            "{table} points cannot be written over Modbus; use a coil or holding_register"
         )));
     }
     if !config.scale.is_finite() || config.scale == 0.0 {
