@@ -109,10 +109,13 @@ pub(crate) fn header_problem(db: &Path) -> Result<Option<String>> {
             "file length {len} is not a multiple of the page size {page_size}"
         )));
     }
+    // A checkpoint writes page 1 (with the new size) before the pages that grow the file, so
+    // while a WAL exists a short file is an interrupted checkpoint the WAL will redo, not damage.
+    let wal_len = fs::metadata(wal_path(db)).map(|m| m.len()).unwrap_or(0);
     let change_counter = &head[24..28];
     let valid_for = &head[92..96];
     let pages = u32::from_be_bytes([head[28], head[29], head[30], head[31]]);
-    if change_counter == valid_for && u64::from(pages) * page_size > len {
+    if wal_len == 0 && change_counter == valid_for && u64::from(pages) * page_size > len {
         return Ok(Some(format!(
             "file is {len} bytes but its header says {pages} pages of {page_size}"
         )));

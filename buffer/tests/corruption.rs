@@ -182,3 +182,35 @@ fn an_undecodable_segment_is_removed_and_counted_and_draining_goes_on() {
     assert_eq!(s.dropped.corrupt, 10);
     assert_eq!(s.telemetry.count, 0);
 }
+
+#[test]
+fn a_checkpoint_interrupted_after_page_one_is_not_mistaken_for_truncation() {
+    // Regression: the crash test once killed a checkpoint after it had written page 1 (whose
+    // header gives the new, larger size) but before the pages that grow the file, and the
+    // next open quarantined a sound journal. The WAL still holds every page then.
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("live.db");
+    let mut cfg = config(&live);
+    cfg.sync_interval = std::time::Duration::from_secs(3600);
+    let j = BlockingJournal::open(cfg).unwrap();
+    for c in 0..50 {
+        append(&j, c * 100..c * 100 + 100);
+    }
+    // Copy the files as a kill would leave them: everything still in the WAL.
+    let copy = dir.path().join("j.db");
+    fs::copy(&live, &copy).unwrap();
+    let mut wal = live.as_os_str().to_owned();
+    wal.push("-wal");
+    let mut copy_wal = copy.as_os_str().to_owned();
+    copy_wal.push("-wal");
+    fs::copy(&wal, &copy_wal).unwrap();
+    assert!(fs::metadata(&copy_wal).unwrap().len() > 0);
+    // Page 1 as the interrupted checkpoint wrote it: a size far past the end of the file.
+    let len = fs::metadata(&copy).unwrap().len();
+    let claimed = (len / 4096 + 40) as u32;
+    overwrite(&copy, 28, &claimed.to_be_bytes());
+    let j2 = open(&copy);
+    assert!(j2.quarantine().is_none(), "{:?}", j2.quarantine());
+    assert_eq!(drain_all(&j2).0.len(), 5_000);
+    j.close().unwrap();
+}
