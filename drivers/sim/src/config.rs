@@ -48,6 +48,63 @@ pub struct RtuConfig {
     pub path: PathBuf,
     #[serde(default = "default_baud")]
     pub baud: u32,
+    #[serde(default)]
+    pub parity: ParityName,
+    /// 5 to 8.
+    #[serde(default = "eight")]
+    pub data_bits: u8,
+    /// 1 or 2.
+    #[serde(default = "one_u8")]
+    pub stop_bits: u8,
+}
+
+/// Serial parity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParityName {
+    #[default]
+    None,
+    Even,
+    Odd,
+}
+
+impl RtuConfig {
+    /// The serial settings, or an error naming the wrong one.
+    pub fn settings(&self) -> Result<crate::SerialSettings, ConfigError> {
+        use tokio_serial::{DataBits, Parity, StopBits};
+        let mut settings = crate::SerialSettings::new(&self.path, self.baud);
+        settings.data_bits = match self.data_bits {
+            5 => DataBits::Five,
+            6 => DataBits::Six,
+            7 => DataBits::Seven,
+            8 => DataBits::Eight,
+            n => {
+                return Err(ConfigError::invalid(
+                    "rtu.data_bits",
+                    format!("{n} is not 5, 6, 7 or 8"),
+                ))
+            }
+        };
+        settings.stop_bits = match self.stop_bits {
+            1 => StopBits::One,
+            2 => StopBits::Two,
+            n => {
+                return Err(ConfigError::invalid(
+                    "rtu.stop_bits",
+                    format!("{n} is not 1 or 2"),
+                ))
+            }
+        };
+        settings.parity = match self.parity {
+            ParityName::None => Parity::None,
+            ParityName::Even => Parity::Even,
+            ParityName::Odd => Parity::Odd,
+        };
+        if self.baud == 0 {
+            return Err(ConfigError::invalid("rtu.baud", "must be positive"));
+        }
+        Ok(settings)
+    }
 }
 
 /// The bounded log of served reads. A capacity of 0 (the default) turns it off.
@@ -318,6 +375,9 @@ impl SimConfig {
 
     /// Checks everything a running simulator relies on, naming the first mistake found.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(rtu) = &self.rtu {
+            rtu.settings()?;
+        }
         crate::model::build_units(self).map(|_| ())?;
         crate::line::build_sensors(self, crate::clock::Clock::new()).map(|_| ())
     }
@@ -334,6 +394,14 @@ fn default_baud() -> u32 {
 
 fn one() -> f64 {
     1.0
+}
+
+fn one_u8() -> u8 {
+    1
+}
+
+fn eight() -> u8 {
+    8
 }
 
 fn one_u16() -> u16 {

@@ -35,6 +35,9 @@
 //! - [`Simulator::served_log`]: with `served_log.capacity > 0`, every answered read — unit,
 //!   table, first address, the raw registers (bits as 0/1), the elapsed time at which they were
 //!   evaluated and the wall-clock time. Bounded: the oldest entry is evicted and counted.
+//!   [`Simulator::decode_served`] turns an entry into per-point values (name, raw typed value,
+//!   engineering value) — the ground truth of an end-to-end "no reading lost" test — and
+//!   [`Simulator::points`] lists a unit's points to build a matching point map from.
 //! - The binary logs both periodically through `tracing` (`--stats-interval`).
 //!
 //! # Library API
@@ -81,6 +84,9 @@
 //! [rtu]                         # binary only; --rtu/--baud override
 //! path = "/dev/ttyUSB0"
 //! baud = 19200
+//! parity = "even"               # none (default) | even | odd
+//! data_bits = 8                 # default 8
+//! stop_bits = 1                 # default 1
 //! [served_log]
 //! capacity = 10000              # 0 (default): off
 //!
@@ -155,9 +161,10 @@ pub use clock::Clock;
 pub use config::{ConfigError, SimConfig};
 pub use error::ServeError;
 pub use line::{LineSensor, LineSensorHandle, WrittenLine};
+pub use point::PointInfo;
 pub use rtu::{RtuServerHandle, SerialSettings};
 pub use simulator::{AccessError, Simulator};
-pub use stats::{FaultCounts, ServedRead, StatsSnapshot};
+pub use stats::{FaultCounts, ServedRead, ServedValue, StatsSnapshot};
 pub use table::Table;
 pub use tcp::TcpServerHandle;
 pub use tokio_modbus::ExceptionCode;

@@ -1,7 +1,7 @@
 //! `fieldlink-sim`: serve a simulator configuration over Modbus TCP, Modbus RTU and serial lines.
 //!
 //! Parses arguments, loads the configuration, wires the servers to one shutdown token and maps
-//! errors to exit codes: 0 stopped by a signal, 2 usage, 3 invalid configuration, 4 a transport
+//! errors to exit codes: 0 stopped by SIGINT or SIGTERM, 2 usage, 3 invalid configuration, 4 a transport
 //! failed. Everything else is in the library (see its crate documentation).
 
 use std::collections::BTreeMap;
@@ -171,6 +171,7 @@ fn run(args: RunArgs) -> ExitCode {
 }
 
 async fn serve(sim: Simulator, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let mut signals = StopSignals::install()?;
     let shutdown = CancellationToken::new();
     let mut tasks: JoinSet<Result<(), ServeError>> = JoinSet::new();
 
@@ -182,16 +183,19 @@ async fn serve(sim: Simulator, args: RunArgs) -> anyhow::Result<ExitCode> {
         println!("tcp {}", listener.local_addr()?);
         tasks.spawn(sim.serve_tcp(listener, shutdown.clone()));
     }
-    let rtu_path = args
-        .rtu
-        .clone()
-        .or(sim.config().rtu.as_ref().map(|r| r.path.clone()));
-    if let Some(path) = rtu_path {
-        let baud = args
-            .baud
-            .or(sim.config().rtu.as_ref().map(|r| r.baud))
-            .unwrap_or(9600);
-        let settings = SerialSettings::new(path, baud);
+    let configured_rtu = match &sim.config().rtu {
+        Some(rtu) => Some(rtu.settings()?),
+        None => None,
+    };
+    let rtu = match (args.rtu.clone(), configured_rtu) {
+        (Some(path), Some(configured)) => Some(SerialSettings { path, ..configured }),
+        (Some(path), None) => Some(SerialSettings::new(path, 9600)),
+        (None, configured) => configured,
+    };
+    if let Some(mut settings) = rtu {
+        if let Some(baud) = args.baud {
+            settings.baud = baud;
+        }
         settings.open()?;
         tasks.spawn(sim.serve_rtu(settings, shutdown.clone()));
     }
@@ -222,10 +226,7 @@ async fn serve(sim: Simulator, args: RunArgs) -> anyhow::Result<ExitCode> {
 
     let mut code = ExitCode::SUCCESS;
     tokio::select! {
-        signal = tokio::signal::ctrl_c() => {
-            signal.context("cannot listen for Ctrl-C")?;
-            tracing::info!("interrupted; stopping");
-        }
+        signal = signals.recv() => tracing::info!(signal, "stopping"),
         Some(done) = tasks.join_next() => {
             match done {
                 Ok(Ok(())) => tracing::info!("a server stopped; stopping the others"),
@@ -247,4 +248,29 @@ async fn serve(sim: Simulator, args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(code)
+}
+
+/// SIGINT and SIGTERM, listened to from before anything is served, so a signal sent as soon as
+/// the `tcp ADDR` line is printed stops the simulator cleanly.
+struct StopSignals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(StopSignals {
+            int: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+            term: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+        })
+    }
+
+    /// Waits for either signal and names it.
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.int.recv() => "SIGINT",
+            _ = self.term.recv() => "SIGTERM",
+        }
+    }
 }

@@ -203,6 +203,22 @@ impl TableMap {
     }
 }
 
+impl TableMap {
+    /// Every point, by address.
+    pub(crate) fn points(&self) -> impl Iterator<Item = &Point> {
+        self.slots.values().flatten()
+    }
+
+    /// The points lying wholly inside `start..end`.
+    pub(crate) fn points_within(&self, start: u16, end: u32) -> impl Iterator<Item = &Point> {
+        self.slots
+            .range(start..)
+            .take_while(move |(a, _)| u32::from(**a) < end)
+            .flat_map(|(_, points)| points)
+            .filter(move |p| u32::from(p.address) + u32::from(p.width()) <= end)
+    }
+}
+
 /// Builds and validates every unit of a configuration.
 pub(crate) fn build_units(config: &SimConfig) -> Result<Vec<Unit>, ConfigError> {
     let mut seen: BTreeMap<u8, usize> = BTreeMap::new();
@@ -310,8 +326,13 @@ fn build_point(
             config.offset
         )));
     }
+    let name = match (&config.name, config.repeat > 1) {
+        (Some(name), true) => Some(format!("{name}[{copy}]")),
+        (name, _) => name.clone(),
+    };
     let mut point = Point {
         label,
+        name,
         table,
         address: address as u16,
         data_type,

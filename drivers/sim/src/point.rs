@@ -20,6 +20,8 @@ pub(crate) enum Source {
 pub(crate) struct Point {
     /// Where the point came from in the configuration, for error messages.
     pub(crate) label: String,
+    /// The configured name; copies made by `repeat` get `[k]` appended (0-based).
+    pub(crate) name: Option<String>,
     pub(crate) table: Table,
     pub(crate) address: u16,
     pub(crate) data_type: DataType,
@@ -32,7 +34,48 @@ pub(crate) struct Point {
     pub(crate) held: Option<Vec<u16>>,
 }
 
+/// A point as configured: what a reader needs to build a matching point map.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointInfo {
+    pub unit: u8,
+    /// The configured name; copies made by `repeat` get `[k]` appended (0-based).
+    pub name: Option<String>,
+    pub table: Table,
+    pub address: u16,
+    pub data_type: DataType,
+    pub order: WordOrder,
+    pub scale: f64,
+    pub offset: f64,
+    pub writable: bool,
+}
+
+impl PointInfo {
+    /// The engineering value of `raw` as a reader applying this point's map computes it:
+    /// `raw * scale + offset` for numbers, 0 or 1 for booleans and bits, `None` for strings.
+    pub fn engineering(&self, raw: &TypedValue) -> Option<f64> {
+        match raw {
+            TypedValue::Bool(_) => raw.as_f64(),
+            TypedValue::Str(_) => None,
+            _ => raw.as_f64().map(|v| v * self.scale + self.offset),
+        }
+    }
+}
+
 impl Point {
+    pub(crate) fn info(&self, unit: u8) -> PointInfo {
+        PointInfo {
+            unit,
+            name: self.name.clone(),
+            table: self.table,
+            address: self.address,
+            data_type: self.data_type,
+            order: self.order,
+            scale: self.scale,
+            offset: self.offset,
+            writable: self.writable,
+        }
+    }
+
     /// How many registers (or bits) the point spans.
     pub(crate) fn width(&self) -> u16 {
         self.data_type.register_count()
@@ -95,6 +138,7 @@ mod tests {
     fn point(data_type: DataType, order: WordOrder, scale: f64, offset: f64) -> Point {
         Point {
             label: "points[0]".into(),
+            name: None,
             table: Table::HoldingRegister,
             address: 0,
             data_type,

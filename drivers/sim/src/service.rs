@@ -73,6 +73,14 @@ impl ModbusService {
     }
 
     async fn handle(self, req: SlaveRequest<'static>) -> Result<Option<Response>, ExceptionCode> {
+        if self
+            .close
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Acquire))
+        {
+            // A request pipelined behind the one that dropped the connection.
+            return Ok(None);
+        }
         let SlaveRequest { slave, request } = req;
         let function = request.function_code().value();
         let stats = &self.sim.inner.stats;

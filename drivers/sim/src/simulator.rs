@@ -10,7 +10,8 @@ use crate::clock::Clock;
 use crate::config::{ConfigError, SimConfig};
 use crate::line::{self, LineSensor};
 use crate::model::{self, TableMap, UnitFaults};
-use crate::stats::{ServedRead, Stats, StatsSnapshot};
+use crate::point::PointInfo;
+use crate::stats::{ServedRead, ServedValue, Stats, StatsSnapshot};
 use crate::table::Table;
 
 /// A set of simulated Modbus units, served over any number of TCP listeners and RTU ports at
@@ -74,6 +75,9 @@ impl Simulator {
                 (u.id, unit)
             })
             .collect();
+        if let Some(rtu) = &config.rtu {
+            rtu.settings()?;
+        }
         let sensors = line::build_sensors(&config, clock)?;
         Ok(Simulator {
             inner: Arc::new(Inner {
@@ -203,6 +207,43 @@ impl Simulator {
     /// Takes the served-read log, leaving it empty.
     pub fn take_served_log(&self) -> Vec<ServedRead> {
         self.inner.stats.take_served_log()
+    }
+
+    /// Every point of `unit`, by table then address.
+    pub fn points(&self, unit: u8) -> Result<Vec<PointInfo>, AccessError> {
+        let tables = self.unit(unit)?.tables();
+        Ok(Table::ALL
+            .iter()
+            .flat_map(|t| tables[t.index()].points().map(|p| p.info(unit)))
+            .collect())
+    }
+
+    /// The points a served read carried in full, each decoded with its map: what a reader of
+    /// those registers should have recorded, and when. Plain memory is not a point and is left
+    /// out, as are points the read only partly covered.
+    pub fn decode_served(&self, read: &ServedRead) -> Vec<ServedValue> {
+        let Ok(unit) = self.unit(read.unit) else {
+            return Vec::new();
+        };
+        let tables = unit.tables();
+        let start = read.address;
+        let end = u32::from(start) + read.words.len() as u32;
+        tables[read.table.index()]
+            .points_within(start, end)
+            .filter_map(|p| {
+                let from = usize::from(p.address - start);
+                let words = &read.words[from..from + usize::from(p.width())];
+                let raw = fieldlink_drivers::codec::decode(words, p.data_type, p.order).ok()?;
+                let point = p.info(read.unit);
+                Some(ServedValue {
+                    value: point.engineering(&raw),
+                    point,
+                    raw,
+                    elapsed: read.elapsed,
+                    served_at: read.served_at,
+                })
+            })
+            .collect()
     }
 
     /// The configured serial-line sensor called `name`, sharing the simulator's clock.

@@ -8,6 +8,9 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
+use fieldlink_drivers::codec::TypedValue;
+
+use crate::point::PointInfo;
 use crate::table::Table;
 
 /// One answered read.
@@ -22,6 +25,18 @@ pub struct ServedRead {
     /// Time since the simulator's epoch at which the values were evaluated.
     pub elapsed: Duration,
     /// Wall-clock time of the same instant.
+    pub served_at: SystemTime,
+}
+
+/// One point's value within a [`ServedRead`], decoded with the point's map.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServedValue {
+    pub point: PointInfo,
+    /// The raw value as the registers carry it.
+    pub raw: TypedValue,
+    /// What a reader applying the point's scale and offset gets; `None` for strings.
+    pub value: Option<f64>,
+    pub elapsed: Duration,
     pub served_at: SystemTime,
 }
 

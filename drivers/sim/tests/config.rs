@@ -258,7 +258,13 @@ fn the_binary_exits_3_naming_the_mistake() {
 }
 
 #[test]
-fn the_binary_serves_tcp_and_stops_cleanly_on_interrupt() {
+fn the_binary_serves_tcp_and_stops_cleanly_on_sigint_and_sigterm() {
+    for signal in ["-INT", "-TERM"] {
+        serve_then_stop(signal);
+    }
+}
+
+fn serve_then_stop(signal: &str) {
     let mut child = Command::new(BIN)
         .args([
             "run",
@@ -305,9 +311,9 @@ fn the_binary_serves_tcp_and_stops_cleanly_on_interrupt() {
     );
 
     let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(child.wait().unwrap().code(), Some(0), "{signal}");
 }

@@ -518,3 +518,71 @@ async fn stopping_the_server_closes_its_connections() {
     let reconnect = tokio::net::TcpStream::connect(addr).await;
     assert!(reconnect.is_err(), "listener still accepting");
 }
+
+const NAMED: &str = r#"
+[served_log]
+capacity = 10
+
+[[units]]
+id = 5
+size = { holding_registers = 2 }
+
+[[units.points]]
+name = "voltage"
+table = "holding_register"
+address = 2
+type = "i32"
+scale = 0.01
+offset = 200
+waveform = { kind = "sine", offset = 230, amplitude = 7, period_s = 5 }
+
+[[units.points]]
+name = "block"
+table = "holding_register"
+address = 4
+repeat = 3
+waveform = { kind = "counter", start = 10, interval_s = 0.01 }
+"#;
+
+#[tokio::test]
+async fn served_reads_decode_into_named_point_values() {
+    let sim = sim(NAMED);
+    let server = sim.bind_tcp("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let mut c = tcp_client(server.local_addr(), 5).await;
+    within("read all", c.read_holding_registers(0, 7))
+        .await
+        .unwrap()
+        .unwrap();
+    within("read part", c.read_holding_registers(3, 2))
+        .await
+        .unwrap()
+        .unwrap();
+
+    let log = sim.served_log();
+    let all = sim.decode_served(&log[0]);
+    let names: Vec<_> = all.iter().map(|v| v.point.name.clone().unwrap()).collect();
+    assert_eq!(names, ["voltage", "block[0]", "block[1]", "block[2]"]);
+    let t = log[0].elapsed.as_secs_f64();
+    let sine = 230.0 + 7.0 * (TAU * t / 5.0).sin();
+    // i32 with scale 0.01: the served value is rounded to the nearest hundredth.
+    assert!((all[0].value.unwrap() - sine).abs() <= 0.005 + 1e-9);
+    assert_eq!(
+        all[0].raw,
+        TypedValue::I32(((sine - 200.0) / 0.01).round() as i32)
+    );
+    let counter = 10.0 + (t / 0.01).floor();
+    for v in &all[1..] {
+        assert_eq!(v.value, Some(counter));
+        assert_eq!(v.elapsed, log[0].elapsed);
+    }
+    // The second read covered half of the voltage and all of block[0].
+    let part = sim.decode_served(&log[1]);
+    assert_eq!(part.len(), 1);
+    assert_eq!(part[0].point.name.as_deref(), Some("block[0]"));
+
+    let points = sim.points(5).unwrap();
+    assert_eq!(points.len(), 4);
+    assert_eq!((points[0].address, points[0].data_type), (2, DataType::I32));
+    assert_eq!(points[3].address, 6);
+    drop(server);
+}
