@@ -131,6 +131,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Command>
 
 fn run(args: RunArgs) -> ExitCode {
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),

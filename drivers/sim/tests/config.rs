@@ -273,10 +273,11 @@ fn serve_then_stop(signal: &str) {
             "--tcp",
             "127.0.0.1:0",
             "--stats-interval",
-            "0",
+            "0.1",
         ])
+        .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
@@ -288,6 +289,15 @@ fn serve_then_stop(signal: &str) {
         .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
         .parse()
         .unwrap();
+    let (log_tx, log_rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if log_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -309,6 +319,17 @@ fn serve_then_stop(signal: &str) {
         text,
         fieldlink_drivers::codec::TypedValue::Str("EM-0042".into())
     );
+
+    // The periodic counters report the request.
+    let reported = loop {
+        let line = log_rx
+            .recv_timeout(common::PATIENCE)
+            .expect("no counter report on stderr");
+        if line.contains("simulator totals") && line.contains("requests=1 ") {
+            break line;
+        }
+    };
+    assert!(reported.contains("exceptions=0"), "{reported}");
 
     let status = Command::new("kill")
         .args([signal, &child.id().to_string()])
