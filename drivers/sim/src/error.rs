@@ -27,6 +27,8 @@ pub enum ServeError {
         #[source]
         source: io::Error,
     },
+    #[error("cannot write the served log: {0}")]
+    ServedLog(#[source] io::Error),
     #[error("server task ended abnormally: {0}")]
     Task(#[from] tokio::task::JoinError),
 }

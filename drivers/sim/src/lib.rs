@@ -38,6 +38,8 @@
 //!   [`Simulator::decode_served`] turns an entry into per-point values (name, raw typed value,
 //!   engineering value) — the ground truth of an end-to-end "no reading lost" test — and
 //!   [`Simulator::points`] lists a unit's points to build a matching point map from.
+//!   [`Simulator::export_served_log`] streams the log as JSON lines (the binary's
+//!   `--served-log FILE`), for a test running the simulator in another process.
 //! - The binary logs both periodically through `tracing` (`--stats-interval`).
 //!
 //! # Library API
@@ -139,13 +141,14 @@
 //!
 //! # Binary
 //! `fieldlink-sim run --config FILE [--tcp ADDR] [--rtu PATH [--baud N]] [--line NAME=PATH]...
-//! [--stats-interval SECS]`, `fieldlink-sim check-config FILE`,
+//! [--stats-interval SECS] [--served-log FILE]`, `fieldlink-sim check-config FILE`,
 //! `fieldlink-sim print-example-config`. Exit codes: 0 stopped cleanly, 2 usage, 3 invalid
 //! configuration, 4 a transport failed.
 
 pub mod clock;
 pub mod config;
 mod error;
+mod export;
 mod line;
 mod model;
 mod point;

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 const USAGE: &str = "\
 usage:
   fieldlink-sim run --config FILE [--tcp ADDR] [--rtu PATH] [--baud N]
-                    [--line NAME=PATH]... [--stats-interval SECS]
+                    [--line NAME=PATH]... [--stats-interval SECS] [--served-log FILE]
   fieldlink-sim check-config FILE
   fieldlink-sim print-example-config
 
@@ -27,7 +27,14 @@ usage:
   --rtu PATH            serve Modbus RTU on serial device PATH, every unit on one bus
   --baud N              RTU baud rate (default: config or 9600)
   --line NAME=PATH      run line sensor NAME on serial device PATH
-  --stats-interval SECS log counters every SECS seconds (default 10, 0 = never)";
+  --stats-interval SECS log counters every SECS seconds (default 10, 0 = never)
+  --served-log FILE     append every answered read to FILE as a JSON line (turns the
+                        served log on with 10000 entries if the configuration has it off)";
+
+/// Served-log capacity when `--served-log` is given and the configuration has none.
+const DEFAULT_SERVED_LOG: usize = 10_000;
+/// How often `--served-log` moves the served log to its file.
+const EXPORT_EVERY: Duration = Duration::from_millis(200);
 
 const EXIT_USAGE: u8 = 2;
 const EXIT_CONFIG: u8 = 3;
@@ -40,6 +47,7 @@ struct RunArgs {
     baud: Option<u32>,
     lines: BTreeMap<String, PathBuf>,
     stats_interval: Duration,
+    served_log: Option<PathBuf>,
 }
 
 enum Command {
@@ -102,6 +110,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Command>
         baud: None,
         lines: BTreeMap::new(),
         stats_interval: Duration::from_secs(10),
+        served_log: None,
     };
     while let Some(flag) = args.next() {
         let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
@@ -109,6 +118,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Command>
             "--config" => config = Some(PathBuf::from(value()?)),
             "--tcp" => run.tcp = Some(value()?.parse().context("--tcp needs HOST:PORT")?),
             "--rtu" => run.rtu = Some(value()?.into()),
+            "--served-log" => run.served_log = Some(value()?.into()),
             "--baud" => run.baud = Some(value()?.parse().context("--baud needs a number")?),
             "--line" => {
                 let v = value()?;
@@ -138,7 +148,13 @@ fn run(args: RunArgs) -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let sim = match SimConfig::load(&args.config).and_then(Simulator::from_config) {
+    let loaded = SimConfig::load(&args.config).map(|mut config| {
+        if args.served_log.is_some() && config.served_log.capacity == 0 {
+            config.served_log.capacity = DEFAULT_SERVED_LOG;
+        }
+        config
+    });
+    let sim = match loaded.and_then(Simulator::from_config) {
         Ok(sim) => sim,
         Err(err) => {
             eprintln!("fieldlink-sim: {}: {err}", args.config.display());
@@ -222,6 +238,16 @@ async fn serve(sim: Simulator, args: RunArgs) -> anyhow::Result<ExitCode> {
         eprintln!("fieldlink-sim: nothing to serve: give --tcp, --rtu or --line (or set them in the configuration)\n\n{USAGE}");
         return Ok(ExitCode::from(EXIT_USAGE));
     }
+    if let Some(path) = &args.served_log {
+        let file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .await
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        let export = sim.export_served_log(file, EXPORT_EVERY, shutdown.clone());
+        tasks.spawn(async move { export.await.map_err(ServeError::ServedLog) });
+    }
     if !args.stats_interval.is_zero() {
         tokio::spawn(sim.report_stats(args.stats_interval, shutdown.clone()));
     }
@@ -246,7 +272,8 @@ async fn serve(sim: Simulator, args: RunArgs) -> anyhow::Result<ExitCode> {
     shutdown.cancel();
     while let Some(done) = tasks.join_next().await {
         if let Ok(Err(err)) = done {
-            tracing::warn!(error = %err, "server ended with an error while stopping");
+            tracing::error!(error = %err, "a task failed while stopping");
+            code = ExitCode::from(EXIT_TRANSPORT);
         }
     }
     Ok(code)

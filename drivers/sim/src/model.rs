@@ -95,9 +95,10 @@ impl TableMap {
     fn slot_words(points: &[Point], elapsed: Duration) -> Result<Vec<u16>, ExceptionCode> {
         let mut words: Vec<u16> = Vec::new();
         for point in points {
-            let own = point
-                .words_at(elapsed)
-                .map_err(|_| ExceptionCode::ServerDeviceFailure)?;
+            let own = point.words_at(elapsed).map_err(|err| {
+                tracing::warn!(point = %point.label, error = %err, "cannot encode the point's value");
+                ExceptionCode::ServerDeviceFailure
+            })?;
             if words.is_empty() {
                 words = own;
             } else {

@@ -265,16 +265,12 @@ fn the_binary_serves_tcp_and_stops_cleanly_on_sigint_and_sigterm() {
 }
 
 fn serve_then_stop(signal: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let served = dir.path().join("served.jsonl");
     let mut child = Command::new(BIN)
-        .args([
-            "run",
-            "--config",
-            EXAMPLE,
-            "--tcp",
-            "127.0.0.1:0",
-            "--stats-interval",
-            "0.1",
-        ])
+        .args(["run", "--config", EXAMPLE, "--tcp", "127.0.0.1:0"])
+        .args(["--stats-interval", "0.1", "--served-log"])
+        .arg(&served)
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -337,4 +333,22 @@ fn serve_then_stop(signal: &str) {
         .unwrap();
     assert!(status.success());
     assert_eq!(child.wait().unwrap().code(), Some(0), "{signal}");
+
+    // The read reached the served-log file, drained on the way out, decoded per point.
+    let text = std::fs::read_to_string(&served).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    let read = &lines[0];
+    assert_eq!(read["unit"], 1);
+    assert_eq!(read["table"], "holding_register");
+    assert_eq!(read["address"], 100);
+    assert_eq!(read["words"], serde_json::json!(words));
+    assert_eq!(read["points"][0]["name"], "serial_number");
+    assert_eq!(read["points"][0]["type"], "string:4");
+    assert_eq!(read["points"][0]["raw"], "EM-0042");
+    assert!(read["points"][0]["value"].is_null());
+    assert!(read["elapsed_s"].as_f64().unwrap() > 0.0);
 }
