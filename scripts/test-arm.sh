@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Runs the gateway crates' test suites as ARM code, so that what ships to Raspberry Pis is tested
+# as such (goal D1): built for aarch64-unknown-linux-gnu and run under qemu-user through the
+# runner in .cargo/config.toml, plus a build-only check for armv7-unknown-linux-gnueabihf (32-bit
+# catches: usize width, 64-bit atomics, C code built with the arm compiler).
+#
+# Tests that need real peers (socat pty pairs, pymodbus, Mosquitto) work unchanged: qemu-user
+# runs the ARM test binary as an ordinary host process, so the x86 programs it starts run
+# natively and talk to it over TCP or a pty.
+#
+# A few test targets cannot run under qemu-user; they are listed in QEMU_EXCLUDED below with the
+# reason, printed on every run, and still run natively in scripts/test.sh.
+#
+#   scripts/test-arm.sh                 install what is missing, test aarch64, build armv7
+#   FIELDLINK_SKIP_INSTALL=1            never call apt-get, rustup or pip
+#   FIELDLINK_ARM_PACKAGES="a b"        test other packages than the default ones
+#   FIELDLINK_ARM_TIMEOUT=1800          seconds the whole run may take before it is stopped
+#
+# Uses CARGO_TARGET_DIR when set; sharing the native run's target directory lets both ARM
+# targets reuse the host-side build scripts and proc-macros.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=cross/toolchain.sh
+source cross/toolchain.sh
+
+test_target=aarch64-unknown-linux-gnu
+build_target=armv7-unknown-linux-gnueabihf
+read -r -a packages <<<"${FIELDLINK_ARM_PACKAGES:-fieldlink-protocol fieldlink-buffer fieldlink-drivers fieldlink-agent}"
+deadline=$(( $(date +%s) + ${FIELDLINK_ARM_TIMEOUT:-1800} ))
+
+# package:test-target -> why it cannot run under qemu-user.
+declare -A QEMU_EXCLUDED=(
+  [fieldlink-buffer:crash]="re-executes its own test binary (std::env::current_exe) as the child it SIGKILLs; qemu-user does not follow execve into an ARM binary and this machine has no binfmt_misc, so the kernel refuses the exec (ENOEXEC)"
+)
+
+step() { printf '\n== %s\n' "$*"; }
+
+# Runs a command, stopped (TERM, then KILL) if it would outlast the whole run's deadline.
+within_deadline() {
+  local left=$(( deadline - $(date +%s) ))
+  if [ "$left" -le 0 ]; then
+    echo "ARM tests ran out of time (FIELDLINK_ARM_TIMEOUT=${FIELDLINK_ARM_TIMEOUT:-1800} s)" >&2
+    return 124
+  fi
+  timeout --kill-after=30s "$left" "$@"
+}
+
+if [ "${FIELDLINK_SKIP_INSTALL:-0}" != 1 ]; then
+  fieldlink_ensure_cross_toolchain "$test_target" "$build_target"
+  # The drivers' tests drive real peers; scripts/test.sh installs them too when it calls us.
+  command -v socat >/dev/null || fieldlink_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq socat
+  if ! python3 scripts/check_requirements.py scripts/requirements-test.txt 2>/dev/null; then
+    python3 -m pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt \
+      || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages -r scripts/requirements-test.txt
+  fi
+fi
+fieldlink_export_cross_env "$test_target" "$build_target"
+
+# Test targets per package from cargo metadata, minus the excluded ones; one cargo invocation
+# for all packages keeps feature unification (and so the build) identical to a plain run.
+metadata=$(cargo metadata --no-deps --format-version 1 --locked)
+pkg_args=()
+target_args=(--lib --bins --examples)
+excluded_report=()
+for p in "${packages[@]}"; do
+  pkg_args+=(-p "$p")
+  jq -e --arg p "$p" 'any(.packages[]; .name == $p)' <<<"$metadata" >/dev/null \
+    || { echo "no package $p in the workspace" >&2; exit 2; }
+  while read -r t; do
+    [ -n "$t" ] || continue
+    if [ -n "${QEMU_EXCLUDED[$p:$t]:-}" ]; then
+      excluded_report+=("$p, tests/$t.rs: ${QEMU_EXCLUDED[$p:$t]}")
+    else
+      target_args+=(--test "$t")
+    fi
+  done < <(jq -r --arg p "$p" '.packages[] | select(.name == $p) | .targets[] | select(.kind | index("test")) | .name' <<<"$metadata")
+done
+
+start=$(date +%s)
+
+step "build tests for $test_target"
+within_deadline nice -n 10 cargo test --locked --no-run --target "$test_target" "${pkg_args[@]}" "${target_args[@]}"
+built=$(date +%s)
+
+step "run tests for $test_target under ${FIELDLINK_QEMU[$test_target]}"
+within_deadline cargo test --locked --no-fail-fast --target "$test_target" "${pkg_args[@]}" "${target_args[@]}"
+step "run doctests for $test_target under ${FIELDLINK_QEMU[$test_target]}"
+within_deadline nice -n 10 cargo test --locked --no-fail-fast --doc --target "$test_target" "${pkg_args[@]}"
+tested=$(date +%s)
+
+step "build-only check for $build_target"
+within_deadline nice -n 10 cargo test --locked --no-run --target "$build_target" "${pkg_args[@]}" --lib --bins --tests --examples
+done_at=$(date +%s)
+
+step "ARM summary"
+echo "$test_target: build $(( built - start )) s, tests under qemu $(( tested - built )) s"
+echo "$build_target: build $(( done_at - tested )) s"
+echo "total $(( done_at - start )) s"
+if [ ${#excluded_report[@]} -gt 0 ]; then
+  echo "not run under qemu-user (they run natively in scripts/test.sh):"
+  printf '  - %s\n' "${excluded_report[@]}"
+fi
