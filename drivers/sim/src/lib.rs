@@ -23,7 +23,9 @@
 //!   written. Writes to read-only points get exception 2; writes are all or nothing.
 //! - **Faults** per unit: exceptions on address ranges, a `delay_ms` on every answer, a `silent`
 //!   unit that never answers, and `drop_every = N`: every Nth request to the unit is not answered
-//!   and, over TCP, its connection is closed.
+//!   and, over TCP, its connection is closed (the count is per unit, across connections). On RTU
+//!   a delayed unit holds the bus like a real half-duplex line: later requests wait behind it,
+//!   and its answer may arrive after the master has given up on it.
 //! - Unconfigured addresses answer exception 2 (illegal data address), oversized requests
 //!   exception 3, unsupported function codes exception 1. Over TCP a request for an unconfigured
 //!   unit gets exception 0x0B (ids 0 and 255 reach the unit when only one is configured); over
@@ -73,7 +75,8 @@
 //! For a server under an existing shutdown root use [`Simulator::serve_tcp`] (with a
 //! `TcpListener` you bound) and [`Simulator::serve_rtu`], which run until their
 //! `CancellationToken` is cancelled. Serial-line sensors: [`Simulator::line_sensor`] then
-//! [`LineSensor::start`] with a device path; [`LineSensor::written_log`] keeps what was written.
+//! [`LineSensor::start`] with a device path; [`LineSensor::written_log`] keeps what was written
+//! (up to `served_log.capacity` lines, with the time the values were taken).
 //!
 //! # Configuration file
 //! TOML, parsed by [`SimConfig::from_toml_str`] / [`SimConfig::load`] and checked by

@@ -464,3 +464,72 @@ fn build_exception(config: &ExceptionFaultConfig, at: &str) -> Result<ExceptionF
         code: ExceptionCode::new(config.code),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn units(text: &str) -> Result<Vec<Unit>, ConfigError> {
+        build_units(&SimConfig::from_toml_str(text).unwrap())
+    }
+
+    const STATUS_WORD: &str = r#"
+        [[units]]
+        id = 1
+        [[units.points]]
+        table = "holding_register"
+        address = 7
+        type = "bit:0"
+        writable = true
+        waveform = { kind = "constant", value = true }
+        [[units.points]]
+        table = "holding_register"
+        address = 7
+        type = "bit:4"
+        writable = true
+        [[units.points]]
+        table = "holding_register"
+        address = 8
+        writable = true
+    "#;
+
+    #[test]
+    fn bit_points_share_a_register_and_split_a_write() {
+        let mut unit = units(STATUS_WORD).unwrap().remove(0);
+        let holding = &mut unit.tables[Table::HoldingRegister.index()];
+        assert_eq!(holding.read(7, 1, Duration::ZERO).unwrap(), [0b1]);
+        holding
+            .write(7, &[0b1001_0000, 5], Duration::ZERO, true)
+            .unwrap();
+        // Bit 0 cleared, bit 4 set; bit 7 belongs to no point and is not kept.
+        assert_eq!(holding.read(7, 2, Duration::ZERO).unwrap(), [0b1_0000, 5]);
+        let addresses: Vec<u16> = holding.points_within(7, 9).map(|p| p.address).collect();
+        assert_eq!(addresses, [7, 7, 8]);
+    }
+
+    #[test]
+    fn a_refused_write_changes_nothing() {
+        let text = STATUS_WORD.replace(
+            "address = 8\n        writable = true",
+            "address = 8\n        writable = false",
+        );
+        let mut unit = units(&text).unwrap().remove(0);
+        let holding = &mut unit.tables[Table::HoldingRegister.index()];
+        let refused = holding.write(7, &[0, 9], Duration::ZERO, true);
+        assert_eq!(refused, Err(ExceptionCode::IllegalDataAddress));
+        assert_eq!(holding.read(7, 2, Duration::ZERO).unwrap(), [1, 0]);
+        // A forced write (a test setting device state) ignores writability.
+        holding.write(7, &[0, 9], Duration::ZERO, false).unwrap();
+        assert_eq!(holding.read(7, 2, Duration::ZERO).unwrap(), [0, 9]);
+    }
+
+    #[test]
+    fn the_same_bit_twice_is_an_overlap() {
+        let text = STATUS_WORD.replace("type = \"bit:4\"", "type = \"bit:0\"");
+        let err = units(&text).unwrap_err().to_string();
+        assert!(
+            err.contains("points[1] (holding_register 7): overlaps points[0]"),
+            "{err}"
+        );
+    }
+}
