@@ -586,3 +586,70 @@ async fn served_reads_decode_into_named_point_values() {
     assert_eq!(points[3].address, 6);
     drop(server);
 }
+
+const WIRE: &str = r#"
+[[units]]
+id = 17
+[[units.points]]
+table = "holding_register"
+address = 0
+type = "u32"
+waveform = { kind = "constant", value = 305419896 }
+[[units.points]]
+table = "coil"
+address = 0
+waveform = { kind = "constant", value = true }
+[[units.points]]
+table = "coil"
+address = 2
+waveform = { kind = "constant", value = true }
+[[units.points]]
+table = "coil"
+address = 1
+"#;
+
+/// Frames written byte by byte from the Modbus specification, so the server is checked against
+/// the standard rather than against tokio-modbus's own client.
+#[tokio::test]
+async fn the_wire_bytes_follow_the_modbus_tcp_specification() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sim = sim(WIRE);
+    let server = sim.bind_tcp("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let mut socket = within(
+        "connect",
+        tokio::net::TcpStream::connect(server.local_addr()),
+    )
+    .await
+    .unwrap();
+    let cases: [(&[u8], &[u8]); 4] = [
+        // Read 2 holding registers at 0: 0x12345678 big-endian.
+        (
+            &[0, 1, 0, 0, 0, 6, 17, 0x03, 0, 0, 0, 2],
+            &[0, 1, 0, 0, 0, 7, 17, 0x03, 4, 0x12, 0x34, 0x56, 0x78],
+        ),
+        // Read 3 coils: 1, 0, 1 packed LSB first.
+        (
+            &[0, 2, 0, 0, 0, 6, 17, 0x01, 0, 0, 0, 3],
+            &[0, 2, 0, 0, 0, 4, 17, 0x01, 1, 0b101],
+        ),
+        // Register 2 does not exist: exception 2 on function 0x83.
+        (
+            &[0, 3, 0, 0, 0, 6, 17, 0x03, 0, 1, 0, 2],
+            &[0, 3, 0, 0, 0, 3, 17, 0x83, 0x02],
+        ),
+        // A register write to a read-only point: exception 2 on function 0x86.
+        (
+            &[0, 4, 0, 0, 0, 6, 17, 0x06, 0, 0, 0xAB, 0xCD],
+            &[0, 4, 0, 0, 0, 3, 17, 0x86, 0x02],
+        ),
+    ];
+    for (request, expected) in cases {
+        socket.write_all(request).await.unwrap();
+        let mut answer = vec![0; expected.len()];
+        within("answer", socket.read_exact(&mut answer))
+            .await
+            .unwrap();
+        assert_eq!(answer, expected);
+    }
+    drop(server);
+}
