@@ -17,6 +17,7 @@ pub mod json;
 pub mod limits;
 pub mod message;
 pub mod point;
+pub mod reference;
 pub mod topic;
 pub mod validate;
 

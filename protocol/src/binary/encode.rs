@@ -11,8 +11,46 @@ use crate::limits::{MAX_PAYLOAD_BYTES, MAX_SERIES_PER_BATCH};
 use crate::message::series;
 use crate::{validate, Quality, TelemetryBatch, Value};
 
+/// Choices the encoder makes. [`Default`] is what [`encode`] does; the alternatives exist so
+/// that the benchmark can measure what each part of the design saves. Every choice produces a
+/// valid payload that [`decode`](super::decode) reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EncodeOptions {
+    /// Let a series reuse the previous series' timestamp column when it is identical.
+    pub share_timestamps: bool,
+    pub numbers: NumberCoding,
+}
+
+impl Default for EncodeOptions {
+    fn default() -> Self {
+        EncodeOptions {
+            share_timestamps: true,
+            numbers: NumberCoding::Auto,
+        }
+    }
+}
+
+/// How a series of numbers is coded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumberCoding {
+    /// Exact decimals with varint deltas where possible, else XOR.
+    Auto,
+    /// Always XOR of successive bit patterns.
+    Xor,
+    /// Always 8 raw bytes per value (the mixed codec).
+    Raw,
+}
+
 /// Validates `batch` and writes it in the binary form.
-pub fn encode<'a>(batch: &'a TelemetryBatch) -> Result<Vec<u8>, EncodeError> {
+pub fn encode(batch: &TelemetryBatch) -> Result<Vec<u8>, EncodeError> {
+    encode_with(batch, EncodeOptions::default())
+}
+
+/// [`encode`] with explicit [`EncodeOptions`].
+pub fn encode_with<'a>(
+    batch: &'a TelemetryBatch,
+    options: EncodeOptions,
+) -> Result<Vec<u8>, EncodeError> {
     batch.validate_points()?;
     let points = &batch.points;
     let series = series::group(points);
@@ -56,8 +94,8 @@ pub fn encode<'a>(batch: &'a TelemetryBatch) -> Result<Vec<u8>, EncodeError> {
         ts.extend(s.points.iter().map(|&i| points[i].ts_ms));
         vals.clear();
         vals.extend(s.points.iter().map(|&i| &points[i].value));
-        let (codec, scale) = values::choose(&vals);
-        let same = !prev_ts.is_empty() && ts == prev_ts;
+        let (codec, scale) = values::choose(&vals, options.numbers);
+        let same = options.share_timestamps && !prev_ts.is_empty() && ts == prev_ts;
         let quality = s.points.iter().any(|&i| !points[i].quality.is_good());
         let mut header = codec as u8;
         if quality {

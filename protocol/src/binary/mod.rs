@@ -4,8 +4,9 @@
 //! written once per batch (a string table, then series as pairs of indices), timestamps as
 //! delta-of-delta with zero runs and shared between series polled together, and numbers as
 //! exact decimals with varint deltas. On the reference batch (1,000 points, 100 series, 1 s
-//! cadence) that is under 2 bytes per point; a general-purpose compressor on top gained too
-//! little to be worth a dependency.
+//! cadence) that is 1.81 bytes per point. Deflate on top would bring it to 1.04, but the form
+//! already meets its goal (≤ 4) with room to spare, and leaving the compressor out keeps
+//! encoding cheap on the gateway and keeps a decompression bomb out of a total decoder.
 //!
 //! Layout (varint = unsigned LEB128, zvarint = zigzag then varint, str = varint length then
 //! UTF-8 bytes):
@@ -39,7 +40,7 @@ mod values;
 mod varint;
 
 pub use decode::decode;
-pub use encode::encode;
+pub use encode::{encode, encode_with, EncodeOptions, NumberCoding};
 pub use error::BinaryError;
 
 /// First byte of every binary payload. `0xFB` never starts JSON (which begins with white

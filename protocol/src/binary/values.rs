@@ -9,6 +9,7 @@
 //! with the zero bytes at both ends dropped. Booleans are bit-packed, strings
 //! length-prefixed, and a series of mixed types tags each value.
 
+use super::encode::NumberCoding;
 use super::reader::Reader;
 use super::varint::{put_i64, put_u64};
 use super::BinaryError;
@@ -86,11 +87,15 @@ fn decimal_scale(values: &[&Value]) -> Option<u8> {
 }
 
 /// Picks the codec for a series and, for [`Codec::Decimal`], its scale.
-pub(crate) fn choose(values: &[&Value]) -> (Codec, u8) {
+pub(crate) fn choose(values: &[&Value], numbers: NumberCoding) -> (Codec, u8) {
     if values.iter().all(|v| matches!(v, Value::Number(_))) {
-        match decimal_scale(values) {
-            Some(k) => (Codec::Decimal, k),
-            None => (Codec::Xor, 0),
+        match numbers {
+            NumberCoding::Auto => match decimal_scale(values) {
+                Some(k) => (Codec::Decimal, k),
+                None => (Codec::Xor, 0),
+            },
+            NumberCoding::Xor => (Codec::Xor, 0),
+            NumberCoding::Raw => (Codec::Mixed, 0),
         }
     } else if values.iter().all(|v| matches!(v, Value::Bool(_))) {
         (Codec::Bool, 0)
@@ -299,7 +304,7 @@ mod tests {
 
     fn round_trip(values: &[Value]) -> (Codec, usize) {
         let refs: Vec<&Value> = values.iter().collect();
-        let (codec, scale) = choose(&refs);
+        let (codec, scale) = choose(&refs, NumberCoding::Auto);
         let mut out = Vec::new();
         encode(&mut out, codec, scale, &refs);
         let mut r = Reader::new(&out);
