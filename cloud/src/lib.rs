@@ -1,5 +1,9 @@
-//! `fieldlink-cloud`: ingests the gateways' MQTT traffic into TimescaleDB, PostgreSQL or an
-//! embedded SQLite store, evaluates alerts, serves REST and WebSocket for dashboards, and sends
-//! commands to gateways with a tracked status.
+//! `fieldlink-cloud`: takes every gateway's MQTT traffic off the broker and stores it exactly
+//! once in TimescaleDB, PostgreSQL or an embedded SQLite file, keeps the gateway registry
+//! current, and serves health and metrics.
 //!
-//! Not built yet: this crate holds no code until its issue is taken. See `docs/ARCHITECTURE.md`.
+//! Data flow: [`ingest`] (MQTT event loop → decode and validate → batching writer) →
+//! [`store`]. A message is acknowledged to the broker only after the transaction holding its
+//! rows has committed; see [`ingest`] for the exact rule.
+
+pub mod store;

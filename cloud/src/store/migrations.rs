@@ -1,0 +1,100 @@
+//! The SQL files in the repository's `migrations/` folder, compiled into the binary so a
+//! deployed service needs nothing beside it. See `migrations/README.md` for the naming rules.
+
+/// Which PostgreSQL flavour a migration targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavour {
+    /// Both plain PostgreSQL and TimescaleDB.
+    Any,
+    Plain,
+    Timescale,
+}
+
+/// One versioned SQL file.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    pub version: i32,
+    pub name: &'static str,
+    pub flavour: Flavour,
+    pub sql: &'static str,
+}
+
+impl Migration {
+    /// Whether the file asks to run outside a transaction.
+    pub fn no_transaction(&self) -> bool {
+        self.sql.starts_with("-- fieldlink:no-transaction")
+    }
+
+    /// The statements of a no-transaction file: it holds no function bodies, so a `;` at the end
+    /// of a line ends a statement.
+    pub fn statements(&self) -> Vec<&'static str> {
+        self.sql
+            .split(";\n")
+            .map(str::trim)
+            .filter(|s| {
+                s.lines()
+                    .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--"))
+            })
+            .collect()
+    }
+}
+
+pub const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "schema",
+        flavour: Flavour::Any,
+        sql: include_str!("../../../migrations/postgres/0001_schema.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "rollup",
+        flavour: Flavour::Plain,
+        sql: include_str!("../../../migrations/postgres/0002_rollup.plain.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "hypertable",
+        flavour: Flavour::Timescale,
+        sql: include_str!("../../../migrations/postgres/0002_hypertable.timescale.sql"),
+    },
+];
+
+pub const SQLITE: &[Migration] = &[Migration {
+    version: 1,
+    name: "schema",
+    flavour: Flavour::Any,
+    sql: include_str!("../../../migrations/sqlite/0001_schema.sql"),
+}];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_rise_per_flavour() {
+        for flavour in [Flavour::Plain, Flavour::Timescale] {
+            let versions: Vec<i32> = POSTGRES
+                .iter()
+                .filter(|m| m.flavour == Flavour::Any || m.flavour == flavour)
+                .map(|m| m.version)
+                .collect();
+            assert!(
+                versions.windows(2).all(|w| w[0] < w[1]),
+                "{flavour:?}: {versions:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_transaction_files_split_into_statements() {
+        let ts = POSTGRES
+            .iter()
+            .find(|m| m.flavour == Flavour::Timescale)
+            .unwrap();
+        assert!(ts.no_transaction());
+        let stmts = ts.statements();
+        assert_eq!(stmts.len(), 6, "{stmts:#?}");
+        assert!(stmts.iter().all(|s| !s.ends_with(';')));
+    }
+}

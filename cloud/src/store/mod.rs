@@ -1,0 +1,294 @@
+//! Storage: the series dictionary, the narrow points table, the registry and dead letters, on
+//! one of three backends behind one interface.
+//!
+//! Invariants every backend keeps:
+//! - A [`WriteBatch`] commits in one transaction or not at all; [`Store::write`] returns only
+//!   after the commit, and ingest acknowledges MQTT messages only after that return.
+//! - A point's identity is (series, time). A second point with the same identity is ignored, so a
+//!   replayed batch stores nothing twice (`ON CONFLICT DO NOTHING`, `INSERT OR IGNORE`).
+//! - The series ids a backend caches are only those of committed rows, so a rolled-back batch
+//!   cannot leave a dangling id behind.
+//! - Migrations run before anything else touches the database; on PostgreSQL under an advisory
+//!   lock, so instances starting together apply each version once.
+
+mod migrations;
+mod postgres;
+mod sqlite;
+mod types;
+
+use std::path::PathBuf;
+
+pub use migrations::{Flavour, Migration};
+pub use postgres::{InsertPath, PgStore, DEFAULT_STATEMENT_ROWS};
+pub use sqlite::SqliteStore;
+pub use types::*;
+
+use fieldlink_protocol::Ident;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("postgres: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the sqlite thread has stopped")]
+    SqliteGone,
+    #[error("migration {version} ({name}) failed: {source}")]
+    Migration {
+        version: i32,
+        name: &'static str,
+        #[source]
+        source: Box<StoreError>,
+    },
+    #[error(
+        "the database was migrated as {recorded} but this service found {found}; refusing to mix"
+    )]
+    ModeMismatch { recorded: String, found: String },
+    #[error("TimescaleDB was required but the database does not offer the extension")]
+    TimescaleMissing,
+    #[error("stored data is not valid: {0}")]
+    Corrupt(String),
+    #[error("opening {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+}
+
+impl StoreError {
+    /// Whether retrying the same operation later may succeed (a dropped connection, a restart).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Postgres(e) => e.is_closed() || e.code().is_none(),
+            StoreError::SqliteGone => false,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// Whether to use TimescaleDB on a PostgreSQL database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimescaleMode {
+    /// Use the extension when the server offers it.
+    Auto,
+    /// Fail at start when it is missing.
+    Require,
+    /// Plain PostgreSQL even when the extension is there.
+    Off,
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreSpec {
+    Sqlite {
+        path: PathBuf,
+    },
+    Postgres {
+        url: String,
+        timescale: TimescaleMode,
+        insert_path: InsertPath,
+        /// See [`PgStore::set_statement_rows`].
+        statement_rows: usize,
+    },
+}
+
+impl StoreSpec {
+    /// PostgreSQL with the default insert path and statement size.
+    pub fn postgres(url: impl Into<String>, timescale: TimescaleMode) -> StoreSpec {
+        StoreSpec::Postgres {
+            url: url.into(),
+            timescale,
+            insert_path: InsertPath::default(),
+            statement_rows: postgres::DEFAULT_STATEMENT_ROWS,
+        }
+    }
+}
+
+/// Which backend a store runs on, as detected at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+    Timescale,
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+            Backend::Timescale => "timescaledb",
+        })
+    }
+}
+
+/// The store, on whichever backend was configured. Cheap to share behind an `Arc`.
+pub enum Store {
+    Postgres(Box<PgStore>),
+    Sqlite(SqliteStore),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            Store::Postgres($s) => $e,
+            Store::Sqlite($s) => $e,
+        }
+    };
+}
+
+impl Store {
+    /// Connects (or opens the file). Call [`Store::migrate`] before anything else.
+    pub async fn open(spec: &StoreSpec) -> Result<Store, StoreError> {
+        let store = match spec {
+            StoreSpec::Sqlite { path } => Store::Sqlite(SqliteStore::open(path.clone()).await?),
+            StoreSpec::Postgres {
+                url,
+                timescale,
+                insert_path,
+                statement_rows,
+            } => {
+                let mut pg = PgStore::connect(url, *timescale).await?;
+                pg.set_insert_path(*insert_path);
+                pg.set_statement_rows(*statement_rows);
+                Store::Postgres(Box::new(pg))
+            }
+        };
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Store::Postgres(s) => s.backend(),
+            Store::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// Versions applied by this call (empty when the schema was current).
+    pub async fn migrate(&self) -> Result<Vec<i32>, StoreError> {
+        dispatch!(self, s => s.migrate().await)
+    }
+
+    /// Commits the batch in one transaction. See the module invariants.
+    pub async fn write(&self, batch: WriteBatch) -> Result<WriteOutcome, StoreError> {
+        dispatch!(self, s => s.write(batch).await)
+    }
+
+    /// Marks a gateway as registered by an operator (for `require_registration`).
+    pub async fn register_gateway(&self, gateway: &Ident) -> Result<(), StoreError> {
+        dispatch!(self, s => s.register_gateway(gateway).await)
+    }
+
+    /// Whether a gateway is known, registered by an operator or by ingest.
+    pub async fn gateway_known(&self, gateway: &Ident) -> Result<bool, StoreError> {
+        Ok(self.gateway(gateway).await?.is_some())
+    }
+
+    pub async fn gateway(&self, gateway: &Ident) -> Result<Option<GatewayInfo>, StoreError> {
+        dispatch!(self, s => s.gateway(gateway).await)
+    }
+
+    pub async fn gateways(&self) -> Result<Vec<GatewayInfo>, StoreError> {
+        dispatch!(self, s => s.gateways().await)
+    }
+
+    pub async fn devices(&self, gateway: &Ident) -> Result<Vec<Ident>, StoreError> {
+        dispatch!(self, s => s.devices(gateway).await)
+    }
+
+    pub async fn series_of_device(
+        &self,
+        gateway: &Ident,
+        device: &Ident,
+    ) -> Result<Vec<SeriesInfo>, StoreError> {
+        dispatch!(self, s => s.series_of_device(gateway, device).await)
+    }
+
+    pub async fn series_id(&self, key: &SeriesKey) -> Result<Option<i64>, StoreError> {
+        dispatch!(self, s => s.series_id(key).await)
+    }
+
+    /// Points of a series with `from_ms <= ts < to_ms`, oldest first, at most `limit`.
+    pub async fn raw_points(
+        &self,
+        series_id: i64,
+        from_ms: i64,
+        to_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredPoint>, StoreError> {
+        let (from_ms, to_ms) = (clamp_ms(from_ms), clamp_ms(to_ms));
+        dispatch!(self, s => s.raw_points(series_id, from_ms, to_ms, limit).await)
+    }
+
+    /// Aggregates of a series over epoch-aligned buckets, oldest first, empty buckets left
+    /// out. `from_ms` is rounded down and `to_ms` up to whole buckets, so every bucket returned
+    /// is complete.
+    pub async fn aggregates(
+        &self,
+        series_id: i64,
+        from_ms: i64,
+        to_ms: i64,
+        interval: Interval,
+    ) -> Result<Vec<Bucket>, StoreError> {
+        let w = interval.as_millis();
+        let from_ms = clamp_ms(from_ms).div_euclid(w) * w;
+        let to_ms = clamp_ms(to_ms);
+        let to_ms = to_ms.div_euclid(w) * w + if to_ms.rem_euclid(w) == 0 { 0 } else { w };
+        dispatch!(self, s => s.aggregates(series_id, from_ms, to_ms, interval).await)
+    }
+
+    /// The newest point of each series that has one.
+    pub async fn latest(&self, series_ids: &[i64]) -> Result<Vec<Latest>, StoreError> {
+        dispatch!(self, s => s.latest(series_ids).await)
+    }
+
+    /// Newest first.
+    pub async fn dead_letters(&self, limit: i64) -> Result<Vec<DeadLetter>, StoreError> {
+        dispatch!(self, s => s.dead_letters(limit).await)
+    }
+
+    /// Number of stored points: for tests and benchmarks, a full count.
+    pub async fn count_points(&self) -> Result<i64, StoreError> {
+        dispatch!(self, s => s.count_points().await)
+    }
+
+    /// Recomputes the hours the writer marked dirty (plain PostgreSQL; a no-op elsewhere).
+    /// Returns the number of hours recomputed.
+    pub async fn refresh_rollup(&self) -> Result<u64, StoreError> {
+        match self {
+            Store::Postgres(s) => s.refresh_rollup().await,
+            Store::Sqlite(_) => Ok(0),
+        }
+    }
+
+    /// A cheap round trip, for readiness.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        dispatch!(self, s => s.ping().await)
+    }
+}
+
+/// Query bounds are clamped to ±9·10¹⁵ ms (about ±285,000 years), inside what every backend
+/// can represent, so "from the beginning" can be asked with `i64::MIN`.
+pub const TIME_LIMIT_MS: i64 = 9_000_000_000_000_000;
+
+fn clamp_ms(ms: i64) -> i64 {
+    ms.clamp(-TIME_LIMIT_MS, TIME_LIMIT_MS)
+}
+
+/// Distinct hour starts (ms) touched by a set of points.
+pub(crate) fn touched_hours(points: &[PointRow]) -> Vec<i64> {
+    let mut hours: Vec<i64> = points
+        .iter()
+        .map(|p| p.ts_ms.div_euclid(3_600_000) * 3_600_000)
+        .collect();
+    hours.sort_unstable();
+    hours.dedup();
+    hours
+}

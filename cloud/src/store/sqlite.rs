@@ -1,0 +1,549 @@
+//! The embedded store: one SQLite file, owned by one thread.
+//!
+//! Every operation is a closure sent to that thread over a bounded channel, with a oneshot for
+//! the answer, so async callers never block on SQLite and the connection is never shared. The
+//! file runs in WAL mode with `synchronous=NORMAL`: a commit survives a killed process, so
+//! what ingest acknowledged survives `kill -9`. A power cut may lose the last commits, and as
+//! they were acknowledged the broker will not send them again: where power cuts matter, use
+//! PostgreSQL.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use fieldlink_protocol::Ident;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use tokio::sync::{mpsc, oneshot};
+
+use super::migrations::{Flavour, SQLITE};
+use super::types::{join_value, quality_code, quality_from, split_value};
+use super::*;
+
+type Job = Box<dyn FnOnce(&mut SqliteState) + Send>;
+
+/// What the SQLite thread owns.
+pub struct SqliteState {
+    conn: Connection,
+    /// Committed series ids.
+    series: HashMap<SeriesKey, i64>,
+}
+
+/// Handle to the SQLite thread. Dropping every handle ends the thread.
+pub struct SqliteStore {
+    jobs: mpsc::Sender<Job>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn ident(s: String) -> Result<Ident, StoreError> {
+    Ident::new(&s).map_err(|e| StoreError::Corrupt(format!("identifier {s:?}: {e}")))
+}
+
+impl SqliteStore {
+    /// Opens (creating) the file and starts its thread. `:memory:` gives a private store.
+    pub async fn open(path: PathBuf) -> Result<SqliteStore, StoreError> {
+        let (tx, mut rx) = mpsc::channel::<Job>(64);
+        let (ready_tx, ready_rx) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("fieldlink-sqlite".into())
+            .spawn(move || {
+                let conn = match open_conn(&path) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(()));
+                let mut state = SqliteState {
+                    conn,
+                    series: HashMap::new(),
+                };
+                while let Some(job) = rx.blocking_recv() {
+                    job(&mut state);
+                }
+            })
+            .map_err(|_| StoreError::SqliteGone)?;
+        ready_rx.await.map_err(|_| StoreError::SqliteGone)??;
+        Ok(SqliteStore { jobs: tx })
+    }
+
+    async fn call<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut SqliteState) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        self.jobs
+            .send(Box::new(move |state| {
+                let _ = tx.send(f(state));
+            }))
+            .await
+            .map_err(|_| StoreError::SqliteGone)?;
+        rx.await.map_err(|_| StoreError::SqliteGone)?
+    }
+
+    pub async fn migrate(&self) -> Result<Vec<i32>, StoreError> {
+        self.call(|st| {
+            let tx = st
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute_batch(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (
+                    version INTEGER PRIMARY KEY, name TEXT NOT NULL,
+                    mode TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+            )?;
+            let mut applied = Vec::new();
+            for m in SQLITE.iter().filter(|m| m.flavour == Flavour::Any) {
+                let done: Option<i32> = tx
+                    .query_row(
+                        "SELECT version FROM schema_migrations WHERE version = ?1",
+                        [m.version],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if done.is_some() {
+                    continue;
+                }
+                tx.execute_batch(m.sql).map_err(|e| StoreError::Migration {
+                    version: m.version,
+                    name: m.name,
+                    source: Box::new(e.into()),
+                })?;
+                tx.execute(
+                    "INSERT INTO schema_migrations VALUES (?1, ?2, 'sqlite', ?3)",
+                    params![m.version, m.name, now_ms()],
+                )?;
+                applied.push(m.version);
+            }
+            tx.commit()?;
+            Ok(applied)
+        })
+        .await
+    }
+
+    pub async fn write(&self, batch: WriteBatch) -> Result<WriteOutcome, StoreError> {
+        self.call(move |st| write(st, &batch)).await
+    }
+
+    pub async fn register_gateway(&self, gateway: &Ident) -> Result<(), StoreError> {
+        let gw = gateway.clone();
+        self.call(move |st| {
+            st.conn.execute(
+                "INSERT INTO gateways (gateway, registered, first_seen) VALUES (?1, 1, ?2)
+                 ON CONFLICT (gateway) DO UPDATE SET registered = 1",
+                params![gw.as_str(), now_ms()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn gateway(&self, gateway: &Ident) -> Result<Option<GatewayInfo>, StoreError> {
+        let gw = gateway.clone();
+        self.call(move |st| {
+            let mut all = gateways(&st.conn, Some(gw.as_str()))?;
+            Ok(all.pop())
+        })
+        .await
+    }
+
+    pub async fn gateways(&self) -> Result<Vec<GatewayInfo>, StoreError> {
+        self.call(|st| gateways(&st.conn, None)).await
+    }
+
+    pub async fn devices(&self, gateway: &Ident) -> Result<Vec<Ident>, StoreError> {
+        let gw = gateway.clone();
+        self.call(move |st| {
+            let mut stmt = st
+                .conn
+                .prepare_cached("SELECT device FROM devices WHERE gateway = ?1 ORDER BY device")?;
+            let names = stmt
+                .query_map([gw.as_str()], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            names.into_iter().map(ident).collect()
+        })
+        .await
+    }
+
+    pub async fn series_of_device(
+        &self,
+        gateway: &Ident,
+        device: &Ident,
+    ) -> Result<Vec<SeriesInfo>, StoreError> {
+        let (gw, dev) = (gateway.clone(), device.clone());
+        self.call(move |st| {
+            let mut stmt = st.conn.prepare_cached(
+                "SELECT series_id, metric, unit, writable FROM series
+                 WHERE gateway = ?1 AND device = ?2 ORDER BY metric",
+            )?;
+            let rows = stmt
+                .query_map([gw.as_str(), dev.as_str()], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, bool>(3)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter()
+                .map(|(series_id, metric, unit, writable)| {
+                    Ok(SeriesInfo {
+                        series_id,
+                        key: SeriesKey {
+                            gateway: gw.clone(),
+                            device: dev.clone(),
+                            metric: ident(metric)?,
+                        },
+                        unit,
+                        writable,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    pub async fn series_id(&self, key: &SeriesKey) -> Result<Option<i64>, StoreError> {
+        let key = key.clone();
+        self.call(move |st| {
+            Ok(st
+                .conn
+                .query_row(
+                    "SELECT series_id FROM series WHERE gateway = ?1 AND device = ?2 AND metric = ?3",
+                    [key.gateway.as_str(), key.device.as_str(), key.metric.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    pub async fn raw_points(
+        &self,
+        series_id: i64,
+        from_ms: i64,
+        to_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredPoint>, StoreError> {
+        self.call(move |st| {
+            let mut stmt = st.conn.prepare_cached(
+                "SELECT p.time, p.value, p.value_text, p.quality, s.value_kind
+                 FROM points p JOIN series s USING (series_id)
+                 WHERE p.series_id = ?1 AND p.time >= ?2 AND p.time < ?3
+                 ORDER BY p.time LIMIT ?4",
+            )?;
+            let rows = stmt
+                .query_map(params![series_id, from_ms, to_ms, limit], stored_point)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    pub async fn aggregates(
+        &self,
+        series_id: i64,
+        from_ms: i64,
+        to_ms: i64,
+        interval: Interval,
+    ) -> Result<Vec<Bucket>, StoreError> {
+        let width = interval.as_millis();
+        self.call(move |st| {
+            // Integer division truncates toward zero; subtracting the negative remainder floors it.
+            let mut stmt = st.conn.prepare_cached(
+                "SELECT (time - ((time % ?2) + ?2) % ?2) AS b,
+                        avg(value), min(value), max(value), count(*)
+                 FROM points WHERE series_id = ?1 AND time >= ?3 AND time < ?4
+                 GROUP BY b ORDER BY b",
+            )?;
+            let rows = stmt
+                .query_map(params![series_id, width, from_ms, to_ms], |r| {
+                    Ok(Bucket {
+                        start_ms: r.get(0)?,
+                        avg: r.get(1)?,
+                        min: r.get(2)?,
+                        max: r.get(3)?,
+                        count: r.get(4)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    pub async fn latest(&self, series_ids: &[i64]) -> Result<Vec<Latest>, StoreError> {
+        let ids = series_ids.to_vec();
+        self.call(move |st| {
+            let mut stmt = st.conn.prepare_cached(
+                "SELECT p.time, p.value, p.value_text, p.quality, s.value_kind
+                 FROM points p JOIN series s USING (series_id)
+                 WHERE p.series_id = ?1 ORDER BY p.time DESC LIMIT 1",
+            )?;
+            let mut out = Vec::new();
+            for id in ids {
+                if let Some(point) = stmt.query_row([id], stored_point).optional()? {
+                    out.push(Latest {
+                        series_id: id,
+                        point,
+                    });
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    pub async fn dead_letters(&self, limit: i64) -> Result<Vec<DeadLetter>, StoreError> {
+        self.call(move |st| {
+            let mut stmt = st.conn.prepare_cached(
+                "SELECT received_at, topic, reason, detail, payload FROM dead_letters
+                 ORDER BY id DESC LIMIT ?1",
+            )?;
+            let rows = stmt
+                .query_map([limit], |r| {
+                    Ok(DeadLetter {
+                        received_ms: r.get(0)?,
+                        topic: r.get(1)?,
+                        reason: r.get(2)?,
+                        detail: r.get(3)?,
+                        payload: r.get(4)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    pub async fn count_points(&self) -> Result<i64, StoreError> {
+        self.call(|st| {
+            Ok(st
+                .conn
+                .query_row("SELECT count(*) FROM points", [], |r| r.get(0))?)
+        })
+        .await
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.call(|st| Ok(st.conn.query_row("SELECT 1", [], |_| Ok(()))?))
+            .await
+    }
+
+    /// Inserts rows straight into `points` with no conflict handling and no dictionary work:
+    /// the baseline the benchmark compares ingest with. The series must exist.
+    pub async fn raw_insert(&self, rows: Vec<(i64, i64, f64)>) -> Result<(), StoreError> {
+        self.call(move |st| {
+            let tx = st.conn.transaction()?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO points (series_id, time, value, quality) VALUES (?1, ?2, ?3, 0)",
+                )?;
+                for (s, t, v) in rows {
+                    stmt.execute(params![s, t, v])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Deletes every point (benchmarks reuse one table for ingest and the baseline).
+    pub async fn clear_points(&self) -> Result<(), StoreError> {
+        self.call(|st| Ok(st.conn.execute_batch("DELETE FROM points")?))
+            .await
+    }
+}
+
+fn open_conn(path: &PathBuf) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(|source| StoreError::Open {
+        path: path.clone(),
+        source,
+    })?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(conn)
+}
+
+fn stored_point(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredPoint> {
+    Ok(StoredPoint {
+        ts_ms: r.get(0)?,
+        value: join_value(r.get(4)?, r.get(1)?, r.get(2)?),
+        quality: quality_from(r.get(3)?),
+    })
+}
+
+fn gateways(conn: &Connection, only: Option<&str>) -> Result<Vec<GatewayInfo>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT gateway, online, agent_version, config_hash, registered, last_seen
+         FROM gateways WHERE ?1 IS NULL OR gateway = ?1 ORDER BY gateway",
+    )?;
+    let rows = stmt
+        .query_map([only], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, bool>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, bool>(4)?,
+                r.get::<_, Option<i64>>(5)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(
+            |(g, online, agent_version, config_hash, registered, last_seen_ms)| {
+                Ok(GatewayInfo {
+                    gateway: ident(g)?,
+                    online,
+                    agent_version,
+                    config_hash,
+                    registered,
+                    last_seen_ms,
+                })
+            },
+        )
+        .collect()
+}
+
+fn write(st: &mut SqliteState, batch: &WriteBatch) -> Result<WriteOutcome, StoreError> {
+    let now = now_ms();
+    let tx = st
+        .conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut new_series: Vec<(SeriesKey, i64)> = Vec::new();
+    let mut inserted = 0u64;
+    {
+        let mut seen = tx.prepare_cached(
+            "INSERT INTO gateways (gateway, first_seen, last_seen) VALUES (?1, ?2, ?3)
+             ON CONFLICT (gateway) DO UPDATE
+             SET last_seen = max(coalesce(last_seen, 0), excluded.last_seen)",
+        )?;
+        for (gw, at) in &batch.seen {
+            seen.execute(params![gw.as_str(), now, at])?;
+        }
+        let mut status = tx.prepare_cached(
+            "INSERT INTO gateways (gateway, online, agent_version, config_hash, first_seen, last_seen, status_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+             ON CONFLICT (gateway) DO UPDATE SET online = excluded.online,
+               agent_version = coalesce(excluded.agent_version, agent_version),
+               config_hash = coalesce(excluded.config_hash, config_hash),
+               status_at = excluded.status_at,
+               last_seen = max(coalesce(last_seen, 0), excluded.last_seen)",
+        )?;
+        for s in &batch.statuses {
+            status.execute(params![
+                s.gateway.as_str(),
+                s.online,
+                s.agent_version,
+                s.config_hash,
+                now,
+                s.at_ms
+            ])?;
+        }
+        let mut device = tx.prepare_cached(
+            "INSERT INTO devices (gateway, device, first_seen) VALUES (?1, ?2, ?3)
+             ON CONFLICT DO NOTHING",
+        )?;
+        let mut meta = tx.prepare_cached(
+            "INSERT INTO series (gateway, device, metric, unit, writable) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (gateway, device, metric) DO UPDATE
+             SET unit = excluded.unit, writable = excluded.writable",
+        )?;
+        for m in &batch.series_meta {
+            device.execute(params![m.key.gateway.as_str(), m.key.device.as_str(), now])?;
+            meta.execute(params![
+                m.key.gateway.as_str(),
+                m.key.device.as_str(),
+                m.key.metric.as_str(),
+                m.unit,
+                m.writable
+            ])?;
+        }
+        let mut create = tx.prepare_cached(
+            "INSERT INTO series (gateway, device, metric, value_kind) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT DO NOTHING",
+        )?;
+        let mut lookup = tx.prepare_cached(
+            "SELECT series_id FROM series WHERE gateway = ?1 AND device = ?2 AND metric = ?3",
+        )?;
+        let mut point = tx.prepare_cached(
+            "INSERT OR IGNORE INTO points (series_id, time, value, value_text, quality)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        let mut local: HashMap<Arc<SeriesKey>, i64> = HashMap::new();
+        for p in &batch.points {
+            let (value, text, kind) = split_value(&p.value);
+            let id = match st.series.get(&*p.key).or_else(|| local.get(&p.key)) {
+                Some(id) => *id,
+                None => {
+                    let k = &p.key;
+                    device.execute(params![k.gateway.as_str(), k.device.as_str(), now])?;
+                    create.execute(params![
+                        k.gateway.as_str(),
+                        k.device.as_str(),
+                        k.metric.as_str(),
+                        kind
+                    ])?;
+                    let id: i64 = lookup.query_row(
+                        [k.gateway.as_str(), k.device.as_str(), k.metric.as_str()],
+                        |r| r.get(0),
+                    )?;
+                    local.insert(k.clone(), id);
+                    new_series.push(((**k).clone(), id));
+                    id
+                }
+            };
+            inserted +=
+                point.execute(params![id, p.ts_ms, value, text, quality_code(p.quality)])? as u64;
+        }
+        let mut dead = tx.prepare_cached(
+            "INSERT INTO dead_letters (received_at, topic, reason, detail, payload)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for d in &batch.dead_letters {
+            dead.execute(params![
+                d.received_ms,
+                d.topic,
+                d.reason,
+                d.detail,
+                d.payload
+            ])?;
+        }
+        let mut event = tx.prepare_cached(
+            "INSERT INTO gateway_events (gateway, received_at, body) VALUES (?1, ?2, ?3)",
+        )?;
+        for e in &batch.events {
+            event.execute(params![
+                e.gateway.as_str(),
+                e.received_ms,
+                e.body.to_string()
+            ])?;
+        }
+        let mut ack = tx.prepare_cached(
+            "INSERT INTO command_acks (gateway, received_at, body) VALUES (?1, ?2, ?3)",
+        )?;
+        for a in &batch.acks {
+            ack.execute(params![
+                a.gateway.as_str(),
+                a.received_ms,
+                a.body.to_string()
+            ])?;
+        }
+    }
+    tx.commit()?;
+    st.series.extend(new_series);
+    Ok(WriteOutcome {
+        points_inserted: inserted,
+    })
+}

@@ -1,0 +1,201 @@
+//! What the store takes and gives back, independent of the database behind it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fieldlink_protocol::{Ident, Quality, Value};
+
+/// A series' identity in the dictionary: which gateway, device and metric.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SeriesKey {
+    pub gateway: Ident,
+    pub device: Ident,
+    pub metric: Ident,
+}
+
+/// One reading to store. Its identity is `(key, ts_ms)`; a second row with the same identity is
+/// ignored, whatever its value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointRow {
+    pub key: Arc<SeriesKey>,
+    pub ts_ms: i64,
+    pub value: Value,
+    pub quality: Quality,
+}
+
+/// A message ingest could not accept, kept with its raw bytes so nothing is lost silently.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub received_ms: i64,
+    pub topic: String,
+    /// A short machine-readable reason (`decode`, `topic_mismatch`, `non_finite`, …).
+    pub reason: String,
+    /// The human-readable cause.
+    pub detail: String,
+    pub payload: Vec<u8>,
+}
+
+/// A gateway's birth (online) or death (offline) as announced on its status topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayStatus {
+    pub gateway: Ident,
+    pub online: bool,
+    pub at_ms: i64,
+    pub agent_version: Option<String>,
+    pub config_hash: Option<String>,
+}
+
+/// What a birth says about one series.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeriesMeta {
+    pub key: SeriesKey,
+    pub unit: Option<String>,
+    pub writable: bool,
+}
+
+/// An event or command acknowledgement, stored as the JSON the gateway sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatewayMessage {
+    pub gateway: Ident,
+    pub received_ms: i64,
+    pub body: serde_json::Value,
+}
+
+/// Everything one flush of the writer commits in one transaction.
+#[derive(Debug, Clone, Default)]
+pub struct WriteBatch {
+    pub points: Vec<PointRow>,
+    pub dead_letters: Vec<DeadLetter>,
+    /// In arrival order; the last one for a gateway wins.
+    pub statuses: Vec<GatewayStatus>,
+    pub series_meta: Vec<SeriesMeta>,
+    /// Gateways heard from, with the time they were last heard from.
+    pub seen: Vec<(Ident, i64)>,
+    pub events: Vec<GatewayMessage>,
+    pub acks: Vec<GatewayMessage>,
+}
+
+impl WriteBatch {
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty()
+            && self.dead_letters.is_empty()
+            && self.statuses.is_empty()
+            && self.series_meta.is_empty()
+            && self.seen.is_empty()
+            && self.events.is_empty()
+            && self.acks.is_empty()
+    }
+}
+
+/// What a committed batch changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteOutcome {
+    /// Points that were new; replays are not counted.
+    pub points_inserted: u64,
+}
+
+/// A stored reading as read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredPoint {
+    pub ts_ms: i64,
+    pub value: Value,
+    pub quality: Quality,
+}
+
+/// One bucket of an aggregate query. `avg`, `min`, `max` are over numeric values only and
+/// absent when the bucket holds none.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bucket {
+    /// Start of the bucket, milliseconds since the Unix epoch; buckets are aligned on the epoch.
+    pub start_ms: i64,
+    pub avg: Option<f64>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub count: i64,
+}
+
+/// Bucket width of an aggregate query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interval {
+    Minute,
+    Hour,
+    Day,
+    /// Any fixed width of at least one second, in whole seconds.
+    Fixed(Duration),
+}
+
+impl Interval {
+    pub fn as_secs(&self) -> u64 {
+        match self {
+            Interval::Minute => 60,
+            Interval::Hour => 3_600,
+            Interval::Day => 86_400,
+            Interval::Fixed(d) => d.as_secs().max(1),
+        }
+    }
+    pub fn as_millis(&self) -> i64 {
+        self.as_secs() as i64 * 1_000
+    }
+}
+
+/// A series in the dictionary with what the registry knows about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeriesInfo {
+    pub series_id: i64,
+    pub key: SeriesKey,
+    pub unit: Option<String>,
+    pub writable: bool,
+}
+
+/// The latest reading of a series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Latest {
+    pub series_id: i64,
+    pub point: StoredPoint,
+}
+
+/// A gateway as the registry knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayInfo {
+    pub gateway: Ident,
+    pub online: bool,
+    pub agent_version: Option<String>,
+    pub config_hash: Option<String>,
+    pub registered: bool,
+    pub last_seen_ms: Option<i64>,
+}
+
+/// The value column encoding shared by every store: numbers and booleans in `value`, strings in
+/// `value_text`; `value_kind` on the series tells booleans from numbers when reading.
+pub(crate) fn split_value(v: &Value) -> (Option<f64>, Option<&str>, i16) {
+    match v {
+        Value::Number(n) => (Some(*n), None, 0),
+        Value::Bool(b) => (Some(if *b { 1.0 } else { 0.0 }), None, 1),
+        Value::Str(s) => (None, Some(s.as_str()), 2),
+    }
+}
+
+pub(crate) fn join_value(kind: i16, value: Option<f64>, text: Option<String>) -> Value {
+    match (kind, value, text) {
+        (_, _, Some(s)) => Value::Str(s),
+        (1, Some(v), None) => Value::Bool(v != 0.0),
+        (_, Some(v), None) => Value::Number(v),
+        (_, None, None) => Value::Str(String::new()),
+    }
+}
+
+pub(crate) fn quality_code(q: Quality) -> i16 {
+    match q {
+        Quality::Good => 0,
+        Quality::Uncertain => 1,
+        Quality::Bad => 2,
+    }
+}
+
+pub(crate) fn quality_from(code: i16) -> Quality {
+    match code {
+        1 => Quality::Uncertain,
+        2 => Quality::Bad,
+        _ => Quality::Good,
+    }
+}
