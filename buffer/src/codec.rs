@@ -2,7 +2,8 @@
 //!
 //! One SQLite row per point would spend ~25 bytes of row overhead on a value that is often a
 //! single small integer, and would make append and drain one B-tree operation per point. A
-//! segment packs up to `segment_points` points of one cycle into one row instead:
+//! segment packs a run of points of one cycle (up to `segment_points`, about 1 KiB) into one
+//! row instead:
 //!
 //! ```text
 //! segment := point*
@@ -31,38 +32,88 @@ const KIND_F32: u8 = 3;
 const KIND_F64: u8 = 4;
 const KIND_STR: u8 = 5;
 
-/// Appends the encoding of `points` to `out`, with series ids from `series`.
+/// Builds one segment point by point, so the caller can close it at a size that packs well
+/// into SQLite pages.
+#[derive(Debug, Default)]
+pub(crate) struct SegmentEncoder {
+    body: Vec<u8>,
+    points: usize,
+    prev_ts: i64,
+    point: Vec<u8>,
+}
+
+impl SegmentEncoder {
+    /// Adds `p` unless the segment already holds points and would grow past `max_bytes`; then
+    /// returns `false` and leaves the segment as it was.
+    pub(crate) fn push(&mut self, series: SeriesId, p: &Point, max_bytes: usize) -> Result<bool> {
+        self.point.clear();
+        encode_point(series, p, self.prev_ts, self.points == 0, &mut self.point)?;
+        if self.points > 0 && self.body.len() + self.point.len() > max_bytes {
+            return Ok(false);
+        }
+        self.body.extend_from_slice(&self.point);
+        self.points += 1;
+        self.prev_ts = p.ts_ms;
+        Ok(true)
+    }
+
+    pub(crate) fn points(&self) -> usize {
+        self.points
+    }
+
+    /// The finished segment (point count, bytes); the encoder is empty again.
+    pub(crate) fn finish(&mut self) -> (usize, Vec<u8>) {
+        let done = (self.points, std::mem::take(&mut self.body));
+        self.points = 0;
+        self.prev_ts = 0;
+        done
+    }
+}
+
+/// Appends the encoding of `points` to `out` as one segment.
+#[cfg(test)]
 pub(crate) fn encode_segment(points: &[(SeriesId, &Point)], out: &mut Vec<u8>) -> Result<()> {
-    let mut prev_ts = 0i64;
-    for (i, (series, p)) in points.iter().enumerate() {
-        put_varint(out, u64::from(*series));
-        let delta = if i == 0 {
-            p.ts_ms
-        } else {
-            p.ts_ms.wrapping_sub(prev_ts)
-        };
-        put_varint(out, zigzag(delta));
-        prev_ts = p.ts_ms;
-        let quality = match p.quality {
-            Quality::Good => 0u8,
-            Quality::Uncertain => 1,
-            Quality::Bad => 2,
-        } << 3;
-        match &p.value {
-            Value::Bool(false) => out.push(KIND_FALSE | quality),
-            Value::Bool(true) => out.push(KIND_TRUE | quality),
-            Value::Number(v) => encode_number(*v, quality, out),
-            Value::Str(s) => {
-                if s.len() > MAX_STRING_VALUE_LEN {
-                    return Err(JournalError::Rejected(format!(
-                        "string value of {} bytes exceeds {MAX_STRING_VALUE_LEN}",
-                        s.len()
-                    )));
-                }
-                out.push(KIND_STR | quality);
-                put_varint(out, s.len() as u64);
-                out.extend_from_slice(s.as_bytes());
+    let mut enc = SegmentEncoder::default();
+    for (series, p) in points {
+        enc.push(*series, p, usize::MAX)?;
+    }
+    out.extend_from_slice(&enc.finish().1);
+    Ok(())
+}
+
+fn encode_point(
+    series: SeriesId,
+    p: &Point,
+    prev_ts: i64,
+    first: bool,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    put_varint(out, u64::from(series));
+    let delta = if first {
+        p.ts_ms
+    } else {
+        p.ts_ms.wrapping_sub(prev_ts)
+    };
+    put_varint(out, zigzag(delta));
+    let quality = match p.quality {
+        Quality::Good => 0u8,
+        Quality::Uncertain => 1,
+        Quality::Bad => 2,
+    } << 3;
+    match &p.value {
+        Value::Bool(false) => out.push(KIND_FALSE | quality),
+        Value::Bool(true) => out.push(KIND_TRUE | quality),
+        Value::Number(v) => encode_number(*v, quality, out),
+        Value::Str(s) => {
+            if s.len() > MAX_STRING_VALUE_LEN {
+                return Err(JournalError::Rejected(format!(
+                    "string value of {} bytes exceeds {MAX_STRING_VALUE_LEN}",
+                    s.len()
+                )));
             }
+            out.push(KIND_STR | quality);
+            put_varint(out, s.len() as u64);
+            out.extend_from_slice(s.as_bytes());
         }
     }
     Ok(())
@@ -279,6 +330,24 @@ mod tests {
         }
         let mut out = Vec::new();
         assert!(decode_segment(&blob, 2, &dict, &mut out).is_err());
+    }
+
+    #[test]
+    fn the_encoder_refuses_a_point_past_the_size_but_never_the_first() {
+        let mut dict = SeriesDictionary::default();
+        let p = point("m", 7, Value::Number(0.1), Quality::Good);
+        let id = dict.id_or_stage(&p.device, &p.metric).0;
+        let mut enc = SegmentEncoder::default();
+        assert!(enc.push(id, &p, 1).unwrap(), "the first point always fits");
+        assert!(!enc.push(id, &p, 12).unwrap());
+        assert_eq!(enc.points(), 1);
+        assert!(enc.push(id, &p, 100).unwrap());
+        let (n, body) = enc.finish();
+        dict.commit_staged();
+        let mut out = Vec::new();
+        decode_segment(&body, n, &dict, &mut out).unwrap();
+        assert_eq!(out, vec![p.clone(), p]);
+        assert_eq!(enc.points(), 0);
     }
 
     fn value() -> impl Strategy<Value = Value> {

@@ -87,8 +87,9 @@ pub struct JournalConfig {
     /// Share of telemetry points (0.0 to 1.0) given to backlog while live points are waiting.
     /// 0 drains backlog only when no live point is pending; 1 drains backlog first.
     pub backfill_share: f64,
-    /// Points per stored segment. An appended cycle is split into segments of at most this many
-    /// points; a batch holds whole segments, so it should be at least this big.
+    /// Most points per stored segment. An appended cycle is split into segments of at most this
+    /// many points and about 1 KiB of encoded points (four to a SQLite page); a batch holds
+    /// whole segments, so a batch's `max_points` should be well above a segment's size.
     pub segment_points: usize,
     /// Hard ceiling on the database file, enforced by SQLite (`max_page_count`). Appends past it
     /// fail with [`JournalError::DiskFull`] exactly as on a full disk. `None`: the disk decides.

@@ -5,8 +5,8 @@
 //!
 //! **What is on disk.** One SQLite database in WAL mode (`journal.db`, `journal.db-wal`; the
 //! exclusive lock keeps the WAL index in memory, so there is normally no `-shm`). Its tables:
-//! `series` (the `(device, metric)` dictionary), `segments` (telemetry: each row a run of up to
-//! `segment_points` points of one append, packed; see `codec`), `records` (acknowledgements and
+//! `series` (the `(device, metric)` dictionary), `segments` (telemetry: each row a run of points of
+//! one append, packed into about 1 KiB; see `codec`), `records` (acknowledgements and
 //! events, one opaque payload per row) and `drops` (how many telemetry points were dropped, by
 //! reason). Row ids give the order within a class. `PRAGMA user_version` is the schema version.
 //! Nothing about delivery is on disk: which batches are in flight lives in memory only.

@@ -7,7 +7,7 @@
 //!
 //! Version 1 (the first):
 //! - `series`: the dictionary of `(device, metric)` pairs used by packed points.
-//! - `segments`: telemetry, one row per run of up to `segment_points` points of one append, in
+//! - `segments`: telemetry, one row per run of packed points of one append (about 1 KiB), in
 //!   append order (`id`), with the append time, the point count and the accounted size.
 //! - `records`: acknowledgements and events, one opaque payload per row, in append order.
 //! - `drops`: durable counters of telemetry points dropped, by reason.

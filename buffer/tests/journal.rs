@@ -11,7 +11,12 @@ use fieldlink_buffer::{
 fn points_come_back_in_order_and_acknowledged_ones_never_return() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("j.db");
-    let j = open(&path);
+    let small_segments = || {
+        let mut c = config(&path);
+        c.segment_points = 50;
+        c
+    };
+    let j = BlockingJournal::open(small_segments()).unwrap();
     append(&j, 0..300);
     append(&j, 300..700);
     let b1 = j.next_batch(limits(250)).unwrap().unwrap();
@@ -26,7 +31,7 @@ fn points_come_back_in_order_and_acknowledged_ones_never_return() {
     j.close().unwrap();
 
     // b2 was in flight at the restart: pending again, from where b1 ended.
-    let j = open(&path);
+    let j = BlockingJournal::open(small_segments()).unwrap();
     let _ = b2;
     let (nums, _) = drain_all(&j);
     assert_eq!(nums, (250..700).collect::<Vec<_>>());

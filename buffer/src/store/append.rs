@@ -5,8 +5,14 @@ use rusqlite::Transaction;
 
 use super::{Store, DROP_DISK_FULL, ROW_OVERHEAD};
 use crate::batch::{Appended, RecordClass};
-use crate::codec;
+use crate::codec::SegmentEncoder;
 use crate::error::{JournalError, Result};
+use crate::series::SeriesId;
+
+/// Encoded bytes at which a segment is closed. Four rows of this size (plus SQLite's ~20 bytes
+/// of cell overhead each) fill a 4 KiB page almost exactly, whatever the points look like; a
+/// row just over half a page would sit alone in its page and waste the rest.
+const SEGMENT_BYTES: usize = 980;
 
 impl Store {
     /// Stores one cycle's points, committed as one transaction, then enforces the byte cap.
@@ -15,19 +21,18 @@ impl Store {
             return Ok(Appended::default());
         }
         let now = self.clock.now_ms();
-        let mut bodies = Vec::with_capacity(points.len().div_ceil(self.segment_points));
-        let mut pairs = Vec::with_capacity(self.segment_points);
-        for chunk in points.chunks(self.segment_points) {
-            pairs.clear();
-            for p in chunk {
-                pairs.push((self.series.id_or_stage(&p.device, &p.metric).0, p));
-            }
-            self.scratch.clear();
-            if let Err(e) = codec::encode_segment(&pairs, &mut self.scratch) {
+        let mut bodies: Vec<(u64, Vec<u8>)> = Vec::new();
+        let mut enc = SegmentEncoder::default();
+        for p in points {
+            let series = self.series.id_or_stage(&p.device, &p.metric).0;
+            if let Err(e) = add_point(&mut enc, &mut bodies, series, p, self.segment_points) {
                 self.series.discard_staged();
                 return Err(e);
             }
-            bodies.push((chunk.len() as u64, self.scratch.clone()));
+        }
+        if enc.points() > 0 {
+            let (n, body) = enc.finish();
+            bodies.push((n as u64, body));
         }
         let first_id = self.next_segment_id;
         let added_bytes: u64 = bodies
@@ -120,6 +125,28 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Adds `p` to the segment being built, closing it first if `p` does not fit, and closing it
+/// after if it reached `max_points`.
+fn add_point(
+    enc: &mut SegmentEncoder,
+    bodies: &mut Vec<(u64, Vec<u8>)>,
+    series: SeriesId,
+    p: &Point,
+    max_points: usize,
+) -> Result<()> {
+    if !enc.push(series, p, SEGMENT_BYTES)? {
+        let (n, body) = enc.finish();
+        bodies.push((n as u64, body));
+        // An empty segment takes any point.
+        enc.push(series, p, SEGMENT_BYTES)?;
+    }
+    if enc.points() >= max_points {
+        let (n, body) = enc.finish();
+        bodies.push((n as u64, body));
+    }
+    Ok(())
 }
 
 /// Adds `points` to the durable counter for `reason`, inside the caller's transaction.

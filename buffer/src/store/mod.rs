@@ -72,7 +72,6 @@ pub(crate) struct Store {
     /// Something was committed since the last sync.
     dirty: bool,
     syncs: u64,
-    scratch: Vec<u8>,
 }
 
 impl Store {

@@ -160,7 +160,6 @@ impl Store {
             unsaved_disk_full: 0,
             dirty: false,
             syncs: 0,
-            scratch: Vec::new(),
         })
     }
 
