@@ -23,7 +23,7 @@ pub enum HealthState {
 }
 
 /// A change of a device's health.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct HealthEvent {
     pub device: Ident,
     pub state: HealthState,

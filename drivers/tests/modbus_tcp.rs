@@ -388,3 +388,163 @@ async fn writes_encode_with_the_map_and_refuse_what_they_must() {
     cancel.cancel();
     acq.join().await;
 }
+
+/// A fault injector behind the connector seam: a TCP stream to the simulator whose next answer
+/// can be corrupted in its transaction id, as a confused gateway or a bit flip might.
+mod garbler {
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::task::{Context, Poll};
+
+    use fieldlink_drivers::modbus::{Connector, Framing};
+    use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+    use tokio::net::TcpStream;
+
+    #[derive(Debug)]
+    pub struct Garbled {
+        inner: TcpStream,
+        corrupt_next: Arc<AtomicBool>,
+    }
+
+    impl AsyncRead for Garbled {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            let before = buf.filled().len();
+            let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+            if buf.filled().len() > before && self.corrupt_next.swap(false, Ordering::SeqCst) {
+                buf.filled_mut()[before] ^= 0x5A;
+            }
+            polled
+        }
+    }
+
+    impl AsyncWrite for Garbled {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            data: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            Pin::new(&mut self.inner).poll_write(cx, data)
+        }
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.inner).poll_flush(cx)
+        }
+        fn poll_shutdown(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
+
+    pub struct GarblingConnector {
+        pub port: u16,
+        pub corrupt_next: Arc<AtomicBool>,
+    }
+
+    impl Connector for GarblingConnector {
+        type Io = Garbled;
+        fn framing(&self) -> Framing {
+            Framing::Tcp
+        }
+        async fn connect(&mut self) -> std::io::Result<Garbled> {
+            Ok(Garbled {
+                inner: TcpStream::connect(("127.0.0.1", self.port)).await?,
+                corrupt_next: self.corrupt_next.clone(),
+            })
+        }
+        fn target(&self) -> String {
+            format!("garbled 127.0.0.1:{}", self.port)
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_corrupted_answer_is_a_link_error_never_a_value_and_the_link_recovers() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let (sim, tcp) = simulator().await;
+    let port = tcp.local_addr().port();
+    let map = point_map(&device_map(port, 1, 1_000, 3_600_000));
+    let corrupt_next = Arc::new(AtomicBool::new(false));
+    let (tx, mut rx) = mpsc::channel(64);
+    let cancel = CancellationToken::new();
+    let (station, task) = spawn_station(
+        garbler::GarblingConnector {
+            port,
+            corrupt_next: corrupt_next.clone(),
+        },
+        LinkOptions::tcp(Duration::from_secs(1)),
+        &map.devices,
+        StationOptions::default(),
+        tx,
+        cancel.clone(),
+    );
+    next_readings(&mut rx, "meter-1").await;
+    let read_now = || async {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        station
+            .commands
+            .send(fieldlink_drivers::modbus::Command::ReadNow {
+                device: map.devices[0].name.clone(),
+                reply,
+            })
+            .await
+            .unwrap();
+        answer.await.unwrap()
+    };
+    let connections = sim.stats().tcp_connections;
+    corrupt_next.store(true, Ordering::SeqCst);
+    match read_now().await {
+        Err(ReadNowError::Link(LinkError::Mismatch(_))) => {}
+        other => panic!("a corrupted answer must be a link error, got {other:?}"),
+    }
+    let r = read_now()
+        .await
+        .expect("the link recovers on the next request");
+    assert_eq!(number(&r, "u16"), 1234.0);
+    assert!(sim.stats().tcp_connections > connections);
+    cancel.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn dropped_connections_are_survived() {
+    // Every 20th request to unit 1 goes unanswered and its connection is closed.
+    let config = SIM.replacen(
+        "[[units.faults.exceptions]]",
+        "[units.faults]\ndrop_every = 20\n\n[[units.faults.exceptions]]",
+        1,
+    );
+    let sim = Simulator::from_config(SimConfig::from_toml_str(&config).unwrap()).unwrap();
+    let tcp = sim.bind_tcp("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let map = point_map(&device_map(tcp.local_addr().port(), 1, 300, 50));
+    let (tx, mut rx) = mpsc::channel(64);
+    let cancel = CancellationToken::new();
+    let options = StationOptions {
+        backoff_base: Duration::from_millis(20),
+        backoff_cap: Duration::from_millis(100),
+        ..StationOptions::default()
+    };
+    let acq = Acquisition::start(&map, options, tx, cancel.clone());
+    wait_health(&mut rx, "meter-1", HealthState::Offline).await;
+    // After drops the device keeps delivering complete, correct readings.
+    let mut complete = 0;
+    while complete < 5 {
+        let r = next_readings(&mut rx, "meter-1").await;
+        if r.points.len() == 16 {
+            assert_eq!(number(&r, "u16"), 1234.0);
+            complete += 1;
+        }
+    }
+    let counters = acq.counters("meter-1").unwrap();
+    assert!(DeviceCounters::get(&counters.link_errors_total) >= 1);
+    assert!(sim.stats().tcp_connections >= 2);
+    cancel.cancel();
+    acq.join().await;
+}

@@ -5,6 +5,9 @@
 //! on: names are identifiers, every Modbus point fits the address space and one read request,
 //! types suit their table, writable points do not overlap, scales can be inverted, and devices
 //! sharing a serial bus agree on its settings and have distinct unit ids.
+//!
+//! [`EXAMPLE_TOML`] is an annotated map with every kind of device, fit for a
+//! `print-default-config` command; a test keeps it valid.
 
 pub mod config;
 mod error;
@@ -19,6 +22,9 @@ use regex::Regex;
 pub use config::{LineFraming, Parity, PointMapConfig, SerialSettings, Table};
 pub use error::{InvalidPointMap, PointMapError, PointMapErrorKind};
 pub use point::{ModbusPoint, ValueError};
+
+/// An annotated example point map in TOML.
+pub const EXAMPLE_TOML: &str = include_str!("example.toml");
 
 /// A validated point map.
 #[derive(Debug, Clone)]
@@ -108,4 +114,27 @@ pub struct LinePoint {
     pub field: String,
     pub scale: f64,
     pub offset: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_map_is_valid() {
+        let config: PointMapConfig = toml::from_str(EXAMPLE_TOML).expect("example parses");
+        let map = PointMap::from_config(&config).expect("example validates");
+        assert_eq!(map.devices.len(), 4);
+        let DeviceKind::Modbus(m) = &map.device("meter-1").unwrap().kind else {
+            panic!("meter-1 is Modbus")
+        };
+        assert_eq!(
+            m.point("energy_total").unwrap().poll_interval,
+            Duration::from_secs(60)
+        );
+        assert!(matches!(
+            map.device("weather").unwrap().kind,
+            DeviceKind::SerialLine(_)
+        ));
+    }
 }
