@@ -56,10 +56,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "tests"
 start=$(date +%s)
-if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --locked --no-fail-fast --profile ci
-  cargo test --workspace --locked --doc
-else
-  cargo test --workspace --locked --no-fail-fast
-fi
+# Plain `cargo test`: some suites are `harness = false` programs (the journal's crash test)
+# that other runners cannot list. Each suite bounds its own waits; `timeout` bounds the whole.
+timeout 40m cargo test --workspace --locked --no-fail-fast
 echo "tests took $(( $(date +%s) - start )) s"
