@@ -63,6 +63,7 @@ impl Ident {
         Ok(())
     }
 
+    /// The identifier as a string slice.
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -75,6 +75,7 @@ pub enum Quality {
 }
 
 impl Quality {
+    /// Whether this is [`Quality::Good`], which encodings leave out.
     pub fn is_good(&self) -> bool {
         matches!(self, Quality::Good)
     }

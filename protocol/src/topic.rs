@@ -145,6 +145,7 @@ impl TopicPrefix {
         Ok(TopicPrefix(Arc::from(prefix)))
     }
 
+    /// The prefix as written, without a trailing `/`.
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -18,6 +18,7 @@ use crate::{validate, Quality, TelemetryBatch, Value};
 pub struct EncodeOptions {
     /// Let a series reuse the previous series' timestamp column when it is identical.
     pub share_timestamps: bool,
+    /// How series of numbers are coded.
     pub numbers: NumberCoding,
 }
 
