@@ -2,8 +2,10 @@
 //! once in TimescaleDB, PostgreSQL or an embedded SQLite file, keeps the gateway registry
 //! current, and serves health and metrics.
 //!
-//! Data flow: [`ingest`] (MQTT event loop → decode and validate → batching writer) →
-//! [`store`]. A message is acknowledged to the broker only after the transaction holding its
-//! rows has committed; see [`ingest`] for the exact rule.
+//! Data flow: [`ingest`] (MQTT event loop → classify → batching writer) → [`store`]. A message
+//! is acknowledged to the broker only after the transaction holding its rows has committed;
+//! see [`ingest`] for the exact rule and what a crash leaves behind.
 
+pub mod ingest;
+pub mod metrics;
 pub mod store;

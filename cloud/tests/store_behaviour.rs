@@ -182,16 +182,17 @@ async fn behaviour(store: Store) {
     assert!(!gws[0].online && !gws[0].registered);
 
     // Births and deaths: the last status wins; metadata from the birth is kept.
-    let status = |online, at, version: Option<&str>| GatewayStatus {
+    let status = |online, at, epoch: i64, version: Option<&str>| GatewayStatus {
         gateway: id("gw-1"),
         online,
         at_ms: at,
+        boot_epoch: Some(epoch),
         agent_version: version.map(str::to_string),
         config_hash: version.map(|_| "abc123".to_string()),
     };
     store
         .write(WriteBatch {
-            statuses: vec![status(true, T0 + 100, Some("0.1.0"))],
+            statuses: vec![status(true, T0 + 100, 5, Some("0.1.0"))],
             series_meta: vec![SeriesMeta {
                 key: SeriesKey {
                     gateway: id("gw-1"),
@@ -218,7 +219,19 @@ async fn behaviour(store: Store) {
     assert_eq!(drive[0].unit.as_deref(), Some("rpm"));
     store
         .write(WriteBatch {
-            statuses: vec![status(false, T0 + 200, None)],
+            // A late will from the previous boot, then this boot's own death.
+            statuses: vec![status(false, T0 + 150, 4, None)],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        store.gateway(&id("gw-1")).await.unwrap().unwrap().online,
+        "stale will ignored"
+    );
+    store
+        .write(WriteBatch {
+            statuses: vec![status(false, T0 + 200, 5, None)],
             ..Default::default()
         })
         .await

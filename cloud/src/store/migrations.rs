@@ -58,14 +58,28 @@ pub const POSTGRES: &[Migration] = &[
         flavour: Flavour::Timescale,
         sql: include_str!("../../../migrations/postgres/0002_hypertable.timescale.sql"),
     },
+    Migration {
+        version: 3,
+        name: "gateway_boot_epoch",
+        flavour: Flavour::Any,
+        sql: include_str!("../../../migrations/postgres/0003_gateway_boot_epoch.sql"),
+    },
 ];
 
-pub const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    name: "schema",
-    flavour: Flavour::Any,
-    sql: include_str!("../../../migrations/sqlite/0001_schema.sql"),
-}];
+pub const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "schema",
+        flavour: Flavour::Any,
+        sql: include_str!("../../../migrations/sqlite/0001_schema.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "gateway_boot_epoch",
+        flavour: Flavour::Any,
+        sql: include_str!("../../../migrations/sqlite/0002_gateway_boot_epoch.sql"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

@@ -17,6 +17,7 @@ mod sqlite;
 mod types;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 pub use migrations::{Flavour, Migration};
 pub use postgres::{InsertPath, PgStore, DEFAULT_STATEMENT_ROWS};
@@ -61,7 +62,14 @@ impl StoreError {
     /// Whether retrying the same operation later may succeed (a dropped connection, a restart).
     pub fn is_transient(&self) -> bool {
         match self {
-            StoreError::Postgres(e) => e.is_closed() || e.code().is_none(),
+            // No SQLSTATE: the connection broke. Classes 08 (connection), 40 (serialization,
+            // deadlock), 53 (resources) and 57 (operator intervention: shutdown, restart).
+            StoreError::Postgres(e) => match e.code() {
+                None => true,
+                Some(code) => ["08", "40", "53", "57"]
+                    .iter()
+                    .any(|class| code.code().starts_with(class)),
+            },
             StoreError::SqliteGone => false,
             StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
                 e.code,
@@ -177,7 +185,11 @@ impl Store {
     }
 
     /// Commits the batch in one transaction. See the module invariants.
-    pub async fn write(&self, batch: WriteBatch) -> Result<WriteOutcome, StoreError> {
+    pub async fn write(
+        &self,
+        batch: impl Into<Arc<WriteBatch>>,
+    ) -> Result<WriteOutcome, StoreError> {
+        let batch = batch.into();
         dispatch!(self, s => s.write(batch).await)
     }
 

@@ -128,7 +128,7 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn write(&self, batch: WriteBatch) -> Result<WriteOutcome, StoreError> {
+    pub async fn write(&self, batch: Arc<WriteBatch>) -> Result<WriteOutcome, StoreError> {
         self.call(move |st| write(st, &batch)).await
     }
 
@@ -433,13 +433,15 @@ fn write(st: &mut SqliteState, batch: &WriteBatch) -> Result<WriteOutcome, Store
             seen.execute(params![gw.as_str(), now, at])?;
         }
         let mut status = tx.prepare_cached(
-            "INSERT INTO gateways (gateway, online, agent_version, config_hash, first_seen, last_seen, status_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+            "INSERT INTO gateways (gateway, online, agent_version, config_hash, first_seen, last_seen, status_at, boot_epoch)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)
              ON CONFLICT (gateway) DO UPDATE SET online = excluded.online,
                agent_version = coalesce(excluded.agent_version, agent_version),
                config_hash = coalesce(excluded.config_hash, config_hash),
                status_at = excluded.status_at,
-               last_seen = max(coalesce(last_seen, 0), excluded.last_seen)",
+               last_seen = max(coalesce(last_seen, 0), excluded.last_seen),
+               boot_epoch = max(coalesce(boot_epoch, excluded.boot_epoch), coalesce(excluded.boot_epoch, boot_epoch))
+             WHERE boot_epoch IS NULL OR excluded.boot_epoch IS NULL OR excluded.boot_epoch >= boot_epoch",
         )?;
         for s in &batch.statuses {
             status.execute(params![
@@ -448,7 +450,8 @@ fn write(st: &mut SqliteState, batch: &WriteBatch) -> Result<WriteOutcome, Store
                 s.agent_version,
                 s.config_hash,
                 now,
-                s.at_ms
+                s.at_ms,
+                s.boot_epoch
             ])?;
         }
         let mut device = tx.prepare_cached(

@@ -40,7 +40,11 @@ pub struct DeadLetter {
 pub struct GatewayStatus {
     pub gateway: Ident,
     pub online: bool,
+    /// When the cloud received it: statuses apply in arrival order.
     pub at_ms: i64,
+    /// The session the status is about. A status from an older boot epoch than the last one
+    /// applied is ignored (a late will cannot mark a newer session offline).
+    pub boot_epoch: Option<i64>,
     pub agent_version: Option<String>,
     pub config_hash: Option<String>,
 }

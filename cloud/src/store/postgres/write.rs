@@ -61,7 +61,7 @@ impl PointColumns {
 }
 
 impl PgStore {
-    pub async fn write(&self, batch: WriteBatch) -> Result<WriteOutcome, StoreError> {
+    pub async fn write(&self, batch: Arc<WriteBatch>) -> Result<WriteOutcome, StoreError> {
         let mut held = self.hold().await?;
         let session = &mut *held.guard;
         let client = session
@@ -156,19 +156,23 @@ async fn write_registry(tx: &Transaction<'_>, batch: &WriteBatch) -> Result<(), 
     }
     for s in &batch.statuses {
         tx.execute(
-            "INSERT INTO gateways (gateway, online, agent_version, config_hash, last_seen, status_at)
-             VALUES ($1, $2, $3, $4, $5, $5)
+            "INSERT INTO gateways (gateway, online, agent_version, config_hash, last_seen, status_at, boot_epoch)
+             VALUES ($1, $2, $3, $4, $5, $5, $6)
              ON CONFLICT (gateway) DO UPDATE SET online = excluded.online,
                agent_version = coalesce(excluded.agent_version, gateways.agent_version),
                config_hash = coalesce(excluded.config_hash, gateways.config_hash),
                status_at = excluded.status_at,
-               last_seen = GREATEST(gateways.last_seen, excluded.last_seen)",
+               last_seen = GREATEST(gateways.last_seen, excluded.last_seen),
+               boot_epoch = GREATEST(gateways.boot_epoch, excluded.boot_epoch)
+             WHERE gateways.boot_epoch IS NULL OR excluded.boot_epoch IS NULL
+                OR excluded.boot_epoch >= gateways.boot_epoch",
             &[
                 &s.gateway.as_str(),
                 &s.online,
                 &s.agent_version,
                 &s.config_hash,
                 &to_time(s.at_ms),
+                &s.boot_epoch,
             ],
         )
         .await?;

@@ -1,0 +1,377 @@
+//! Turning one MQTT message into rows, or into a dead letter that says why not.
+//!
+//! Pure: no I/O, no clock (the receive time is passed in), so every rule is tested byte for
+//! byte below. The protocol crate's decoders already check identifiers, finite numbers, sizes
+//! and timestamp ranges; this adds what only the cloud knows: the topic's gateway must be the
+//! payload's, and no reading may be further in the future than the configured skew.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use fieldlink_protocol::{
+    decode_telemetry, json, Ack, DecodeError, Event, Ident, Status, TopicKind, TopicPrefix,
+    ValidationError,
+};
+
+use crate::store::{DeadLetter, GatewayMessage, GatewayStatus, PointRow, SeriesKey, SeriesMeta};
+
+/// What the classifier needs to know.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub prefix: TopicPrefix,
+    /// A reading stamped later than receive time plus this is refused.
+    pub max_future_skew_ms: i64,
+}
+
+/// One message, classified.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Content {
+    Telemetry {
+        gateway: Ident,
+        points: Vec<PointRow>,
+        /// Backlog replayed after an outage.
+        historical: bool,
+    },
+    Status {
+        status: GatewayStatus,
+        series: Vec<SeriesMeta>,
+    },
+    Event(GatewayMessage),
+    Ack(GatewayMessage),
+    /// An empty retained message clearing a status: nothing to store.
+    Ignore,
+    Dead(DeadLetter),
+}
+
+impl Content {
+    /// The gateway the message is from, when it is not a dead letter.
+    pub fn gateway(&self) -> Option<&Ident> {
+        match self {
+            Content::Telemetry { gateway, .. } => Some(gateway),
+            Content::Status { status, .. } => Some(&status.gateway),
+            Content::Event(m) | Content::Ack(m) => Some(&m.gateway),
+            Content::Ignore | Content::Dead(_) => None,
+        }
+    }
+}
+
+/// Builds a dead letter for a message refused after classification (an unregistered gateway).
+pub fn dead_letter(
+    topic: &str,
+    payload: &[u8],
+    received_ms: i64,
+    reason: &str,
+    detail: String,
+) -> Content {
+    Content::Dead(DeadLetter {
+        received_ms,
+        topic: topic.to_string(),
+        reason: reason.to_string(),
+        detail,
+        payload: payload.to_vec(),
+    })
+}
+
+fn decode_reason(e: &DecodeError) -> &'static str {
+    match e {
+        DecodeError::TooLarge { .. } => "too_large",
+        DecodeError::Invalid(ValidationError::NotFinite { .. }) => "non_finite",
+        DecodeError::Invalid(ValidationError::TimestampOutOfRange { .. }) => "bad_timestamp",
+        DecodeError::Invalid(_) => "invalid",
+        _ => "decode",
+    }
+}
+
+pub fn classify(rules: &Rules, topic: &str, payload: &[u8], received_ms: i64) -> Content {
+    let dead =
+        |reason: &str, detail: String| dead_letter(topic, payload, received_ms, reason, detail);
+    let parsed = match rules.prefix.parse(topic) {
+        Ok(t) => t,
+        Err(e) => return dead("topic", e.to_string()),
+    };
+    let mismatch = |inner: &Ident| {
+        dead(
+            "topic_mismatch",
+            format!(
+                "topic names gateway {} but the payload names {inner}",
+                parsed.gateway
+            ),
+        )
+    };
+    match parsed.kind {
+        TopicKind::Telemetry => {
+            let batch = match decode_telemetry(payload) {
+                Ok(b) => b,
+                Err(e) => return dead(decode_reason(&e), e.to_string()),
+            };
+            if batch.gateway != parsed.gateway {
+                return mismatch(&batch.gateway);
+            }
+            let limit = received_ms.saturating_add(rules.max_future_skew_ms);
+            if let Some((i, p)) = batch
+                .points
+                .iter()
+                .enumerate()
+                .find(|(_, p)| p.ts_ms > limit)
+            {
+                return dead(
+                    "future_timestamp",
+                    format!(
+                        "points[{i}].ts_ms {} is {} ms ahead of the receive time, more than the allowed {} ms",
+                        p.ts_ms,
+                        p.ts_ms - received_ms,
+                        rules.max_future_skew_ms
+                    ),
+                );
+            }
+            let mut keys: HashMap<(&Ident, &Ident), Arc<SeriesKey>> = HashMap::new();
+            let mut points = Vec::with_capacity(batch.points.len());
+            for p in &batch.points {
+                let key = keys
+                    .entry((&p.device, &p.metric))
+                    .or_insert_with(|| {
+                        Arc::new(SeriesKey {
+                            gateway: batch.gateway.clone(),
+                            device: p.device.clone(),
+                            metric: p.metric.clone(),
+                        })
+                    })
+                    .clone();
+                points.push(PointRow {
+                    key,
+                    ts_ms: p.ts_ms,
+                    value: p.value.clone(),
+                    quality: p.quality,
+                });
+            }
+            Content::Telemetry {
+                gateway: batch.gateway.clone(),
+                points,
+                historical: batch.historical,
+            }
+        }
+        TopicKind::Status => {
+            if payload.is_empty() {
+                return Content::Ignore;
+            }
+            let status: Status = match json::decode(payload) {
+                Ok(s) => s,
+                Err(e) => return dead(decode_reason(&e), e.to_string()),
+            };
+            if *status.gateway() != parsed.gateway {
+                return mismatch(status.gateway());
+            }
+            match status {
+                Status::Online(b) => {
+                    let series = b
+                        .devices
+                        .iter()
+                        .flat_map(|d| {
+                            d.points.iter().map(|p| SeriesMeta {
+                                key: SeriesKey {
+                                    gateway: b.gateway.clone(),
+                                    device: d.name.clone(),
+                                    metric: p.name.clone(),
+                                },
+                                unit: p.unit.clone(),
+                                writable: p.writable,
+                            })
+                        })
+                        .collect();
+                    Content::Status {
+                        status: GatewayStatus {
+                            gateway: b.gateway,
+                            online: true,
+                            at_ms: received_ms,
+                            boot_epoch: Some(b.boot_epoch as i64),
+                            agent_version: Some(b.agent_version),
+                            config_hash: Some(b.config_hash),
+                        },
+                        series,
+                    }
+                }
+                Status::Offline(d) => Content::Status {
+                    status: GatewayStatus {
+                        gateway: d.gateway,
+                        online: false,
+                        at_ms: received_ms,
+                        boot_epoch: Some(d.boot_epoch as i64),
+                        agent_version: None,
+                        config_hash: None,
+                    },
+                    series: Vec::new(),
+                },
+            }
+        }
+        TopicKind::Events => match json::decode::<Event>(payload) {
+            Err(e) => dead(decode_reason(&e), e.to_string()),
+            Ok(ev) if ev.gateway != parsed.gateway => mismatch(&ev.gateway),
+            Ok(ev) => match serde_json::to_value(&ev) {
+                Ok(body) => Content::Event(GatewayMessage {
+                    gateway: ev.gateway,
+                    received_ms,
+                    body,
+                }),
+                Err(e) => dead("decode", e.to_string()),
+            },
+        },
+        TopicKind::Ack => match json::decode::<Ack>(payload) {
+            Err(e) => dead(decode_reason(&e), e.to_string()),
+            Ok(ack) => match serde_json::to_value(&ack) {
+                Ok(body) => Content::Ack(GatewayMessage {
+                    gateway: parsed.gateway,
+                    received_ms,
+                    body,
+                }),
+                Err(e) => dead("decode", e.to_string()),
+            },
+        },
+        TopicKind::Cmd => dead(
+            "topic",
+            "command topics flow from the cloud to gateways; the cloud does not ingest them".into(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fieldlink_protocol::{encode_telemetry, Encoding, Point, TelemetryBatch};
+
+    const NOW: i64 = 1_704_067_200_000;
+
+    fn rules() -> Rules {
+        Rules {
+            prefix: TopicPrefix::default(),
+            max_future_skew_ms: 60_000,
+        }
+    }
+
+    fn id(s: &str) -> Ident {
+        Ident::new(s).unwrap()
+    }
+
+    fn batch(gw: &str, ts: &[i64]) -> TelemetryBatch {
+        let mut b = TelemetryBatch::new(id(gw), 1, 7);
+        for (i, t) in ts.iter().enumerate() {
+            b.points
+                .push(Point::new(id("m1"), id("power"), *t, i as f64));
+        }
+        b
+    }
+
+    fn reason(c: &Content) -> &str {
+        match c {
+            Content::Dead(d) => &d.reason,
+            other => panic!("expected a dead letter, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn telemetry_in_either_encoding_becomes_rows_sharing_one_key() {
+        let b = batch("gw-1", &[NOW - 2_000, NOW - 1_000]);
+        for enc in [Encoding::Json, Encoding::Binary] {
+            let bytes = encode_telemetry(&b, enc).unwrap();
+            let c = classify(&rules(), "fieldlink/v1/gw-1/telemetry", &bytes, NOW);
+            let Content::Telemetry {
+                gateway,
+                points,
+                historical,
+            } = c
+            else {
+                panic!("{c:?}")
+            };
+            assert_eq!(gateway, id("gw-1"));
+            assert!(!historical);
+            assert_eq!(points.len(), 2);
+            assert!(Arc::ptr_eq(&points[0].key, &points[1].key));
+            assert_eq!(points[1].ts_ms, NOW - 1_000);
+        }
+    }
+
+    #[test]
+    fn refusals_name_their_reason_and_keep_the_bytes() {
+        let r = rules();
+        let topic = "fieldlink/v1/gw-1/telemetry";
+        let c = classify(&r, topic, b"{not json", NOW);
+        assert_eq!(reason(&c), "decode");
+        let Content::Dead(d) = &c else { unreachable!() };
+        assert_eq!(d.payload, b"{not json");
+        assert_eq!(d.topic, topic);
+
+        let other = encode_telemetry(&batch("gw-2", &[NOW]), Encoding::Binary).unwrap();
+        assert_eq!(reason(&classify(&r, topic, &other, NOW)), "topic_mismatch");
+
+        let future =
+            encode_telemetry(&batch("gw-1", &[NOW, NOW + 61_000]), Encoding::Json).unwrap();
+        assert_eq!(
+            reason(&classify(&r, topic, &future, NOW)),
+            "future_timestamp"
+        );
+        let near = encode_telemetry(&batch("gw-1", &[NOW + 59_000]), Encoding::Json).unwrap();
+        assert!(matches!(
+            classify(&r, topic, &near, NOW),
+            Content::Telemetry { .. }
+        ));
+
+        let big = vec![b' '; fieldlink_protocol::limits::MAX_PAYLOAD_BYTES + 1];
+        assert_eq!(reason(&classify(&r, topic, &big, NOW)), "too_large");
+
+        assert_eq!(
+            reason(&classify(&r, "elsewhere/gw-1/telemetry", b"{}", NOW)),
+            "topic"
+        );
+        assert_eq!(
+            reason(&classify(&r, "fieldlink/v1/gw-1/cmd", b"{}", NOW)),
+            "topic"
+        );
+        assert_eq!(reason(&classify(&r, topic, b"", NOW)), "decode");
+    }
+
+    #[test]
+    fn a_non_finite_binary_value_is_refused() {
+        // A number that is no short decimal is written as its raw f64 bits; overwrite them
+        // with NaN, which no encoder would produce.
+        let mut b = batch("gw-1", &[NOW]);
+        b.points[0].value = fieldlink_protocol::Value::Number(1.0f64 / 3.0);
+        let mut bytes = encode_telemetry(&b, Encoding::Binary).unwrap();
+        let needle = (1.0f64 / 3.0).to_le_bytes();
+        let at = bytes
+            .windows(8)
+            .position(|w| w == needle)
+            .expect("the binary encoding carries the f64 little-endian");
+        bytes[at..at + 8].copy_from_slice(&f64::NAN.to_le_bytes());
+        let c = classify(&rules(), "fieldlink/v1/gw-1/telemetry", &bytes, NOW);
+        assert_eq!(reason(&c), "non_finite");
+    }
+
+    #[test]
+    fn births_carry_series_metadata_and_deaths_their_epoch() {
+        let birth = br#"{"state":"online","gateway":"gw-1","boot_epoch":3,"ts_ms":1704067200000,
+            "agent_version":"0.1.0","config_hash":"abc","devices":[{"name":"m1","points":[
+            {"name":"power","unit":"kW","kind":"number"},{"name":"set","kind":"number","writable":true}]}]}"#;
+        let c = classify(&rules(), "fieldlink/v1/gw-1/status", birth, NOW);
+        let Content::Status { status, series } = c else {
+            panic!("{c:?}")
+        };
+        assert!(status.online);
+        assert_eq!(status.boot_epoch, Some(3));
+        assert_eq!(status.agent_version.as_deref(), Some("0.1.0"));
+        assert_eq!(series.len(), 2);
+        assert_eq!(series[0].unit.as_deref(), Some("kW"));
+        assert!(series[1].writable);
+
+        let death = br#"{"state":"offline","gateway":"gw-1","boot_epoch":3}"#;
+        let c = classify(&rules(), "fieldlink/v1/gw-1/status", death, NOW);
+        let Content::Status { status, .. } = c else {
+            panic!("{c:?}")
+        };
+        assert!(!status.online);
+        let c = classify(&rules(), "fieldlink/v1/gw-2/status", death, NOW);
+        assert_eq!(reason(&c), "topic_mismatch");
+        assert_eq!(
+            classify(&rules(), "fieldlink/v1/gw-1/status", b"", NOW),
+            Content::Ignore
+        );
+    }
+}

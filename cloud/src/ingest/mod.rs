@@ -1,0 +1,237 @@
+//! Ingest: every gateway's traffic off the broker, into the store, exactly once.
+//!
+//! Three tasks joined by bounded queues:
+//!
+//! ```text
+//! MQTT event loop ──Publish──▶ classifier ──Item──▶ writer ──commit──▶ store
+//!        ▲                                             │
+//!        └──────────── PUBACK (after commit) ◀─────────┘
+//! ```
+//!
+//! The durable invariant: **a message is acknowledged to the broker only after the transaction
+//! holding its rows (or its dead letter) has committed.** The session is persistent and QoS 1,
+//! so a message not yet acknowledged when the process dies is redelivered by the broker, and
+//! the store ignores rows it already has (unique (series, time)). A crash at any line
+//! therefore loses nothing and duplicates nothing. Messages are never dropped by the cloud:
+//! when the writer is slow, the queues fill and the event loop stops reading from the broker.
+//!
+//! Refused messages (undecodable, oversized, gateway mismatch, non-finite values, readings too
+//! far in the future, unregistered gateways when registration is required) become dead
+//! letters, stored and acknowledged like any other row, and counted by reason.
+//!
+//! With the embedded broker the broker lives in this process: it acknowledges a gateway's
+//! publish on receipt, so a crash of this process loses what the writer had not committed.
+//! Use an external broker where that matters.
+
+mod classify;
+mod mqtt;
+mod writer;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use fieldlink_protocol::{Ident, TopicPrefix};
+use rumqttc::{AsyncClient, Publish};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use classify::{classify, Content, Rules};
+pub use mqtt::{MqttSettings, TlsSettings};
+pub use writer::{FlushPolicy, Item};
+
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// Why ingest could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("reading {path}: {source}")]
+    TlsFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("topic filters: {0}")]
+    Topic(#[from] fieldlink_protocol::TopicError),
+}
+
+/// What ingest does besides connecting.
+#[derive(Debug, Clone)]
+pub struct IngestSettings {
+    pub prefix: TopicPrefix,
+    /// Subscribe as `$share/{group}/…` so instances in the group split the load.
+    pub share_group: Option<String>,
+    /// Dead-letter messages from gateways nobody registered, instead of registering them.
+    pub require_registration: bool,
+    pub max_future_skew: Duration,
+    pub flush: FlushPolicy,
+    /// Capacity of each queue between the tasks, in messages.
+    pub queue_messages: usize,
+    /// How long a stop waits for the writer's last commit and acknowledgements.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        IngestSettings {
+            prefix: TopicPrefix::default(),
+            share_group: None,
+            require_registration: false,
+            max_future_skew: Duration::from_secs(300),
+            flush: FlushPolicy::default(),
+            queue_messages: 1_024,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A running ingest.
+#[derive(Clone)]
+pub struct IngestHandle {
+    connected: Arc<AtomicBool>,
+}
+
+impl IngestHandle {
+    /// Whether the broker connection is up (for readiness).
+    pub fn broker_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Starts the three tasks on `tracker`. They stop when `stop` fires: the event loop stops
+/// forwarding, the classifier and writer drain, the writer's last acknowledgements go out, and
+/// the event loop disconnects.
+pub fn start(
+    mqtt_settings: &MqttSettings,
+    settings: IngestSettings,
+    store: Arc<Store>,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+    tracker: &TaskTracker,
+) -> Result<IngestHandle, IngestError> {
+    let options = mqtt::options(mqtt_settings)?;
+    let filters = settings
+        .prefix
+        .cloud_filters(settings.share_group.as_deref())?;
+    let (client, eventloop) = AsyncClient::new(options, 4_096);
+    let connected = Arc::new(AtomicBool::new(false));
+    let (pub_tx, pub_rx) = mpsc::channel::<Publish>(settings.queue_messages);
+    let (item_tx, item_rx) = mpsc::channel::<Item>(settings.queue_messages);
+    let writer_done = CancellationToken::new();
+    let rules = Rules {
+        prefix: settings.prefix.clone(),
+        max_future_skew_ms: settings.max_future_skew.as_millis() as i64,
+    };
+
+    tracker.spawn(mqtt::run_event_loop(mqtt::EventLoopTask {
+        eventloop,
+        client: client.clone(),
+        filters,
+        inbound: pub_tx,
+        connected: connected.clone(),
+        stop: stop.clone(),
+        writer_done: writer_done.clone(),
+        grace: settings.shutdown_grace,
+    }));
+    tracker.spawn(run_classifier(
+        pub_rx,
+        item_tx,
+        rules,
+        settings.require_registration,
+        store.clone(),
+        metrics.clone(),
+    ));
+    let writer = writer::Writer {
+        store,
+        client,
+        metrics,
+        policy: settings.flush,
+        stop: stop.clone(),
+    };
+    tracker.spawn(async move {
+        writer.run(item_rx).await;
+        writer_done.cancel();
+    });
+    Ok(IngestHandle { connected })
+}
+
+async fn run_classifier(
+    mut rx: mpsc::Receiver<Publish>,
+    tx: mpsc::Sender<Item>,
+    rules: Rules,
+    require_registration: bool,
+    store: Arc<Store>,
+    metrics: Arc<Metrics>,
+) {
+    let mut registered: HashSet<Ident> = HashSet::new();
+    while let Some(publish) = rx.recv().await {
+        let received = Instant::now();
+        let received_ms = now_ms();
+        metrics.unacked_messages.inc();
+        let mut content = classify(&rules, &publish.topic, &publish.payload, received_ms);
+        if require_registration {
+            if let Some(gw) = content.gateway() {
+                if !registered.contains(gw) {
+                    match store.gateway(gw).await {
+                        Ok(Some(info)) if info.registered => {
+                            registered.insert(gw.clone());
+                        }
+                        Ok(_) => {
+                            content = classify::dead_letter(
+                                &publish.topic,
+                                &publish.payload,
+                                received_ms,
+                                "unregistered",
+                                format!("gateway {gw} is not registered"),
+                            );
+                        }
+                        Err(e) => {
+                            // Unknown for now: leave it unacknowledged; the broker redelivers
+                            // it after the next reconnect.
+                            tracing::warn!(error = %e, gateway = %gw,
+                                "could not check registration; message left unacknowledged");
+                            metrics.unacked_messages.dec();
+                            continue;
+                        }
+                    }
+                }
+            }
+        }
+        match &content {
+            Content::Telemetry { points, .. } => {
+                metrics.message("telemetry");
+                metrics.points_received.inc_by(points.len() as u64);
+            }
+            Content::Status { .. } => metrics.message("status"),
+            Content::Event(_) => metrics.message("events"),
+            Content::Ack(_) => metrics.message("ack"),
+            Content::Ignore => metrics.message("ignored"),
+            Content::Dead(d) => {
+                metrics.message("dead_letter");
+                metrics.dead_letter(&d.reason);
+                tracing::info!(topic = %d.topic, reason = %d.reason, detail = %d.detail,
+                    "message dead-lettered");
+            }
+        }
+        let item = Item {
+            publish,
+            received,
+            received_ms,
+            content,
+        };
+        if tx.send(item).await.is_err() {
+            break;
+        }
+    }
+}
