@@ -548,3 +548,38 @@ async fn dropped_connections_are_survived() {
     cancel.cancel();
     acq.join().await;
 }
+
+#[tokio::test]
+async fn tcp_devices_poll_concurrently_so_a_slow_one_does_not_hold_up_the_others() {
+    let (_sim, tcp) = simulator().await;
+    let port = tcp.local_addr().port();
+    // Unit 2 takes 600 ms per answer; unit 1 answers at once. Both poll every 50 ms.
+    let map = point_map(&format!(
+        r#"{{"devices": [
+          {{"name": "fast", "poll_interval_ms": 50, "transport": {{"kind": "tcp", "host": "127.0.0.1", "port": {port}, "unit_id": 1}},
+            "points": [{{"name": "v", "table": "holding_register", "address": 0}}]}},
+          {{"name": "slow", "poll_interval_ms": 50, "timeout_ms": 2000, "transport": {{"kind": "tcp", "host": "127.0.0.1", "port": {port}, "unit_id": 2}},
+            "points": [{{"name": "v", "table": "holding_register", "address": 0}}]}}
+        ]}}"#
+    ));
+    let (acq, mut rx, cancel) = start(&map);
+    let (mut fast, mut slow) = (0u32, 0u32);
+    while slow < 3 {
+        match tokio::time::timeout(support::PATIENCE, rx.recv()).await {
+            Ok(Some(DriverEvent::Readings(r))) if r.device.as_str() == "fast" => {
+                assert_eq!(number(&r, "v"), 1234.0);
+                fast += 1;
+            }
+            Ok(Some(DriverEvent::Readings(r))) => {
+                assert_eq!(number(&r, "v"), 9.0);
+                slow += 1;
+            }
+            Ok(Some(DriverEvent::Health(_))) => {}
+            other => panic!("no readings: {other:?}"),
+        }
+    }
+    // Sharing one task, the fast device would get about one poll per slow answer.
+    assert!(fast >= 4 * slow, "fast {fast} polls while slow made {slow}");
+    cancel.cancel();
+    acq.join().await;
+}
