@@ -1,0 +1,151 @@
+//! Configuration: the shipped example, environment overrides, errors that name their key, and
+//! the binary's subcommands and exit codes.
+
+use std::process::Command;
+
+use fieldlink_agent::config::{self, ConfigError};
+
+const BIN: &str = env!("CARGO_BIN_EXE_fieldlink-agent");
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/agent.example.toml");
+
+#[test]
+fn check_config_accepts_the_shipped_example_and_prints_the_read_plan() {
+    let out = Command::new(BIN)
+        .args(["--config", EXAMPLE, "check-config"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("gateway site-1-gw"), "{stdout}");
+    assert!(stdout.contains("meter-1"), "{stdout}");
+    // The meter's three registers 0..11 are one read.
+    assert!(
+        stdout.contains("1 request(s): holding_register 0+11"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("configuration OK"), "{stdout}");
+}
+
+#[test]
+fn print_default_config_is_the_example_and_validates() {
+    let out = Command::new(BIN)
+        .arg("print-default-config")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text, std::fs::read_to_string(EXAMPLE).unwrap());
+    let c = config::parse(&text).unwrap();
+    assert_eq!(c.gateway.as_str(), "site-1-gw");
+    assert_eq!(c.point_map.devices.len(), 4);
+    assert!(c.mqtt.tls.is_some());
+}
+
+#[test]
+fn version_and_bad_usage() {
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("fieldlink-agent "));
+    let out = Command::new(BIN).arg("frobnicate").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn invalid_configuration_names_every_bad_key_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent.toml");
+    std::fs::write(
+        &path,
+        r#"
+[gateway]
+id = "bad id"
+[mqtt]
+url = "mqtt://broker:99999"
+encoding = "xml"
+[journal]
+durability = "sometimes"
+[[reporting.rules]]
+device = "nope"
+[[devices]]
+name = "m"
+transport = { kind = "tcp", host = "127.0.0.1" }
+[[devices.points]]
+name = "p"
+table = "holding_register"
+address = 65535
+type = "u32"
+"#,
+    )
+    .unwrap();
+    let err = config::load(&path).unwrap_err();
+    let paths: Vec<&str> = err.problems().iter().map(|p| p.path.as_str()).collect();
+    for want in [
+        "gateway.id",
+        "mqtt.url",
+        "mqtt.encoding",
+        "journal.durability",
+        "reporting.rules[0].device",
+    ] {
+        assert!(paths.contains(&want), "{want} missing from {paths:?}");
+    }
+    assert!(
+        paths
+            .iter()
+            .any(|p| p.starts_with("devices[") && p.contains("points[")),
+        "{paths:?}"
+    );
+    let out = Command::new(BIN)
+        .args(["--config", path.to_str().unwrap(), "check-config"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("mqtt.encoding"));
+    // `run` refuses it the same way, before starting anything.
+    let out = Command::new(BIN)
+        .args(["--config", path.to_str().unwrap(), "run"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn unknown_keys_and_missing_files_are_load_errors() {
+    assert!(matches!(
+        config::parse("[gateway]\nid = \"g\"\ncolour = 1\n"),
+        Err(ConfigError::Load(_))
+    ));
+    let out = Command::new(BIN)
+        .args(["--config", "/nonexistent/agent.toml", "check-config"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn environment_overrides_keys() {
+    let out = Command::new(BIN)
+        .args(["--config", EXAMPLE, "check-config"])
+        .env("FIELDLINK_AGENT__MQTT__URL", "mqtt://10.0.0.9:1884")
+        .env("FIELDLINK_AGENT__GATEWAY__ID", "other-gw")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("mqtt://10.0.0.9:1884"), "{stdout}");
+    assert!(stdout.contains("gateway other-gw"), "{stdout}");
+    let out = Command::new(BIN)
+        .args(["--config", EXAMPLE, "check-config"])
+        .env("FIELDLINK_AGENT__MQTT__MAX_IN_FLIGHT", "0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("mqtt.max_in_flight"));
+}
