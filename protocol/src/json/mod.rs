@@ -6,6 +6,7 @@
 //! Unknown object keys are ignored, so a newer sender can add fields without breaking an older
 //! receiver.
 
+pub(crate) mod bounded;
 mod number;
 mod telemetry;
 

@@ -22,6 +22,7 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 use serde::ser::{SerializeMap, SerializeStruct};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::bounded::Bounded;
 use super::number::CompactValue;
 use crate::limits::MAX_POINTS_PER_BATCH;
 use crate::message::series::{self, Series};
@@ -301,7 +302,10 @@ impl<'de> Visitor<'de> for GroupSeed<'_> {
                     if dt.is_some() {
                         return Err(de::Error::duplicate_field("dt"));
                     }
-                    dt = Some(map.next_value_seed(Bounded::<i64>::new(MAX_POINTS_PER_BATCH))?);
+                    dt = Some(map.next_value_seed(Bounded::<i64>::new(
+                        MAX_POINTS_PER_BATCH,
+                        "intervals in `dt`",
+                    ))?);
                 }
                 Some(3) => {
                     if values.is_some() {
@@ -379,50 +383,6 @@ impl<'de> Visitor<'de> for GroupSeed<'_> {
     }
 }
 
-/// Reads an array of at most `max` elements.
-struct Bounded<T> {
-    max: usize,
-    _t: std::marker::PhantomData<T>,
-}
-
-impl<T> Bounded<T> {
-    fn new(max: usize) -> Self {
-        Bounded {
-            max,
-            _t: std::marker::PhantomData,
-        }
-    }
-}
-
-impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for Bounded<T> {
-    type Value = Vec<T>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<T>, D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de, T: Deserialize<'de>> Visitor<'de> for Bounded<T> {
-    type Value = Vec<T>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "an array of at most {} elements", self.max)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
-        let mut out = Vec::new();
-        while let Some(x) = seq.next_element()? {
-            if out.len() == self.max {
-                return Err(de::Error::custom(format_args!(
-                    "more than {} elements; a batch holds at most {MAX_POINTS_PER_BATCH} points",
-                    self.max
-                )));
-            }
-            out.push(x);
-        }
-        Ok(out)
-    }
-}
-
 /// Reads an object of metric → array, at most `budget` elements in all arrays together.
 struct ColumnsSeed<T> {
     budget: usize,
@@ -462,7 +422,10 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for ColumnsSeed<T> {
                     "metric {metric:?} appears twice"
                 )));
             }
-            let column = map.next_value_seed(Bounded::<T>::new(left))?;
+            let column = map.next_value_seed(Bounded::<T>::new(
+                left,
+                "entries, over the limit of points per batch",
+            ))?;
             left -= column.len();
             out.push((metric, column));
         }

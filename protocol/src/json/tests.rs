@@ -171,12 +171,12 @@ fn telemetry_decoder_stops_at_the_point_limit() {
     let j = format!(
         r#"{{"gateway":"g","boot_epoch":1,"seq":1,"groups":[{{"device":"d","t0":1,"dt":[{dt}],"values":{{"a":[{zeros}],"b":[{zeros}]}}}}]}}"#
     );
-    assert!(json_err(&j).contains("at most 10000 points"));
+    assert!(json_err(&j).contains("over the limit of points per batch"));
     let dt = vec!["0"; MAX_POINTS_PER_BATCH + 1].join(",");
     let j = format!(
         r#"{{"gateway":"g","boot_epoch":1,"seq":1,"groups":[{{"device":"d","t0":1,"dt":[{dt}],"values":{{"a":[1]}}}}]}}"#
     );
-    assert!(json_err(&j).contains("at most 10000 points"));
+    assert!(json_err(&j).contains("more than 10000 intervals"));
 }
 
 #[test]
@@ -469,6 +469,23 @@ fn other_messages_reject_what_validation_rejects() {
     let j = r#"{"gateway":"g","boot_epoch":1,"seq":1,"ts_ms":1,"event":"device_up"}"#;
     let e = decode::<Event>(j.as_bytes()).unwrap_err().to_string();
     assert!(e.contains("device"), "{e}");
+}
+
+#[test]
+fn lists_stop_at_their_limit_while_parsing() {
+    let names = vec![r#""p""#; crate::limits::MAX_READ_POINTS + 1].join(",");
+    let j = format!(
+        r#"{{"id":"c","created_at_ms":1,"expires_at_ms":5,"command":"read_now","device":"d","points":[{names}]}}"#
+    );
+    let e = decode::<Command>(j.as_bytes()).unwrap_err().to_string();
+    assert!(e.contains("more than 1024 points to read"), "{e}");
+    let devices =
+        vec![r#"{"name":"d","points":[]}"#; crate::limits::MAX_DEVICES_PER_BIRTH + 1].join(",");
+    let j = format!(
+        r#"{{"state":"online","gateway":"g","boot_epoch":1,"ts_ms":1,"agent_version":"1","config_hash":"h","devices":[{devices}]}}"#
+    );
+    let e = decode::<Status>(j.as_bytes()).unwrap_err().to_string();
+    assert!(e.contains("more than 256 devices"), "{e}");
 }
 
 #[test]

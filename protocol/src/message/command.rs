@@ -38,7 +38,7 @@ pub enum CommandKind {
     /// Read the named points at once (all of the device's points when the list is empty).
     ReadNow {
         device: Ident,
-        #[serde(default)]
+        #[serde(default, deserialize_with = "crate::json::bounded::read_points")]
         points: Vec<Ident>,
     },
     /// Change how often a device is polled.

@@ -35,6 +35,7 @@ pub struct Birth {
     /// Hash of the configuration in force, so the cloud can tell whether an apply-config
     /// command took effect.
     pub config_hash: String,
+    #[serde(deserialize_with = "crate::json::bounded::devices")]
     pub devices: Vec<DeviceInfo>,
 }
 
@@ -42,6 +43,7 @@ pub struct Birth {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeviceInfo {
     pub name: Ident,
+    #[serde(deserialize_with = "crate::json::bounded::device_points")]
     pub points: Vec<PointInfo>,
 }
 
