@@ -8,7 +8,7 @@
 //! - [`pointmap`]: the configuration, validated once into typed devices and points.
 //! - [`plan`]: the fewest Modbus requests that read a device's points.
 //! - [`modbus`]: links with timeouts, one owner task per link ([`modbus::station`]), polling and
-//!   decoding with [`codec`]; [`write`] for the way back.
+//!   decoding with [`codec`]; [`write`](mod@write) for the way back.
 //! - [`serial_line`]: sensors that print lines of text.
 //! - [`health`] and [`event`]: what the agent hears about each device.
 //! - [`acquisition`]: starts all of the above for a point map.

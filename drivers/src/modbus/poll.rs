@@ -50,7 +50,9 @@ pub async fn poll_plan<C: Connector>(
             }
             Ok(Ok(words)) => {
                 let device = out.device.clone();
+                let before = out.points.len();
                 decode_request(&device, points, &plan.requests()[i], &words, ts_ms, out);
+                DeviceCounters::add(&counters.points_total, (out.points.len() - before) as u64);
                 i += 1;
             }
             Ok(Err(exception)) => {
@@ -70,7 +72,6 @@ pub async fn poll_plan<C: Connector>(
             }
         }
     }
-    DeviceCounters::add(&counters.points_total, out.points.len() as u64);
     Ok(())
 }
 
