@@ -91,7 +91,9 @@ pub async fn run(config: AgentConfig, config_path: Option<PathBuf>) -> Result<()
     let uplink_stop = CancellationToken::new();
     let watchdog_stop = CancellationToken::new();
 
-    let (driver_tx, driver_rx) = mpsc::channel(64);
+    // One slot: a station waits for the scheduler to take its previous poll, so little that was
+    // read is ever held outside the journal (the drivers do not wait for the commit itself).
+    let (driver_tx, driver_rx) = mpsc::channel(1);
     let (plant, watches) = Plant::start(
         config.clone(),
         driver_tx,
