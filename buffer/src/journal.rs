@@ -76,7 +76,9 @@ impl Journal {
         .await
     }
 
-    /// Stores one acknowledgement or event payload, already encoded for the wire.
+    /// Stores one acknowledgement or event payload, already encoded for the wire. On an error
+    /// other than `NotSynced` nothing was stored: keep a copy to append again, since these
+    /// classes must never be lost.
     pub async fn append_record(
         &self,
         class: RecordClass,
