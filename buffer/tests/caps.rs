@@ -142,3 +142,22 @@ fn stamps_from_an_unset_clock_are_not_aged_out_when_ntp_jumps_the_clock() {
     assert_eq!(s.dropped.max_age, 0);
     assert_eq!(s.telemetry.count, 20);
 }
+
+#[test]
+fn the_age_cap_spares_a_batch_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let (clock, now) = Clock::manual(NOW_2026);
+    let mut c = capped(&dir.path().join("j.db"), 1 << 30);
+    c.caps.max_age = Some(Duration::from_secs(86_400));
+    c.clock = clock;
+    let j = BlockingJournal::open(c).unwrap();
+    append(&j, 0..50);
+    append(&j, 50..100);
+    let flying = j.next_batch(limits(50)).unwrap().unwrap();
+    assert_eq!(content(&flying), Content::Points((0..50).collect(), false));
+    now.store(NOW_2026 + 2 * DAY_MS, Ordering::SeqCst);
+    j.sync().unwrap();
+    assert_eq!(j.stats().unwrap().dropped.max_age, 50);
+    assert!(j.ack(flying.id).unwrap());
+    assert!(j.next_batch(limits(100)).unwrap().is_none());
+}

@@ -274,3 +274,20 @@ fn the_async_handle_works_from_tokio() {
         assert!(matches!(clone.stats().await, Err(JournalError::Closed)));
     });
 }
+
+#[test]
+fn in_full_mode_a_sync_waiter_needs_no_extra_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&dir.path().join("j.db"));
+    cfg.durability = fieldlink_buffer::Durability::Full;
+    cfg.sync_interval = std::time::Duration::from_secs(3600);
+    let j = BlockingJournal::open(cfg).unwrap();
+    j.append_points(points(0..10), Wait::Sync).unwrap();
+    j.append_record(RecordClass::Ack, b"a".to_vec(), Wait::Sync)
+        .unwrap();
+    // Every FULL commit was already synced; no checkpoint was needed to answer.
+    assert_eq!(j.stats().unwrap().syncs, 0);
+    let (nums, recs) = drain_all(&j);
+    assert_eq!(nums.len(), 10);
+    assert_eq!(recs.len(), 1);
+}
