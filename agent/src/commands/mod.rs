@@ -53,6 +53,13 @@ struct Outcome {
 }
 
 impl Outcome {
+    fn received() -> Outcome {
+        Outcome {
+            stage: AckStage::Received,
+            result: None,
+            error: None,
+        }
+    }
     fn executed(result: Option<Value>) -> Outcome {
         Outcome {
             stage: AckStage::Executed,
@@ -147,11 +154,10 @@ impl Commands {
                             tracing::error!(error = %le, "command ledger not written");
                             return;
                         }
-                        if self
-                            .ack(&id, Outcome::rejected(format!("invalid command: {e}")))
-                            .await
-                        {
+                        if self.ack(&id, Outcome::received()).await {
                             self.puback(&d);
+                            let why = format!("invalid command: {e}");
+                            self.ack(&id, Outcome::rejected(why)).await;
                         }
                     }
                     Some(_) => self.puback(&d),
@@ -179,12 +185,7 @@ impl Commands {
             tracing::error!(command = %cmd.id, error = %e, "command ledger not written");
             return;
         }
-        let received = Outcome {
-            stage: AckStage::Received,
-            result: None,
-            error: None,
-        };
-        if !self.ack(&cmd.id, received).await {
+        if !self.ack(&cmd.id, Outcome::received()).await {
             return;
         }
         self.puback(&d);
