@@ -53,6 +53,20 @@ impl Notifier {
         }
     }
 
+    /// Notifications to the socket at `path` (`None`: nowhere), watchdog pings every
+    /// `watchdog_every` (`None`: none).
+    pub fn new(path: Option<PathBuf>, watchdog_every: Option<Duration>) -> Notifier {
+        let target = path.and_then(|p| {
+            UnixDatagram::unbound()
+                .ok()
+                .map(|sock| (sock, Target::Path(p)))
+        });
+        Notifier {
+            target,
+            watchdog_every,
+        }
+    }
+
     pub fn is_enabled(&self) -> bool {
         self.target.is_some()
     }
