@@ -6,6 +6,10 @@
 //! is acknowledged to the broker only after the transaction holding its rows has committed;
 //! see [`ingest`] for the exact rule and what a crash leaves behind.
 
+pub mod broker;
+pub mod config;
+pub mod http;
 pub mod ingest;
 pub mod metrics;
+pub mod service;
 pub mod store;

@@ -1,1 +1,104 @@
-fn main() {}
+//! `fieldlink-cloud`: parses arguments, loads the configuration, runs a subcommand, and maps
+//! failures to exit codes (2: bad configuration, 1: anything else).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use fieldlink_cloud::config::{Settings, DEFAULT_TOML};
+use fieldlink_cloud::service;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Fieldlink cloud: MQTT ingest into TimescaleDB, PostgreSQL or SQLite"
+)]
+struct Cli {
+    /// TOML configuration file; FIELDLINK_CLOUD__SECTION__KEY variables override it.
+    #[arg(long, short, global = true, env = "FIELDLINK_CLOUD_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Migrate the database, then ingest and serve HTTP until SIGTERM or Ctrl-C.
+    Serve,
+    /// Apply pending migrations and exit.
+    Migrate,
+    /// Validate the configuration and exit.
+    CheckConfig,
+    /// Print the default configuration, with comments.
+    PrintDefaultConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::PrintDefaultConfig = cli.command {
+        print!("{DEFAULT_TOML}");
+        return ExitCode::SUCCESS;
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("fieldlink-cloud: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Command::CheckConfig = cli.command {
+        println!("configuration is valid");
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("fieldlink-cloud: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result: anyhow::Result<()> = runtime.block_on(async {
+        match cli.command {
+            Command::Migrate => {
+                service::migrate(&settings).await?;
+                Ok(())
+            }
+            _ => {
+                let stop = CancellationToken::new();
+                tokio::spawn(stop_on_signal(stop.clone()));
+                service::serve(settings, stop, None).await?;
+                Ok(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fieldlink-cloud: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn stop_on_signal(stop: CancellationToken) {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupt received"),
+    }
+    stop.cancel();
+}

@@ -96,7 +96,7 @@ pub struct IngestHandle {
 }
 
 impl IngestHandle {
-    /// Whether the broker connection is up (for readiness).
+    /// Whether the broker connection is up and the subscriptions are in place (for readiness).
     pub fn broker_connected(&self) -> bool {
         self.connected.load(Ordering::Relaxed)
     }

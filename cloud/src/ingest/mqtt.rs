@@ -154,6 +154,7 @@ pub(super) async fn run_event_loop(task: EventLoopTask) {
             }
             Ok(Event::Incoming(Incoming::SubAck(ack))) => {
                 tracing::info!(return_codes = ?ack.return_codes, "subscribed");
+                connected.store(true, Ordering::Relaxed);
             }
             Ok(Event::Outgoing(Outgoing::Disconnect)) => break,
             Ok(_) => {}

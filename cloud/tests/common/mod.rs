@@ -104,3 +104,111 @@ where
         }
     }
 }
+
+/// A `fieldlink-cloud` process configured through the environment; killed on drop.
+pub struct CloudProcess {
+    pub child: std::process::Child,
+    pub http: u16,
+}
+
+impl CloudProcess {
+    /// Starts `fieldlink-cloud serve` with `FIELDLINK_CLOUD__…` settings (keys without the
+    /// prefix, e.g. `DATABASE__URL`) and an HTTP port of its own.
+    pub fn serve(settings: &[(&str, String)]) -> CloudProcess {
+        let http = fieldlink_testkit::free_port();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fieldlink-cloud"));
+        cmd.arg("serve")
+            .env("FIELDLINK_CLOUD__HTTP__LISTEN", format!("127.0.0.1:{http}"))
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::null());
+        for (k, v) in settings {
+            cmd.env(format!("FIELDLINK_CLOUD__{k}"), v);
+        }
+        let child = cmd.spawn().expect("start fieldlink-cloud");
+        CloudProcess { child, http }
+    }
+
+    /// Waits until `/health/ready` answers 200.
+    pub async fn ready(&mut self) {
+        let port = self.http;
+        for _ in 0..600 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("fieldlink-cloud exited before it was ready: {status}");
+            }
+            if let Ok((200, _)) = http_get(port, "/health/ready").await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("fieldlink-cloud not ready within 30 s");
+    }
+
+    pub async fn metrics(&self) -> String {
+        http_get(self.http, "/metrics")
+            .await
+            .expect("GET /metrics")
+            .1
+    }
+
+    /// A metric's value from `/metrics`, 0 when absent.
+    pub async fn metric(&self, name: &str) -> f64 {
+        self.metrics()
+            .await
+            .lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or(0.0)
+    }
+
+    pub fn sigkill(&mut self) {
+        self.child.kill().expect("SIGKILL fieldlink-cloud");
+        self.child.wait().unwrap();
+    }
+
+    pub fn sigterm_and_wait(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let ok = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "kill -TERM {pid}");
+        for _ in 0..600 {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("fieldlink-cloud did not stop within 30 s of SIGTERM");
+    }
+}
+
+impl Drop for CloudProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A bare HTTP/1.1 GET on 127.0.0.1: status and body.
+pub async fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
+        .await
+        .map_err(|_| std::io::Error::other("timeout"))??;
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no status line in {text:?}")))?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}

@@ -1,0 +1,399 @@
+//! Configuration: a TOML file and `FIELDLINK_CLOUD__SECTION__KEY` environment variables, read
+//! once at start into validated types. Every error names the path of the key at fault
+//! (`mqtt.url`, `ingest.flush_max_points`); the binary exits with code 2 on any of them.
+
+mod raw;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use fieldlink_protocol::{Ident, TopicPrefix};
+
+pub use raw::RawConfig;
+
+use crate::ingest::{FlushPolicy, IngestSettings, MqttSettings, TlsSettings};
+use crate::store::StoreSpec;
+
+/// The shipped default configuration, with comments: `print-default-config` prints it.
+pub const DEFAULT_TOML: &str = include_str!("default.toml");
+
+/// Environment variables starting with this (then `__`) override the file.
+pub const ENV_PREFIX: &str = "FIELDLINK_CLOUD";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Load(#[from] config::ConfigError),
+    #[error("{path}: {reason}")]
+    Invalid { path: &'static str, reason: String },
+}
+
+fn invalid(path: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        path,
+        reason: reason.into(),
+    }
+}
+
+/// Where the broker is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BrokerSettings {
+    /// Run rumqttd in this process, listening here.
+    Embedded { listen: SocketAddr },
+    /// Connect to an external broker; host and port in the settings.
+    External,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub store: StoreSpec,
+    pub rollup_interval: Duration,
+    pub broker: BrokerSettings,
+    pub mqtt: MqttSettings,
+    pub ingest: IngestSettings,
+    pub http_listen: SocketAddr,
+    pub shutdown_grace: Duration,
+}
+
+impl Settings {
+    /// Reads `file` (when given; it must exist) and the environment.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        Settings::from_raw(load_raw(file, std::env::vars())?)
+    }
+
+    pub fn from_raw(raw: RawConfig) -> Result<Settings, ConfigError> {
+        let store = match &raw.database.url {
+            Some(url) if !url.starts_with("postgres://") && !url.starts_with("postgresql://") => {
+                return Err(invalid(
+                    "database.url",
+                    "must start with postgres:// or postgresql://",
+                ))
+            }
+            Some(url) => StoreSpec::Postgres {
+                url: url.clone(),
+                timescale: raw.database.timescale,
+                insert_path: raw.database.insert_path,
+                statement_rows: positive(raw.database.statement_rows, "database.statement_rows")?
+                    as usize,
+            },
+            None if raw.database.sqlite_path.is_empty() => {
+                return Err(invalid("database.sqlite_path", "must not be empty"))
+            }
+            None => StoreSpec::Sqlite {
+                path: PathBuf::from(&raw.database.sqlite_path),
+            },
+        };
+        let rollup_interval = Duration::from_secs(positive(
+            raw.database.rollup_interval_secs,
+            "database.rollup_interval_secs",
+        )?);
+
+        let m = &raw.mqtt;
+        if m.client_id.is_empty() || m.client_id.starts_with(' ') || m.client_id.len() > 128 {
+            return Err(invalid(
+                "mqtt.client_id",
+                "must be 1 to 128 characters and not start with a space",
+            ));
+        }
+        let (broker, host, port, tls_wanted) = match &m.url {
+            None => {
+                let listen: SocketAddr = m.embedded_listen.parse().map_err(|e| {
+                    invalid("mqtt.embedded_listen", format!("not an address:port: {e}"))
+                })?;
+                let host = if listen.ip().is_unspecified() {
+                    "127.0.0.1".to_string()
+                } else {
+                    listen.ip().to_string()
+                };
+                (
+                    BrokerSettings::Embedded { listen },
+                    host,
+                    listen.port(),
+                    false,
+                )
+            }
+            Some(url) => {
+                let (host, port, tls) = parse_broker_url(url)?;
+                (BrokerSettings::External, host, port, tls)
+            }
+        };
+        if !tls_wanted && m.ca_file.is_some() {
+            return Err(invalid("mqtt.ca_file", "set, but mqtt.url is not mqtts://"));
+        }
+        let tls = if tls_wanted {
+            let ca = m
+                .ca_file
+                .as_ref()
+                .ok_or_else(|| invalid("mqtt.ca_file", "required with an mqtts:// url"))?;
+            let client_cert = match (&m.client_cert_file, &m.client_key_file) {
+                (Some(c), Some(k)) => Some((PathBuf::from(c), PathBuf::from(k))),
+                (None, None) => None,
+                (Some(_), None) => {
+                    return Err(invalid(
+                        "mqtt.client_key_file",
+                        "required with client_cert_file",
+                    ))
+                }
+                (None, Some(_)) => {
+                    return Err(invalid(
+                        "mqtt.client_cert_file",
+                        "required with client_key_file",
+                    ))
+                }
+            };
+            Some(TlsSettings {
+                ca_file: PathBuf::from(ca),
+                client_cert,
+            })
+        } else {
+            None
+        };
+        let credentials = match (&m.username, &m.password) {
+            (Some(u), Some(p)) => Some((u.clone(), p.clone())),
+            (Some(u), None) => Some((u.clone(), String::new())),
+            (None, Some(_)) => return Err(invalid("mqtt.username", "required with mqtt.password")),
+            (None, None) => None,
+        };
+        let max_packet_bytes = positive(m.max_packet_bytes, "mqtt.max_packet_bytes")? as usize;
+        if max_packet_bytes <= fieldlink_protocol::limits::MAX_PAYLOAD_BYTES {
+            return Err(invalid(
+                "mqtt.max_packet_bytes",
+                format!(
+                    "must exceed the protocol's payload limit of {} bytes, so oversized payloads are dead-lettered instead of breaking the connection",
+                    fieldlink_protocol::limits::MAX_PAYLOAD_BYTES
+                ),
+            ));
+        }
+        let keep_alive = Duration::from_secs(m.keep_alive_secs);
+        if !(5..=3_600).contains(&m.keep_alive_secs) {
+            return Err(invalid("mqtt.keep_alive_secs", "must be within 5..=3600"));
+        }
+        let mqtt = MqttSettings {
+            host,
+            port,
+            client_id: m.client_id.clone(),
+            credentials,
+            tls,
+            keep_alive,
+            max_packet_bytes,
+        };
+
+        let i = &raw.ingest;
+        let prefix = TopicPrefix::new(&i.topic_prefix)
+            .map_err(|e| invalid("ingest.topic_prefix", e.to_string()))?;
+        let share_group = match &i.share_group {
+            None => None,
+            Some(g) => {
+                Ident::validate(g).map_err(|e| invalid("ingest.share_group", e.to_string()))?;
+                Some(g.clone())
+            }
+        };
+        let shutdown_grace = Duration::from_secs(raw.service.shutdown_grace_secs);
+        let ingest = IngestSettings {
+            prefix,
+            share_group,
+            require_registration: i.require_registration,
+            max_future_skew: Duration::from_secs(i.max_future_skew_secs),
+            flush: FlushPolicy {
+                max_points: positive(i.flush_max_points, "ingest.flush_max_points")? as usize,
+                max_delay: Duration::from_millis(positive(
+                    i.flush_max_delay_ms,
+                    "ingest.flush_max_delay_ms",
+                )?),
+                idle: Duration::from_millis(positive(i.flush_idle_ms, "ingest.flush_idle_ms")?),
+            },
+            queue_messages: positive(i.queue_messages, "ingest.queue_messages")? as usize,
+            shutdown_grace,
+        };
+        let http_listen = raw
+            .http
+            .listen
+            .parse()
+            .map_err(|e| invalid("http.listen", format!("not an address:port: {e}")))?;
+        Ok(Settings {
+            store,
+            rollup_interval,
+            broker,
+            mqtt,
+            ingest,
+            http_listen,
+            shutdown_grace,
+        })
+    }
+}
+
+fn positive(v: u64, path: &'static str) -> Result<u64, ConfigError> {
+    if v == 0 {
+        Err(invalid(path, "must be greater than zero"))
+    } else {
+        Ok(v)
+    }
+}
+
+/// `mqtt://host[:port]` or `mqtts://host[:port]` → (host, port, tls).
+fn parse_broker_url(url: &str) -> Result<(String, u16, bool), ConfigError> {
+    let (rest, tls, default_port) = if let Some(r) = url.strip_prefix("mqtts://") {
+        (r, true, 8883)
+    } else if let Some(r) = url.strip_prefix("mqtt://") {
+        (r, false, 1883)
+    } else {
+        return Err(invalid("mqtt.url", "must start with mqtt:// or mqtts://"));
+    };
+    let rest = rest.trim_end_matches('/');
+    if rest.is_empty() || rest.contains('/') || rest.contains('@') {
+        return Err(invalid(
+            "mqtt.url",
+            "expected host[:port] after the scheme (credentials go in mqtt.username/password)",
+        ));
+    }
+    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+        let (host, after) = v6
+            .split_once(']')
+            .ok_or_else(|| invalid("mqtt.url", "unclosed [ in the host"))?;
+        (host, after.strip_prefix(':'))
+    } else {
+        match rest.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (rest, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(invalid("mqtt.url", "no host"));
+    }
+    let port = match port {
+        None => default_port,
+        Some(p) => p
+            .parse()
+            .map_err(|_| invalid("mqtt.url", format!("port {p:?} is not a number")))?,
+    };
+    Ok((host.to_string(), port, tls))
+}
+
+/// Reads the file and the given environment into the raw form. The environment is passed in
+/// so tests need not touch the process's own.
+pub fn load_raw(
+    file: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<RawConfig, ConfigError> {
+    let mut builder = config::Config::builder();
+    if let Some(path) = file {
+        builder = builder.add_source(
+            config::File::from(path)
+                .format(config::FileFormat::Toml)
+                .required(true),
+        );
+    }
+    let vars: std::collections::HashMap<String, String> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__")))
+        .collect();
+    builder = builder.add_source(
+        config::Environment::with_prefix(ENV_PREFIX)
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .source(Some(vars)),
+    );
+    Ok(builder.build()?.try_deserialize::<RawConfig>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from_toml(text: &str) -> Result<Settings, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, text).unwrap();
+        Settings::from_raw(load_raw(Some(&path), Vec::new())?)
+    }
+
+    #[test]
+    fn the_shipped_default_is_valid_and_equals_the_built_in_defaults() {
+        let s = from_toml(DEFAULT_TOML).unwrap();
+        assert!(matches!(s.store, StoreSpec::Sqlite { .. }));
+        assert!(matches!(s.broker, BrokerSettings::Embedded { .. }));
+        let from_file = load_raw_from_str(DEFAULT_TOML);
+        let built_in = toml::to_string(&RawConfig::default()).unwrap();
+        assert_eq!(toml::to_string(&from_file).unwrap(), built_in);
+    }
+
+    fn load_raw_from_str(text: &str) -> RawConfig {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, text).unwrap();
+        load_raw(Some(&path), Vec::new()).unwrap()
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let env = vec![
+            (
+                "FIELDLINK_CLOUD__DATABASE__URL".to_string(),
+                "postgres://u@h/db".to_string(),
+            ),
+            (
+                "FIELDLINK_CLOUD__INGEST__FLUSH_MAX_POINTS".to_string(),
+                "500".to_string(),
+            ),
+            (
+                "FIELDLINK_CLOUD__MQTT__URL".to_string(),
+                "mqtt://broker:1884".to_string(),
+            ),
+            ("UNRELATED".to_string(), "x".to_string()),
+        ];
+        let s = Settings::from_raw(load_raw(None, env).unwrap()).unwrap();
+        assert!(
+            matches!(s.store, StoreSpec::Postgres { ref url, .. } if url == "postgres://u@h/db")
+        );
+        assert_eq!(s.ingest.flush.max_points, 500);
+        assert_eq!((s.mqtt.host.as_str(), s.mqtt.port), ("broker", 1884));
+        assert_eq!(s.broker, BrokerSettings::External);
+    }
+
+    #[test]
+    fn errors_name_the_path() {
+        let cases = [
+            ("[mqtt]\nurl = \"http://x\"", "mqtt.url"),
+            ("[mqtt]\nurl = \"mqtts://x\"", "mqtt.ca_file"),
+            ("[ingest]\nflush_max_points = 0", "ingest.flush_max_points"),
+            ("[ingest]\nshare_group = \"a/b\"", "ingest.share_group"),
+            ("[ingest]\ntopic_prefix = \"a/+/b\"", "ingest.topic_prefix"),
+            ("[http]\nlisten = \"nowhere\"", "http.listen"),
+            ("[database]\nurl = \"mysql://x\"", "database.url"),
+            ("[mqtt]\nmax_packet_bytes = 1000", "mqtt.max_packet_bytes"),
+        ];
+        for (text, path) in cases {
+            let err = from_toml(text).unwrap_err().to_string();
+            assert!(err.starts_with(path), "{text:?} gave {err:?}");
+        }
+        let err = from_toml("[ingest]\nflush_max_points = \"many\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("flush_max_points"), "{err}");
+        let err = from_toml("[ingest]\nflush_max_pints = 3")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("flush_max_pints"), "{err}");
+    }
+
+    #[test]
+    fn broker_urls() {
+        assert_eq!(
+            parse_broker_url("mqtt://h").unwrap(),
+            ("h".into(), 1883, false)
+        );
+        assert_eq!(
+            parse_broker_url("mqtts://h:9").unwrap(),
+            ("h".into(), 9, true)
+        );
+        assert_eq!(
+            parse_broker_url("mqtt://[::1]:7").unwrap(),
+            ("::1".into(), 7, false)
+        );
+        assert!(parse_broker_url("mqtt://u:p@h").is_err());
+        assert!(parse_broker_url("mqtt://h:x").is_err());
+    }
+}

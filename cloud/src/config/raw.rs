@@ -1,0 +1,128 @@
+//! The configuration as written: plain serde types, every field defaulted, unknown keys
+//! refused. [`super::Settings::from_raw`] turns it into validated types.
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::{InsertPath, TimescaleMode};
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawConfig {
+    pub database: RawDatabase,
+    pub mqtt: RawMqtt,
+    pub ingest: RawIngest,
+    pub http: RawHttp,
+    pub service: RawService,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawDatabase {
+    pub url: Option<String>,
+    pub sqlite_path: String,
+    pub timescale: TimescaleMode,
+    pub insert_path: InsertPath,
+    pub statement_rows: u64,
+    pub rollup_interval_secs: u64,
+}
+
+impl Default for RawDatabase {
+    fn default() -> Self {
+        RawDatabase {
+            url: None,
+            sqlite_path: "fieldlink-cloud.db".into(),
+            timescale: TimescaleMode::Auto,
+            insert_path: InsertPath::default(),
+            statement_rows: 10_000,
+            rollup_interval_secs: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawMqtt {
+    pub url: Option<String>,
+    pub embedded_listen: String,
+    pub client_id: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub ca_file: Option<String>,
+    pub client_cert_file: Option<String>,
+    pub client_key_file: Option<String>,
+    pub keep_alive_secs: u64,
+    pub max_packet_bytes: u64,
+}
+
+impl Default for RawMqtt {
+    fn default() -> Self {
+        RawMqtt {
+            url: None,
+            embedded_listen: "127.0.0.1:1883".into(),
+            client_id: "fieldlink-cloud".into(),
+            username: None,
+            password: None,
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
+            keep_alive_secs: 30,
+            max_packet_bytes: 1 << 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawIngest {
+    pub topic_prefix: String,
+    pub share_group: Option<String>,
+    pub require_registration: bool,
+    pub max_future_skew_secs: u64,
+    pub flush_max_points: u64,
+    pub flush_max_delay_ms: u64,
+    pub flush_idle_ms: u64,
+    pub queue_messages: u64,
+}
+
+impl Default for RawIngest {
+    fn default() -> Self {
+        RawIngest {
+            topic_prefix: "fieldlink/v1".into(),
+            share_group: None,
+            require_registration: false,
+            max_future_skew_secs: 300,
+            flush_max_points: 20_000,
+            flush_max_delay_ms: 200,
+            flush_idle_ms: 3,
+            queue_messages: 1_024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawHttp {
+    pub listen: String,
+}
+
+impl Default for RawHttp {
+    fn default() -> Self {
+        RawHttp {
+            listen: "127.0.0.1:8080".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawService {
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for RawService {
+    fn default() -> Self {
+        RawService {
+            shutdown_grace_secs: 10,
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! The HTTP surface of the service: liveness, readiness and metrics.
+//!
+//! `/health/live` answers as long as the process serves requests. `/health/ready` answers 200
+//! only when the database answers a query within two seconds and the broker connection is up,
+//! so a load balancer or orchestrator can tell a node that cannot ingest. `/metrics` is the
+//! Prometheus (OpenMetrics) text of [`crate::metrics::Metrics`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use tokio_util::sync::CancellationToken;
+
+use crate::ingest::IngestHandle;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<Store>,
+    pub ingest: IngestHandle,
+    pub metrics: Arc<Metrics>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health/live", get(|| async { "ok\n" }))
+        .route("/health/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn ready(State(s): State<AppState>) -> impl IntoResponse {
+    let database = match tokio::time::timeout(Duration::from_secs(2), s.store.ping()).await {
+        Ok(Ok(())) => "ok".to_string(),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "no answer within 2 s".to_string(),
+    };
+    let broker = if s.ingest.broker_connected() {
+        "ok"
+    } else {
+        "disconnected"
+    };
+    let code = if database == "ok" && broker == "ok" {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({
+        "database": database,
+        "broker": broker,
+        "backend": s.store.backend().to_string(),
+    });
+    (code, Json(body))
+}
+
+async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics.render(),
+    )
+}
+
+/// Binds `listen` and serves until `stop` fires. Returns the bound address through `bound`
+/// before serving, so a port of 0 can be used.
+pub async fn serve(
+    listen: SocketAddr,
+    state: AppState,
+    stop: CancellationToken,
+    bound: tokio::sync::oneshot::Sender<SocketAddr>,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let _ = bound.send(listener.local_addr()?);
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+}

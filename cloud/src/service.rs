@@ -1,0 +1,147 @@
+//! `serve` and `migrate`: wiring the store, the broker, ingest, the rollup and HTTP under one
+//! shutdown root (a `CancellationToken` and a `TaskTracker`).
+//!
+//! Stop order: the token fires (signal or caller); HTTP stops accepting; the event loop stops
+//! forwarding; the classifier and the writer drain what they hold; the writer commits and its
+//! acknowledgements go out; the event loop disconnects. Everything is given
+//! `shutdown_grace`; what is not committed by then stays unacknowledged at the broker.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::broker::{self, BrokerError};
+use crate::config::{BrokerSettings, Settings};
+use crate::http::{self, AppState};
+use crate::ingest::{self, IngestError};
+use crate::metrics::Metrics;
+use crate::store::{Backend, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("ingest: {0}")]
+    Ingest(#[from] IngestError),
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    #[error("http on {listen}: {source}")]
+    Http {
+        listen: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Opens the store and applies pending migrations; returns the backend and what was applied.
+pub async fn migrate(settings: &Settings) -> Result<(Store, Vec<i32>), ServiceError> {
+    let store = Store::open(&settings.store).await?;
+    let applied = store.migrate().await?;
+    tracing::info!(backend = %store.backend(), applied = ?applied, "schema is current");
+    Ok((store, applied))
+}
+
+/// What a running service tells its caller.
+pub struct Running {
+    pub http: SocketAddr,
+}
+
+/// Runs until `stop` fires, then drains. `started` receives the bound HTTP address.
+pub async fn serve(
+    settings: Settings,
+    stop: CancellationToken,
+    started: Option<tokio::sync::oneshot::Sender<Running>>,
+) -> Result<(), ServiceError> {
+    let (store, _) = migrate(&settings).await?;
+    match store.backend() {
+        Backend::Timescale => {
+            tracing::info!("storage: TimescaleDB (hypertable, continuous aggregate)")
+        }
+        Backend::Postgres => tracing::info!(
+            "storage: plain PostgreSQL (no TimescaleDB); the service maintains the hourly rollup"
+        ),
+        Backend::Sqlite => tracing::info!("storage: embedded SQLite"),
+    }
+    let store = Arc::new(store);
+    if let BrokerSettings::Embedded { listen } = settings.broker {
+        let max = settings.mqtt.max_packet_bytes;
+        tokio::task::spawn_blocking(move || broker::start(listen, max))
+            .await
+            .map_err(|e| BrokerError {
+                listen,
+                reason: e.to_string(),
+            })??;
+    }
+    let metrics = Arc::new(Metrics::new());
+    let tracker = TaskTracker::new();
+    let ingest_stop = CancellationToken::new();
+    let handle = ingest::start(
+        &settings.mqtt,
+        settings.ingest.clone(),
+        store.clone(),
+        metrics.clone(),
+        ingest_stop.clone(),
+        &tracker,
+    )?;
+
+    if store.backend() == Backend::Postgres {
+        let store = store.clone();
+        let stop = stop.clone();
+        let every = settings.rollup_interval;
+        tracker.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                match store.refresh_rollup().await {
+                    Ok(0) => {}
+                    Ok(hours) => tracing::debug!(hours, "hourly rollup refreshed"),
+                    Err(e) => tracing::warn!(error = %e, "hourly rollup refresh failed"),
+                }
+            }
+        });
+    }
+
+    let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
+    let state = AppState {
+        store: store.clone(),
+        ingest: handle,
+        metrics,
+    };
+    let listen = settings.http_listen;
+    let http_stop = stop.clone();
+    let http = tokio::spawn(http::serve(listen, state, http_stop, bound_tx));
+    let http_addr = match bound_rx.await {
+        Ok(addr) => addr,
+        Err(_) => {
+            let source = match http.await {
+                Ok(Err(e)) => e,
+                _ => std::io::Error::other("the HTTP task ended before binding"),
+            };
+            ingest_stop.cancel();
+            return Err(ServiceError::Http { listen, source });
+        }
+    };
+    tracing::info!(http = %http_addr, "serving");
+    if let Some(tx) = started {
+        let _ = tx.send(Running { http: http_addr });
+    }
+
+    stop.cancelled().await;
+    tracing::info!("stopping: draining ingest");
+    ingest_stop.cancel();
+    tracker.close();
+    if tokio::time::timeout(settings.shutdown_grace * 2, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("ingest did not drain within the grace period; unacknowledged messages stay with the broker");
+    }
+    let _ = http.await;
+    tracing::info!("stopped");
+    Ok(())
+}
