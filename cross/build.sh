@@ -57,14 +57,17 @@ mapfile -t bins < <(jq -r --argjson want "$pkg_json" \
   <<<"$metadata")
 [ ${#bins[@]} -gt 0 ] || { echo "packages ${packages[*]} have no binary target" >&2; exit 1; }
 
-pkg_args=()
-for p in "${packages[@]}"; do pkg_args+=(-p "$p"); done
-
+# One cargo invocation per package: cargo unifies dependency features across the packages of one
+# build, so building the agent together with the cloud would give the agent the cloud's features
+# (aws-lc-rs through rumqttc's default rustls provider, for one). Built alone, each binary is what
+# its package (cargo-deb builds one package) will ship.
 for t in "${targets[@]}"; do
-  echo "== cargo build --release --target $t ${pkg_args[*]}"
-  start=$(date +%s)
-  nice -n 10 cargo build --release --locked --bins --target "$t" "${pkg_args[@]}"
-  echo "   took $(( $(date +%s) - start )) s"
+  for p in "${packages[@]}"; do
+    echo "== cargo build --release --target $t -p $p"
+    start=$(date +%s)
+    nice -n 10 cargo build --release --locked --bins --target "$t" -p "$p"
+    echo "   took $(( $(date +%s) - start )) s"
+  done
 done
 
 echo
