@@ -34,8 +34,12 @@ deadline=$(( $(date +%s) + ${FIELDLINK_ARM_TIMEOUT:-1800} ))
 # scripts/test.sh.
 serial_reason="opens a serial port with serialport-rs, which sets the line with the termios2 ioctls (TCGETS2/TCSETS2); qemu-user does not translate them and returns ENOSYS, so the port never opens"
 # package:test-target -> reason, for whole test targets.
+exec_reason="the x86 kernel cannot exec an ARM binary (no binfmt_misc registration here) and qemu-user does not follow execve; runnable once the test starts its child through \$FIELDLINK_TEST_RUNNER (set below)"
 declare -A QEMU_EXCLUDED=(
-  [fieldlink-buffer:crash]="re-executes its own ARM test binary (std::env::current_exe) as the child it SIGKILLs; the x86 kernel cannot exec it (no binfmt_misc here) and qemu-user runs posix_spawn's vfork as a plain fork, so spawn() reports success and the child silently never starts"
+  [fieldlink-buffer:crash]="re-executes its own ARM test binary (std::env::current_exe) as the child it SIGKILLs; $exec_reason. (qemu-user runs posix_spawn's vfork as a plain fork, so spawn() even reports success and the child silently never starts.)"
+  [fieldlink-agent:config]="starts the ARM fieldlink-agent binary (CARGO_BIN_EXE_fieldlink-agent); $exec_reason"
+  [fieldlink-agent:delivery]="starts the ARM fieldlink-agent binary (CARGO_BIN_EXE_fieldlink-agent); $exec_reason"
+  [fieldlink-agent:values]="starts the ARM fieldlink-agent binary (CARGO_BIN_EXE_fieldlink-agent); $exec_reason; its RTU test also opens a serial port (see below)"
   [fieldlink-drivers:modbus_rtu]="$serial_reason"
   [fieldlink-drivers:serial_line]="$serial_reason"
 )
@@ -66,6 +70,9 @@ if [ "${FIELDLINK_SKIP_INSTALL:-0}" != 1 ]; then
   fi
 fi
 fieldlink_export_cross_env "$test_target" "$build_target"
+# How a test must start an ARM executable (its own binary, CARGO_BIN_EXE_*) so that it runs:
+# prefix the command with these words. Unset in native runs, where the child is started as is.
+export FIELDLINK_TEST_RUNNER="${FIELDLINK_QEMU[$test_target]} -L /usr/${FIELDLINK_GNU_TRIPLE[$test_target]}"
 
 # Test targets per package from cargo metadata, minus the excluded ones; one cargo invocation
 # for all packages keeps feature unification (and so the build) identical to a plain run.
