@@ -201,3 +201,23 @@ fn encode_enforces_limits() {
         Err(DecodeError::TooLarge { .. })
     ));
 }
+
+/// The byte-by-byte example in the README is what the encoder writes.
+#[test]
+fn readme_example_is_exact() {
+    let readme = include_str!("../../README.md");
+    let section = &readme[readme.find("### Example, byte by byte").expect("section")..];
+    let block = &section[section.find("```text\n").expect("block") + 8..];
+    let block = &block[..block.find("```").expect("closed block")];
+    let bytes: Vec<u8> = block
+        .lines()
+        .flat_map(|line| {
+            line.split_whitespace()
+                .take_while(|t| t.len() == 2 && t.chars().all(|c| c.is_ascii_hexdigit()))
+                .map(|t| u8::from_str_radix(t, 16).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(bytes, encode(&small()).unwrap());
+    assert!(readme.contains(&format!("{} bytes (checked", bytes.len())));
+}

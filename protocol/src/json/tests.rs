@@ -508,3 +508,36 @@ fn every_message_fails_cleanly_when_truncated() {
         }
     }
 }
+
+/// Every line of every `json` block in the README decodes, and encodes back to the same bytes.
+#[test]
+fn readme_json_blocks_are_exact() {
+    fn again<M>(line: &str) -> String
+    where
+        M: Message + Serialize + serde::de::DeserializeOwned,
+    {
+        let m: M = decode(line.as_bytes()).unwrap_or_else(|e| panic!("{line}: {e}"));
+        text(&m)
+    }
+    let readme = include_str!("../../README.md");
+    let mut checked = 0;
+    for block in readme.split("```json\n").skip(1) {
+        let block = &block[..block.find("```").expect("closed block")];
+        for line in block.lines().filter(|l| !l.is_empty()) {
+            let out = if line.contains("\"groups\"") {
+                again::<TelemetryBatch>(line)
+            } else if line.starts_with("{\"state\"") {
+                again::<Status>(line)
+            } else if line.contains("\"event\"") {
+                again::<Event>(line)
+            } else if line.starts_with("{\"command_id\"") {
+                again::<Ack>(line)
+            } else {
+                again::<Command>(line)
+            };
+            assert_eq!(out, line);
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 1 + 2 + 9 + 6 + 3);
+}
