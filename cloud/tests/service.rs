@@ -143,10 +143,15 @@ fn concurrent_migrations_on_an_empty_database_apply_each_version_once() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let versions = pg
-        .psql("concurrent", "SELECT string_agg(version::text || ':' || mode, ',' ORDER BY version) FROM schema_migrations")
+    // Each version once, all in plain mode, and ingest's versions among them.
+    let rows = pg
+        .psql(
+            "concurrent",
+            "SELECT count(*) = count(DISTINCT version), bool_and(mode = 'postgres'), \
+             count(*) FILTER (WHERE version IN (1, 2, 3)) FROM schema_migrations",
+        )
         .unwrap();
-    assert_eq!(versions.trim(), "1:postgres,2:postgres,3:postgres");
+    assert_eq!(rows.trim(), "t|t|3");
     // And once more, on a database that is current.
     let out = bin()
         .arg("migrate")

@@ -274,6 +274,11 @@ async fn behaviour(store: Store) {
             .len(),
         7
     );
+    let everything = store
+        .raw_points(power_id, i64::MIN, i64::MAX, 100_000)
+        .await
+        .unwrap();
+    assert_eq!(everything.len(), 2_001);
     let door_id = store
         .series_id(&key("gw-1", "meter-1", "door_open"))
         .await

@@ -286,12 +286,14 @@ impl Store {
     }
 }
 
-/// Query bounds are clamped to ±9·10¹⁵ ms (about ±285,000 years), inside what every backend
-/// can represent, so "from the beginning" can be asked with `i64::MIN`.
-pub const TIME_LIMIT_MS: i64 = 9_000_000_000_000_000;
+/// Query bounds are clamped to what every backend can represent (PostgreSQL's timestamps run
+/// from 4713 BC to 294276 AD), so "from the beginning" can be asked with `i64::MIN` and "to
+/// the end" with `i64::MAX`.
+pub const QUERY_MIN_MS: i64 = -210_000_000_000_000;
+pub const QUERY_MAX_MS: i64 = 9_000_000_000_000_000;
 
 fn clamp_ms(ms: i64) -> i64 {
-    ms.clamp(-TIME_LIMIT_MS, TIME_LIMIT_MS)
+    ms.clamp(QUERY_MIN_MS, QUERY_MAX_MS)
 }
 
 /// Distinct hour starts (ms) touched by a set of points.

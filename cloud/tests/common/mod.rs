@@ -58,6 +58,20 @@ pub fn topic(gw: &str, kind: &str) -> String {
 /// Publishes every message with QoS 1 (retained on status topics, as gateways do) and returns
 /// once the broker acknowledged all of them.
 pub async fn publish_all(host: &str, port: u16, client_id: &str, msgs: Vec<(String, Vec<u8>)>) {
+    let acked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    publish_counting(host, port, client_id, msgs, Duration::ZERO, acked).await
+}
+
+/// Like [`publish_all`], pausing `pace` between publishes and counting PUBACKs in `acked` as
+/// they arrive, so a test can act in the middle of the stream.
+pub async fn publish_counting(
+    host: &str,
+    port: u16,
+    client_id: &str,
+    msgs: Vec<(String, Vec<u8>)>,
+    pace: Duration,
+    acked_out: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
     let mut o = MqttOptions::new(client_id, host, port);
     o.set_max_packet_size(4 << 20, 4 << 20);
     o.set_inflight(100);
@@ -70,16 +84,22 @@ pub async fn publish_all(host: &str, port: u16, client_id: &str, msgs: Vec<(Stri
                 .publish(t, QoS::AtLeastOnce, retain, p)
                 .await
                 .unwrap();
+            if !pace.is_zero() {
+                tokio::time::sleep(pace).await;
+            }
         }
     });
     let mut acked = 0;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     while acked < n {
         let Ok(ev) = tokio::time::timeout_at(deadline, el.poll()).await else {
-            panic!("only {acked} of {n} publishes acknowledged in 60 s");
+            panic!("only {acked} of {n} publishes acknowledged in 120 s");
         };
         match ev {
-            Ok(Event::Incoming(Incoming::PubAck(_))) => acked += 1,
+            Ok(Event::Incoming(Incoming::PubAck(_))) => {
+                acked += 1;
+                acked_out.store(acked, std::sync::atomic::Ordering::Relaxed);
+            }
             Ok(Event::Outgoing(Outgoing::Disconnect)) => panic!("publisher disconnected"),
             Ok(_) => {}
             Err(e) => panic!("publisher: {e}"),
