@@ -68,6 +68,10 @@ impl Scheduler {
     pub async fn run(mut self, cancel: CancellationToken) {
         let mut filter = ReportFilter::default();
         let mut totals = Totals::default();
+        // Drops counted in earlier runs were reported then.
+        if let Ok(s) = self.journal.stats().await {
+            totals.reported_drops = s.dropped.total();
+        }
         let mut selft = gateway::SelfTelemetry::new();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);

@@ -1,0 +1,390 @@
+//! The reference workload, end to end with the real agent binary (release build):
+//! 10 Modbus TCP devices × 100 holding registers polled every second from the simulator,
+//! published to a Mosquitto broker from testkit, received by a subscriber that decodes every
+//! batch.
+//!
+//! Reports (goals in `docs`/design.md):
+//! - A1/A2: agent RSS and CPU share of one core in steady state;
+//! - A3: Modbus requests per second served by the simulator;
+//! - A4: telemetry payload bytes per point, binary and JSON;
+//! - A6: a one-hour backlog (3.6 million points, written into the agent's journal while the
+//!   broker is down): time to drain it after the broker returns, delay to the first backlog
+//!   point, and the delay of live points meanwhile;
+//! - A7: poll → broker latency p50/p99 (point timestamp → arrival at a subscriber on loopback,
+//!   so it includes the broker's forwarding).
+//!
+//! `cargo bench -p fieldlink-agent --bench reference`; `BENCH_STEADY_S` sets the steady-state
+//! window (default 60 s), `BENCH_BACKLOG_S` the backlog length in seconds (default 3600).
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use fieldlink_buffer::{BlockingJournal, JournalConfig, Wait};
+use fieldlink_protocol::{decode_telemetry, Ident, Point};
+use fieldlink_sim::{SimConfig, Simulator};
+use fieldlink_testkit::Mosquitto;
+use rumqttc_ring as rumqttc;
+
+const BIN: &str = env!("CARGO_BIN_EXE_fieldlink-agent");
+const DEVICES: u8 = 10;
+const REGISTERS: u16 = 100;
+const GW: &str = "bench-gw";
+
+fn env_secs(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+fn wall_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn sim_config() -> String {
+    let mut s = String::new();
+    for unit in 1..=DEVICES {
+        let _ = writeln!(s, "[[units]]\nid = {unit}");
+        for r in 0..REGISTERS {
+            let seed = u64::from(unit) * 1000 + u64::from(r);
+            let _ = writeln!(
+                s,
+                "[[units.points]]\ntable = \"holding_register\"\naddress = {r}\ntype = \"u16\"\n\
+                 waveform = {{ kind = \"random_walk\", start = 500, max_step = 3, min = 0, \
+                 max = 1000, interval_s = 1, seed = {seed} }}"
+            );
+        }
+    }
+    s
+}
+
+fn agent_config(dir: &Path, url: &str, sim_port: u16) -> std::path::PathBuf {
+    let mut s = format!(
+        "[gateway]\nid = \"{GW}\"\n[mqtt]\nurl = \"{url}\"\n[journal]\npath = \"{}\"\n\
+         [logging]\nlevel = \"warn\"\n",
+        dir.join("journal.db").display()
+    );
+    for unit in 1..=DEVICES {
+        let _ = writeln!(
+            s,
+            "[[devices]]\nname = \"meter-{unit}\"\npoll_interval_ms = 1000\n\
+             transport = {{ kind = \"tcp\", host = \"127.0.0.1\", port = {sim_port}, unit_id = {unit} }}"
+        );
+        for r in 0..REGISTERS {
+            let _ = writeln!(
+                s,
+                "[[devices.points]]\nname = \"r{r:03}\"\nunit = \"kW\"\ntable = \"holding_register\"\n\
+                 address = {r}\nscale = 0.1"
+            );
+        }
+    }
+    let path = dir.join("agent.toml");
+    std::fs::write(&path, s).unwrap();
+    path
+}
+
+/// What the subscriber measured since the last reset.
+#[derive(Default)]
+struct Seen {
+    live_points: u64,
+    live_bytes: u64,
+    /// `(point timestamp, arrival minus timestamp)` of live points, ms.
+    live_delay_ms: Vec<(i64, i64)>,
+    historical_points: u64,
+    first_historical: Option<Instant>,
+    last_historical: Option<Instant>,
+}
+
+fn subscriber(port: u16, seen: Arc<Mutex<Seen>>) -> rumqttc::Client {
+    let mut o = rumqttc::MqttOptions::new("bench-sub", "127.0.0.1", port);
+    o.set_clean_session(false)
+        .set_keep_alive(Duration::from_secs(10))
+        .set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut conn) = rumqttc::Client::new(o, 100);
+    let c = client.clone();
+    std::thread::spawn(move || {
+        for ev in conn.iter() {
+            match ev {
+                Ok(rumqttc::Event::Incoming(rumqttc::Incoming::ConnAck(_))) => {
+                    let _ = c.subscribe(
+                        format!("fieldlink/v1/{GW}/telemetry"),
+                        rumqttc::QoS::AtLeastOnce,
+                    );
+                }
+                Ok(rumqttc::Event::Incoming(rumqttc::Incoming::Publish(p))) => {
+                    let now_ms = wall_ms();
+                    let now = Instant::now();
+                    let Ok(b) = decode_telemetry(&p.payload) else {
+                        continue;
+                    };
+                    let mut s = seen.lock().unwrap();
+                    if b.historical {
+                        s.historical_points += b.points.len() as u64;
+                        s.first_historical.get_or_insert(now);
+                        s.last_historical = Some(now);
+                    } else {
+                        let ours: Vec<&Point> = b
+                            .points
+                            .iter()
+                            .filter(|p| p.device.as_str() != "_gateway")
+                            .collect();
+                        s.live_points += ours.len() as u64;
+                        s.live_bytes += p.payload.len() as u64;
+                        s.live_delay_ms
+                            .extend(ours.iter().map(|p| (p.ts_ms, now_ms - p.ts_ms)));
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    });
+    client
+}
+
+fn proc_figures(pid: u32) -> (u64, u64, Duration) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kb = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // utime and stime are fields 14 and 15 of the line, 11 and 12 after the state field.
+    let ticks = f.get(10).copied().unwrap_or(0) + f.get(11).copied().unwrap_or(0);
+    (
+        kb("VmRSS:") * 1024,
+        kb("VmHWM:") * 1024,
+        Duration::from_millis(ticks * 10),
+    )
+}
+
+fn percentile(v: &mut [i64], p: f64) -> i64 {
+    if v.is_empty() {
+        return -1;
+    }
+    v.sort_unstable();
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v[i]
+}
+
+fn start_agent(cfg: &Path, log: &Path, env: &[(&str, &str)]) -> Child {
+    let file = std::fs::File::create(log).unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--config", cfg.to_str().unwrap(), "run"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(file);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().unwrap()
+}
+
+fn terminate(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+fn wait(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < limit,
+            "bench: timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn steady(
+    label: &str,
+    child: &Child,
+    sim: &Simulator,
+    seen: &Arc<Mutex<Seen>>,
+    secs: u64,
+) -> (f64, f64) {
+    // Warm up: connections made, first polls through.
+    wait("first live points", Duration::from_secs(60), || {
+        seen.lock().unwrap().live_points >= 2000
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    *seen.lock().unwrap() = Seen::default();
+    let req0 = sim.stats().requests_total();
+    let (_, _, cpu0) = proc_figures(child.id());
+    let t0 = Instant::now();
+    let mut rss_max = 0;
+    while t0.elapsed() < Duration::from_secs(secs) {
+        std::thread::sleep(Duration::from_millis(500));
+        rss_max = rss_max.max(proc_figures(child.id()).0);
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let (rss, hwm, cpu1) = proc_figures(child.id());
+    let requests = sim.stats().requests_total() - req0;
+    let s = seen.lock().unwrap();
+    let bytes_per_point = s.live_bytes as f64 / s.live_points.max(1) as f64;
+    let mut delays: Vec<i64> = s.live_delay_ms.iter().map(|d| d.1).collect();
+    let p50 = percentile(&mut delays, 0.5);
+    let p99 = percentile(&mut delays, 0.99);
+    let cpu = (cpu1 - cpu0).as_secs_f64() / wall * 100.0;
+    println!(
+        "[{label}] window {wall:.1} s, {} points received",
+        s.live_points
+    );
+    println!(
+        "[{label}] A1 RSS now {:.2} MiB, max sampled {:.2} MiB, peak (VmHWM) {:.2} MiB",
+        rss as f64 / 1048576.0,
+        rss_max as f64 / 1048576.0,
+        hwm as f64 / 1048576.0
+    );
+    println!("[{label}] A2 CPU {cpu:.2} % of one core");
+    println!(
+        "[{label}] A3 Modbus requests {:.2} per second",
+        requests as f64 / wall
+    );
+    println!("[{label}] A4 {bytes_per_point:.2} payload bytes per point");
+    println!("[{label}] A7 poll → subscriber latency p50 {p50} ms, p99 {p99} ms");
+    (bytes_per_point, cpu)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let steady_s = env_secs("BENCH_STEADY_S", 60);
+    let backlog_s = env_secs("BENCH_BACKLOG_S", 3600);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let sim = Simulator::from_config(SimConfig::from_toml_str(&sim_config()).unwrap()).unwrap();
+    let tcp = rt
+        .block_on(sim.bind_tcp("127.0.0.1:0".parse().unwrap()))
+        .unwrap();
+    let mut broker = Mosquitto::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = agent_config(dir.path(), &broker.url(), tcp.local_addr().port());
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let _sub = subscriber(broker.port(), seen.clone());
+    std::thread::sleep(Duration::from_millis(500));
+
+    // Steady state, binary encoding (the default).
+    let mut agent = start_agent(&cfg, &dir.path().join("agent.log"), &[]);
+    steady("binary", &agent, &sim, &seen, steady_s);
+    terminate(&mut agent);
+
+    // Steady state, JSON (bytes per point only; shorter).
+    let mut agent = start_agent(
+        &cfg,
+        &dir.path().join("agent-json.log"),
+        &[("FIELDLINK_AGENT__MQTT__ENCODING", "json")],
+    );
+    steady("json", &agent, &sim, &seen, steady_s.min(20));
+    terminate(&mut agent);
+
+    // A6: the broker is down; an hour of readings sits in the journal.
+    broker.stop();
+    let fill = Instant::now();
+    {
+        let journal =
+            BlockingJournal::open(JournalConfig::new(dir.path().join("journal.db"))).unwrap();
+        let start_ms = wall_ms() - backlog_s as i64 * 1000;
+        let names: Vec<(Ident, Vec<Ident>)> = (1..=DEVICES)
+            .map(|u| {
+                (
+                    Ident::new(&format!("meter-{u}")).unwrap(),
+                    (0..REGISTERS)
+                        .map(|r| Ident::new(&format!("r{r:03}")).unwrap())
+                        .collect(),
+                )
+            })
+            .collect();
+        for s in 0..backlog_s as i64 {
+            for (d, metrics) in &names {
+                let points = metrics
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| {
+                        Point::new(
+                            d.clone(),
+                            m.clone(),
+                            start_ms + s * 1000,
+                            50.0 + i as f64 * 0.1,
+                        )
+                    })
+                    .collect();
+                journal.append_points(points, Wait::Commit).unwrap();
+            }
+        }
+        journal.close().unwrap();
+    }
+    let backlog_points = backlog_s * u64::from(DEVICES) * u64::from(REGISTERS);
+    println!(
+        "[backlog] {backlog_points} points written to the journal in {:.1} s",
+        fill.elapsed().as_secs_f64()
+    );
+    let mut agent = start_agent(&cfg, &dir.path().join("agent-backlog.log"), &[]);
+    // Live readings pile up behind the outage too for a few seconds.
+    std::thread::sleep(Duration::from_secs(5));
+    *seen.lock().unwrap() = Seen::default();
+    broker.restart().unwrap();
+    let back = Instant::now();
+    let back_ms = wall_ms();
+    wait("the backlog to drain", Duration::from_secs(600), || {
+        seen.lock().unwrap().historical_points >= backlog_points
+    });
+    let drained = back.elapsed();
+    // A few more seconds of live data after the drain.
+    std::thread::sleep(Duration::from_secs(3));
+    let (rss, hwm, _) = proc_figures(agent.id());
+    let s = seen.lock().unwrap();
+    let first = s.first_historical.map(|t| t.duration_since(back));
+    // Live points taken after the broker returned; those queued during the outage are backlog
+    // in all but name.
+    let mut delays: Vec<i64> = s
+        .live_delay_ms
+        .iter()
+        .filter(|(ts, _)| *ts >= back_ms)
+        .map(|d| d.1)
+        .collect();
+    let p50 = percentile(&mut delays, 0.5);
+    let p99 = percentile(&mut delays, 0.99);
+    let max = delays.iter().copied().max().unwrap_or(-1);
+    println!(
+        "[backlog] A6 {} historical points drained in {:.1} s after the broker returned",
+        s.historical_points,
+        drained.as_secs_f64()
+    );
+    println!(
+        "[backlog] A6 first backlog point {:.0} ms after the broker returned",
+        first.map_or(-1.0, |d| d.as_secs_f64() * 1000.0)
+    );
+    println!(
+        "[backlog] A6 live points taken after the broker returned: {}, delay p50 {p50} ms, p99 {p99} ms, max {max} ms",
+        delays.len()
+    );
+    println!(
+        "[backlog] RSS after the drain {:.2} MiB, peak {:.2} MiB",
+        rss as f64 / 1048576.0,
+        hwm as f64 / 1048576.0
+    );
+    drop(s);
+    terminate(&mut agent);
+    let _ = rt.block_on(tcp.stop());
+}
