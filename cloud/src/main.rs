@@ -32,6 +32,9 @@ enum Command {
     CheckConfig,
     /// Print the default configuration, with comments.
     PrintDefaultConfig,
+    /// Manage API bearer tokens (create prints the secret once).
+    #[command(subcommand)]
+    Token(fieldlink_cloud::auth::cli::TokenCommand),
 }
 
 fn main() -> ExitCode {
@@ -70,6 +73,9 @@ fn main() -> ExitCode {
             Command::Migrate => {
                 service::migrate(&settings).await?;
                 Ok(())
+            }
+            Command::Token(cmd) => {
+                fieldlink_cloud::auth::cli::run(&settings.store, cmd, &mut std::io::stdout()).await
             }
             _ => {
                 let stop = CancellationToken::new();

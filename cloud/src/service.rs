@@ -27,6 +27,8 @@ pub enum ServiceError {
     Ingest(#[from] IngestError),
     #[error(transparent)]
     Broker(#[from] BrokerError),
+    #[error("api: {0}")]
+    Api(String),
     #[error("http on {listen}: {source}")]
     Http {
         listen: SocketAddr,
@@ -114,7 +116,12 @@ pub async fn serve(
     };
     let listen = settings.http_listen;
     let http_stop = stop.clone();
-    let http = tokio::spawn(http::serve(listen, state, http_stop, bound_tx));
+    let api_db = crate::api::ApiDb::open(&settings.store)
+        .await
+        .map_err(|e| ServiceError::Api(e.to_string()))?;
+    let api_state = crate::api::ApiState::new(store.clone(), Arc::new(api_db));
+    let router = http::router(state).merge(crate::api::router(api_state, &settings.api));
+    let http = tokio::spawn(crate::api::serve(listen, router, http_stop, bound_tx));
     let http_addr = match bound_rx.await {
         Ok(addr) => addr,
         Err(_) => {

@@ -55,6 +55,8 @@ pub struct Settings {
     pub ingest: IngestSettings,
     pub http_listen: SocketAddr,
     pub shutdown_grace: Duration,
+    /// The REST/WebSocket API's settings (issue 7).
+    pub api: crate::api::ApiSettings,
 }
 
 impl Settings {
@@ -212,7 +214,23 @@ impl Settings {
             .listen
             .parse()
             .map_err(|e| invalid("http.listen", format!("not an address:port: {e}")))?;
+        for origin in &raw.http.cors_allowed_origins {
+            if origin != "*" && !origin.starts_with("http://") && !origin.starts_with("https://") {
+                return Err(invalid(
+                    "http.cors_allowed_origins",
+                    format!(
+                        "{origin:?}: expected \"*\" or an origin such as https://dash.example.com"
+                    ),
+                ));
+            }
+        }
+        let api = crate::api::ApiSettings {
+            cors: crate::auth::Cors {
+                allowed_origins: raw.http.cors_allowed_origins.clone(),
+            },
+        };
         Ok(Settings {
+            api,
             store,
             rollup_interval,
             broker,

@@ -103,12 +103,15 @@ impl Default for RawIngest {
 #[serde(default, deny_unknown_fields)]
 pub struct RawHttp {
     pub listen: String,
+    /// Browser origins allowed to call the API (`*` for any); empty: same-origin only.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 impl Default for RawHttp {
     fn default() -> Self {
         RawHttp {
             listen: "127.0.0.1:8080".into(),
+            cors_allowed_origins: Vec::new(),
         }
     }
 }

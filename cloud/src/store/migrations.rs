@@ -64,6 +64,13 @@ pub const POSTGRES: &[Migration] = &[
         flavour: Flavour::Any,
         sql: include_str!("../../../migrations/postgres/0003_gateway_boot_epoch.sql"),
     },
+    // 0100 and up: the API's tables (tokens, commands, alerts), numbered apart from ingest's.
+    Migration {
+        version: 100,
+        name: "api_tokens",
+        flavour: Flavour::Any,
+        sql: include_str!("../../../migrations/postgres/0100_api_tokens.sql"),
+    },
 ];
 
 pub const SQLITE: &[Migration] = &[
@@ -78,6 +85,12 @@ pub const SQLITE: &[Migration] = &[
         name: "gateway_boot_epoch",
         flavour: Flavour::Any,
         sql: include_str!("../../../migrations/sqlite/0002_gateway_boot_epoch.sql"),
+    },
+    Migration {
+        version: 100,
+        name: "api_tokens",
+        flavour: Flavour::Any,
+        sql: include_str!("../../../migrations/sqlite/0100_api_tokens.sql"),
     },
 ];
 

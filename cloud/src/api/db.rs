@@ -1,0 +1,296 @@
+//! The API's own connection to the database: tokens (and, later, commands and alerts) live in
+//! tables of their own, written with SQL that both backends accept, so each rule is written
+//! once. Ingest's [`crate::store::Store`] stays the only writer of telemetry; the API reads
+//! telemetry through it and keeps a separate connection for its own tables, so a slow API query
+//! never waits behind an ingest transaction on the same connection.
+//!
+//! The SQL uses PostgreSQL's `$1` placeholders; on SQLite they are rewritten to `?1`, which
+//! SQLite reads as the same numbered parameter. Only two column types are used: 64-bit
+//! integers (times in milliseconds since the Unix epoch) and text.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::NoTls;
+
+use crate::store::StoreSpec;
+
+/// Why an API database call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("postgres: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the sqlite worker stopped")]
+    SqliteGone,
+    #[error("unexpected column type {0}")]
+    ColumnType(String),
+}
+
+impl DbError {
+    /// A unique or check constraint refused the row.
+    pub fn is_constraint(&self) -> bool {
+        match self {
+            DbError::Postgres(e) => e.code().is_some_and(|c| c.code().starts_with("23")),
+            DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.code == rusqlite::ErrorCode::ConstraintViolation
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A bound parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Param {
+    Int(Option<i64>),
+    Text(Option<String>),
+}
+
+impl From<i64> for Param {
+    fn from(v: i64) -> Param {
+        Param::Int(Some(v))
+    }
+}
+impl From<Option<i64>> for Param {
+    fn from(v: Option<i64>) -> Param {
+        Param::Int(v)
+    }
+}
+impl From<&str> for Param {
+    fn from(v: &str) -> Param {
+        Param::Text(Some(v.to_string()))
+    }
+}
+impl From<String> for Param {
+    fn from(v: String) -> Param {
+        Param::Text(Some(v))
+    }
+}
+impl From<Option<String>> for Param {
+    fn from(v: Option<String>) -> Param {
+        Param::Text(v)
+    }
+}
+
+/// A value read back.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Null,
+    Int(i64),
+    Text(String),
+}
+
+impl Cell {
+    pub fn int(&self) -> Option<i64> {
+        match self {
+            Cell::Int(v) => Some(*v),
+            _ => None,
+        }
+    }
+    pub fn text(&self) -> Option<String> {
+        match self {
+            Cell::Text(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+}
+
+pub type Row = Vec<Cell>;
+
+enum Backend {
+    Postgres {
+        url: String,
+        client: Box<tokio::sync::Mutex<Option<tokio_postgres::Client>>>,
+    },
+    Sqlite {
+        conn: Arc<Mutex<rusqlite::Connection>>,
+    },
+}
+
+/// The API's database handle. Cheap to share behind an `Arc`.
+pub struct ApiDb {
+    backend: Backend,
+}
+
+fn sqlite_sql(sql: &str) -> String {
+    sql.replace('$', "?")
+}
+
+fn sqlite_open(path: &PathBuf) -> Result<rusqlite::Connection, DbError> {
+    let conn = rusqlite::Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(conn)
+}
+
+impl ApiDb {
+    /// Opens a connection to the database the store uses. The schema must already be migrated
+    /// ([`crate::store::Store::migrate`] applies the API's versions too).
+    pub async fn open(spec: &StoreSpec) -> Result<ApiDb, DbError> {
+        let backend = match spec {
+            StoreSpec::Sqlite { path } => {
+                let path = path.clone();
+                let conn = tokio::task::spawn_blocking(move || sqlite_open(&path))
+                    .await
+                    .map_err(|_| DbError::SqliteGone)??;
+                Backend::Sqlite {
+                    conn: Arc::new(Mutex::new(conn)),
+                }
+            }
+            StoreSpec::Postgres { url, .. } => Backend::Postgres {
+                url: url.clone(),
+                client: Box::new(tokio::sync::Mutex::new(None)),
+            },
+        };
+        let db = ApiDb { backend };
+        db.query("SELECT 1", vec![]).await?;
+        Ok(db)
+    }
+
+    /// Runs a statement; returns the rows it changed.
+    pub async fn execute(&self, sql: &str, params: Vec<Param>) -> Result<u64, DbError> {
+        match &self.backend {
+            Backend::Postgres { url, client } => {
+                let mut guard = client.lock().await;
+                let c = connected(url, &mut guard).await?;
+                let boxed = pg_params(&params);
+                let refs: Vec<&(dyn ToSql + Sync)> = boxed
+                    .iter()
+                    .map(|b| b.as_ref() as &(dyn ToSql + Sync))
+                    .collect();
+                Ok(c.execute(sql, &refs).await?)
+            }
+            Backend::Sqlite { conn } => {
+                let sql = sqlite_sql(sql);
+                let conn = conn.clone();
+                tokio::task::spawn_blocking(move || {
+                    let conn = conn.lock().map_err(|_| DbError::SqliteGone)?;
+                    let mut stmt = conn.prepare_cached(&sql)?;
+                    let n = stmt.execute(rusqlite::params_from_iter(params.iter().map(sq)))?;
+                    Ok(n as u64)
+                })
+                .await
+                .map_err(|_| DbError::SqliteGone)?
+            }
+        }
+    }
+
+    /// Runs a query; returns every row.
+    pub async fn query(&self, sql: &str, params: Vec<Param>) -> Result<Vec<Row>, DbError> {
+        match &self.backend {
+            Backend::Postgres { url, client } => {
+                let mut guard = client.lock().await;
+                let c = connected(url, &mut guard).await?;
+                let boxed = pg_params(&params);
+                let refs: Vec<&(dyn ToSql + Sync)> = boxed
+                    .iter()
+                    .map(|b| b.as_ref() as &(dyn ToSql + Sync))
+                    .collect();
+                let rows = c.query(sql, &refs).await?;
+                rows.iter().map(pg_row).collect()
+            }
+            Backend::Sqlite { conn } => {
+                let sql = sqlite_sql(sql);
+                let conn = conn.clone();
+                tokio::task::spawn_blocking(move || {
+                    let conn = conn.lock().map_err(|_| DbError::SqliteGone)?;
+                    let mut stmt = conn.prepare_cached(&sql)?;
+                    let width = stmt.column_count();
+                    let mut rows = stmt.query(rusqlite::params_from_iter(params.iter().map(sq)))?;
+                    let mut out = Vec::new();
+                    while let Some(r) = rows.next()? {
+                        let mut row = Vec::with_capacity(width);
+                        for i in 0..width {
+                            row.push(match r.get_ref(i)? {
+                                rusqlite::types::ValueRef::Null => Cell::Null,
+                                rusqlite::types::ValueRef::Integer(v) => Cell::Int(v),
+                                rusqlite::types::ValueRef::Text(t) => {
+                                    Cell::Text(String::from_utf8_lossy(t).into_owned())
+                                }
+                                other => {
+                                    return Err(DbError::ColumnType(format!(
+                                        "{:?}",
+                                        other.data_type()
+                                    )))
+                                }
+                            });
+                        }
+                        out.push(row);
+                    }
+                    Ok(out)
+                })
+                .await
+                .map_err(|_| DbError::SqliteGone)?
+            }
+        }
+    }
+}
+
+/// The client, reconnecting when the previous connection closed (a database restart costs the
+/// calls made while it was down).
+async fn connected<'a>(
+    url: &str,
+    slot: &'a mut Option<tokio_postgres::Client>,
+) -> Result<&'a tokio_postgres::Client, DbError> {
+    if slot.as_ref().is_none_or(|c| c.is_closed()) {
+        let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(error = %e, "api database connection ended");
+            }
+        });
+        *slot = Some(client);
+    }
+    Ok(slot.as_ref().expect("set above"))
+}
+
+fn pg_params(params: &[Param]) -> Vec<Box<dyn ToSql + Sync + Send>> {
+    params
+        .iter()
+        .map(|p| -> Box<dyn ToSql + Sync + Send> {
+            match p {
+                Param::Int(v) => Box::new(*v),
+                Param::Text(v) => Box::new(v.clone()),
+            }
+        })
+        .collect()
+}
+
+fn pg_row(r: &tokio_postgres::Row) -> Result<Row, DbError> {
+    let mut row = Vec::with_capacity(r.len());
+    for (i, col) in r.columns().iter().enumerate() {
+        let t = col.type_();
+        let cell = if *t == Type::INT8 {
+            r.try_get::<_, Option<i64>>(i)?
+                .map_or(Cell::Null, Cell::Int)
+        } else if *t == Type::INT4 {
+            r.try_get::<_, Option<i32>>(i)?
+                .map_or(Cell::Null, |v| Cell::Int(v.into()))
+        } else if *t == Type::INT2 {
+            r.try_get::<_, Option<i16>>(i)?
+                .map_or(Cell::Null, |v| Cell::Int(v.into()))
+        } else if *t == Type::BOOL {
+            r.try_get::<_, Option<bool>>(i)?
+                .map_or(Cell::Null, |v| Cell::Int(v.into()))
+        } else if *t == Type::TEXT || *t == Type::VARCHAR {
+            r.try_get::<_, Option<String>>(i)?
+                .map_or(Cell::Null, Cell::Text)
+        } else {
+            return Err(DbError::ColumnType(t.to_string()));
+        };
+        row.push(cell);
+    }
+    Ok(row)
+}
+
+fn sq(p: &Param) -> rusqlite::types::Value {
+    match p {
+        Param::Int(Some(v)) => rusqlite::types::Value::Integer(*v),
+        Param::Text(Some(s)) => rusqlite::types::Value::Text(s.clone()),
+        Param::Int(None) | Param::Text(None) => rusqlite::types::Value::Null,
+    }
+}

@@ -1,0 +1,120 @@
+//! The REST API under `/api/v1`, with its OpenAPI 3 document at `/api/v1/openapi.json`.
+//!
+//! Every route is declared with `#[utoipa::path]` and mounted through `utoipa_axum`'s
+//! `routes!`, which takes both the axum route and the document entry from the same
+//! declaration, so the served document cannot drift from the routes.
+//!
+//! Conventions: times are RFC 3339 (UTC, milliseconds) in and out; lists are paginated with
+//! `limit` and `offset` (or a time cursor for points) and say where the next page starts;
+//! every error is JSON `{"code": "...", "message": "..."}` with a stable machine-readable code.
+//! Routes are grouped by the least role they need (see [`crate::auth`]).
+
+pub mod db;
+mod error;
+mod openapi;
+mod telemetry;
+pub mod time;
+mod tokens;
+
+use std::sync::Arc;
+
+use axum::middleware::from_fn_with_state;
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use db::ApiDb;
+pub use error::ApiError;
+
+use crate::auth::{cors, require, Cors, Guard, Role, TokenStore};
+use crate::store::Store;
+
+/// What the API's handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    pub store: Arc<Store>,
+    pub db: Arc<ApiDb>,
+    pub tokens: TokenStore,
+}
+
+impl ApiState {
+    pub fn new(store: Arc<Store>, db: Arc<ApiDb>) -> ApiState {
+        let tokens = TokenStore::new(db.clone());
+        ApiState { store, db, tokens }
+    }
+}
+
+/// API settings from the configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiSettings {
+    pub cors: Cors,
+}
+
+/// The routes of each role class and the document describing all of them.
+fn parts() -> (Vec<(Role, Router<ApiState>)>, utoipa::openapi::OpenApi) {
+    let (viewer, mut doc) = OpenApiRouter::<ApiState>::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(telemetry::list_gateways))
+        .routes(routes!(telemetry::get_gateway))
+        .routes(routes!(telemetry::list_devices))
+        .routes(routes!(telemetry::list_series))
+        .routes(routes!(telemetry::latest_values))
+        .routes(routes!(telemetry::raw_points))
+        .routes(routes!(telemetry::aggregates))
+        .routes(routes!(telemetry::list_dead_letters))
+        .split_for_parts();
+    let (admin, admin_doc) = OpenApiRouter::<ApiState>::new()
+        .routes(routes!(tokens::list_tokens, tokens::create_token))
+        .routes(routes!(tokens::revoke_token))
+        .split_for_parts();
+    doc.merge(admin_doc);
+    (vec![(Role::Viewer, viewer), (Role::Admin, admin)], doc)
+}
+
+/// The OpenAPI document, as served.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    parts().1
+}
+
+/// The API router: auth on every route but the document, CORS outermost.
+pub fn router(state: ApiState, settings: &ApiSettings) -> Router {
+    let (classes, doc) = parts();
+    let doc = Arc::new(doc);
+    let mut router = Router::new().route(
+        "/api/v1/openapi.json",
+        get(move || {
+            let doc = doc.clone();
+            async move { Json(doc.as_ref().clone()) }
+        }),
+    );
+    for (min, routes) in classes {
+        let guard = Guard {
+            tokens: state.tokens.clone(),
+            min,
+        };
+        router = router.merge(
+            routes
+                .route_layer(from_fn_with_state(guard, require))
+                .with_state(state.clone()),
+        );
+    }
+    router
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(from_fn_with_state(Arc::new(settings.cors.clone()), cors))
+}
+
+/// Binds `listen` and serves the API until `stop` fires; the bound address goes to `bound`
+/// before serving, so a port of 0 can be used.
+pub async fn serve(
+    listen: std::net::SocketAddr,
+    router: Router,
+    stop: tokio_util::sync::CancellationToken,
+    bound: tokio::sync::oneshot::Sender<std::net::SocketAddr>,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let _ = bound.send(listener.local_addr()?);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+}

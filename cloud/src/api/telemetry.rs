@@ -1,0 +1,529 @@
+//! Read routes (viewer): the registry, telemetry and dead letters, read through ingest's
+//! [`crate::store::Store`].
+
+use std::time::Duration;
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use fieldlink_protocol::Ident;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::{ApiError, ErrorBody};
+use super::time::{parse_rfc3339, rfc3339, MAX_MS, MIN_MS};
+use super::ApiState;
+use crate::store::{GatewayInfo, Interval, StoredPoint};
+
+/// Largest page any list returns.
+pub const MAX_LIMIT: u32 = 1_000;
+const DEFAULT_LIMIT: u32 = 100;
+/// `offset + limit` above this is refused: deep offsets cost a scan; narrow the query instead.
+const MAX_WINDOW: u64 = 100_000;
+/// Most buckets one aggregate query may span.
+const MAX_BUCKETS: i64 = 100_000;
+
+fn ident(what: &str, s: &str) -> Result<Ident, ApiError> {
+    Ident::new(s).map_err(|e| ApiError::bad_request(format!("{what} {s:?}: {e}")))
+}
+
+/// `limit` and `offset` for lists.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// 1 to 1000; 100 when absent.
+    pub limit: Option<u32>,
+    /// Items to skip; 0 when absent.
+    pub offset: Option<u64>,
+}
+
+impl PageQuery {
+    fn window(&self) -> Result<(usize, usize), ApiError> {
+        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(ApiError::bad_request(format!(
+                "limit must be 1 to {MAX_LIMIT}"
+            )));
+        }
+        let offset = self.offset.unwrap_or(0);
+        if offset.saturating_add(limit as u64) > MAX_WINDOW {
+            return Err(ApiError::bad_request(format!(
+                "offset + limit must not exceed {MAX_WINDOW}"
+            )));
+        }
+        Ok((offset as usize, limit as usize))
+    }
+}
+
+fn page<T>(all: Vec<T>, offset: usize, limit: usize) -> (Vec<T>, Option<u64>) {
+    let total = all.len();
+    let items: Vec<T> = all.into_iter().skip(offset).take(limit).collect();
+    let next = (offset + items.len() < total).then_some((offset + items.len()) as u64);
+    (items, next)
+}
+
+/// A gateway as the registry knows it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Gateway {
+    pub gateway: String,
+    /// From its last birth or death.
+    pub online: bool,
+    pub agent_version: Option<String>,
+    pub config_hash: Option<String>,
+    /// Registered by an operator (true) or by ingest on first contact (false).
+    pub registered: bool,
+    /// RFC 3339.
+    pub last_seen: Option<String>,
+}
+
+impl From<GatewayInfo> for Gateway {
+    fn from(g: GatewayInfo) -> Gateway {
+        Gateway {
+            gateway: g.gateway.to_string(),
+            online: g.online,
+            agent_version: g.agent_version,
+            config_hash: g.config_hash,
+            registered: g.registered,
+            last_seen: g.last_seen_ms.map(rfc3339),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct GatewayPage {
+    pub items: Vec<Gateway>,
+    /// The `offset` of the next page; absent on the last page.
+    pub next_offset: Option<u64>,
+}
+
+/// Gateways, ordered by id. Role: viewer.
+#[utoipa::path(get, path = "/api/v1/gateways", tag = "registry", params(PageQuery),
+    responses((status = 200, body = GatewayPage),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)))]
+pub async fn list_gateways(
+    State(s): State<ApiState>,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Json<GatewayPage>, ApiError> {
+    let Query(q) = q.map_err(ApiError::rejection)?;
+    let (offset, limit) = q.window()?;
+    let mut all = s.store.gateways().await.map_err(ApiError::database)?;
+    all.sort_by(|a, b| a.gateway.cmp(&b.gateway));
+    let (items, next_offset) = page(all, offset, limit);
+    Ok(Json(GatewayPage {
+        items: items.into_iter().map(Gateway::from).collect(),
+        next_offset,
+    }))
+}
+
+async fn known_gateway(s: &ApiState, gateway: &str) -> Result<GatewayInfo, ApiError> {
+    let gw = ident("gateway", gateway)?;
+    s.store
+        .gateway(&gw)
+        .await
+        .map_err(ApiError::database)?
+        .ok_or_else(|| ApiError::not_found(format!("no gateway {gateway:?}")))
+}
+
+/// One gateway. Role: viewer.
+#[utoipa::path(get, path = "/api/v1/gateways/{gateway}", tag = "registry",
+    params(("gateway" = String, Path, description = "gateway id")),
+    responses((status = 200, body = Gateway), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn get_gateway(
+    State(s): State<ApiState>,
+    p: Result<Path<String>, PathRejection>,
+) -> Result<Json<Gateway>, ApiError> {
+    let Path(gateway) = p.map_err(ApiError::rejection)?;
+    Ok(Json(known_gateway(&s, &gateway).await?.into()))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DevicePage {
+    pub items: Vec<String>,
+    pub next_offset: Option<u64>,
+}
+
+/// Devices of a gateway, ordered by name. Role: viewer.
+#[utoipa::path(get, path = "/api/v1/gateways/{gateway}/devices", tag = "registry",
+    params(("gateway" = String, Path, description = "gateway id"), PageQuery),
+    responses((status = 200, body = DevicePage), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn list_devices(
+    State(s): State<ApiState>,
+    p: Result<Path<String>, PathRejection>,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Json<DevicePage>, ApiError> {
+    let Path(gateway) = p.map_err(ApiError::rejection)?;
+    let Query(q) = q.map_err(ApiError::rejection)?;
+    let (offset, limit) = q.window()?;
+    let gw = known_gateway(&s, &gateway).await?.gateway;
+    let mut all: Vec<String> = s
+        .store
+        .devices(&gw)
+        .await
+        .map_err(ApiError::database)?
+        .into_iter()
+        .map(|d| d.to_string())
+        .collect();
+    all.sort();
+    let (items, next_offset) = page(all, offset, limit);
+    Ok(Json(DevicePage { items, next_offset }))
+}
+
+/// A series: one metric of one device.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Series {
+    pub series_id: i64,
+    pub gateway: String,
+    pub device: String,
+    pub metric: String,
+    pub unit: Option<String>,
+    /// Commands may write it (from the gateway's birth).
+    pub writable: bool,
+}
+
+/// Series of a device, ordered by metric. Role: viewer.
+#[utoipa::path(get, path = "/api/v1/gateways/{gateway}/devices/{device}/series", tag = "telemetry",
+    params(("gateway" = String, Path, description = "gateway id"),
+        ("device" = String, Path, description = "device name")),
+    responses((status = 200, body = Vec<Series>), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list_series(
+    State(s): State<ApiState>,
+    p: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Json<Vec<Series>>, ApiError> {
+    let Path((gateway, device)) = p.map_err(ApiError::rejection)?;
+    let (gw, dev) = (ident("gateway", &gateway)?, ident("device", &device)?);
+    let mut all = s
+        .store
+        .series_of_device(&gw, &dev)
+        .await
+        .map_err(ApiError::database)?;
+    all.sort_by(|a, b| a.key.metric.cmp(&b.key.metric));
+    Ok(Json(
+        all.into_iter()
+            .map(|x| Series {
+                series_id: x.series_id,
+                gateway: x.key.gateway.to_string(),
+                device: x.key.device.to_string(),
+                metric: x.key.metric.to_string(),
+                unit: x.unit,
+                writable: x.writable,
+            })
+            .collect(),
+    ))
+}
+
+/// One reading.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Reading {
+    /// RFC 3339.
+    pub time: String,
+    /// A number, a boolean or a string.
+    #[schema(value_type = Object)]
+    pub value: serde_json::Value,
+    /// `good`, `uncertain` or `bad`.
+    pub quality: String,
+}
+
+impl From<&StoredPoint> for Reading {
+    fn from(p: &StoredPoint) -> Reading {
+        Reading {
+            time: rfc3339(p.ts_ms),
+            value: serde_json::to_value(&p.value).unwrap_or(serde_json::Value::Null),
+            quality: serde_json::to_value(p.quality)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// The newest reading of a series.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LatestValue {
+    pub series_id: i64,
+    pub metric: String,
+    pub unit: Option<String>,
+    pub reading: Reading,
+}
+
+/// The newest reading of each series of a device that has one. Role: viewer.
+#[utoipa::path(get, path = "/api/v1/gateways/{gateway}/devices/{device}/latest", tag = "telemetry",
+    params(("gateway" = String, Path, description = "gateway id"),
+        ("device" = String, Path, description = "device name")),
+    responses((status = 200, body = Vec<LatestValue>), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn latest_values(
+    State(s): State<ApiState>,
+    p: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Json<Vec<LatestValue>>, ApiError> {
+    let Path((gateway, device)) = p.map_err(ApiError::rejection)?;
+    let (gw, dev) = (ident("gateway", &gateway)?, ident("device", &device)?);
+    let mut series = s
+        .store
+        .series_of_device(&gw, &dev)
+        .await
+        .map_err(ApiError::database)?;
+    series.sort_by(|a, b| a.key.metric.cmp(&b.key.metric));
+    let ids: Vec<i64> = series.iter().map(|x| x.series_id).collect();
+    let latest = s.store.latest(&ids).await.map_err(ApiError::database)?;
+    Ok(Json(
+        series
+            .into_iter()
+            .filter_map(|x| {
+                let l = latest.iter().find(|l| l.series_id == x.series_id)?;
+                Some(LatestValue {
+                    series_id: x.series_id,
+                    metric: x.key.metric.to_string(),
+                    unit: x.unit,
+                    reading: Reading::from(&l.point),
+                })
+            })
+            .collect(),
+    ))
+}
+
+/// A time range; absent ends are open.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PointsQuery {
+    /// RFC 3339, inclusive.
+    pub from: Option<String>,
+    /// RFC 3339, exclusive.
+    pub to: Option<String>,
+    /// 1 to 1000; 100 when absent.
+    pub limit: Option<u32>,
+}
+
+fn range(from: Option<&str>, to: Option<&str>) -> Result<(i64, i64), ApiError> {
+    let from = from
+        .map(parse_rfc3339)
+        .transpose()
+        .map_err(ApiError::bad_request)?;
+    let to = to
+        .map(parse_rfc3339)
+        .transpose()
+        .map_err(ApiError::bad_request)?;
+    let (from, to) = (from.unwrap_or(MIN_MS), to.unwrap_or(MAX_MS));
+    if to < from {
+        return Err(ApiError::bad_request("to is before from"));
+    }
+    Ok((from, to))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PointPage {
+    /// Oldest first.
+    pub items: Vec<Reading>,
+    /// Pass as `from` for the next page; absent when this page reached `to`.
+    pub next_from: Option<String>,
+}
+
+/// Raw readings of a series in `[from, to)`, oldest first. Role: viewer.
+#[utoipa::path(get, path = "/api/v1/series/{series_id}/points", tag = "telemetry",
+    params(("series_id" = i64, Path, description = "series id"), PointsQuery),
+    responses((status = 200, body = PointPage), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn raw_points(
+    State(s): State<ApiState>,
+    p: Result<Path<i64>, PathRejection>,
+    q: Result<Query<PointsQuery>, QueryRejection>,
+) -> Result<Json<PointPage>, ApiError> {
+    let Path(series_id) = p.map_err(ApiError::rejection)?;
+    let Query(q) = q.map_err(ApiError::rejection)?;
+    let (from, to) = range(q.from.as_deref(), q.to.as_deref())?;
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit must be 1 to {MAX_LIMIT}"
+        )));
+    }
+    let points = s
+        .store
+        .raw_points(series_id, from, to, limit as i64)
+        .await
+        .map_err(ApiError::database)?;
+    let next_from = (points.len() == limit as usize)
+        .then(|| points.last().map(|p| rfc3339(p.ts_ms + 1)))
+        .flatten();
+    Ok(Json(PointPage {
+        items: points.iter().map(Reading::from).collect(),
+        next_from,
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AggregateQuery {
+    /// RFC 3339; rounded down to a bucket start.
+    pub from: String,
+    /// RFC 3339; rounded up to a bucket end.
+    pub to: String,
+    /// `1m`, `1h`, `1d`, or any whole number of seconds, minutes, hours or days (`15s`, `5m`).
+    pub interval: String,
+}
+
+fn interval(s: &str) -> Result<Interval, ApiError> {
+    let bad = || {
+        ApiError::bad_request(format!(
+            "interval {s:?}: expected a whole number followed by s, m, h or d"
+        ))
+    };
+    let unit = s.chars().last().ok_or_else(bad)?;
+    let n: u64 = s[..s.len() - unit.len_utf8()].parse().map_err(|_| bad())?;
+    let secs = match unit {
+        's' => Some(n),
+        'm' => n.checked_mul(60),
+        'h' => n.checked_mul(3_600),
+        'd' => n.checked_mul(86_400),
+        _ => None,
+    }
+    .filter(|s| (1..=366 * 86_400).contains(s))
+    .ok_or_else(bad)?;
+    Ok(match secs {
+        60 => Interval::Minute,
+        3_600 => Interval::Hour,
+        86_400 => Interval::Day,
+        n => Interval::Fixed(Duration::from_secs(n)),
+    })
+}
+
+/// One bucket; `avg`, `min`, `max` are over numeric readings and absent without any.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Aggregate {
+    /// RFC 3339 start of the bucket; buckets are aligned on the Unix epoch.
+    pub start: String,
+    pub avg: Option<f64>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub count: i64,
+}
+
+/// Bucketed aggregates of a series; empty buckets are left out. Role: viewer.
+#[utoipa::path(get, path = "/api/v1/series/{series_id}/aggregates", tag = "telemetry",
+    params(("series_id" = i64, Path, description = "series id"), AggregateQuery),
+    responses((status = 200, body = Vec<Aggregate>), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn aggregates(
+    State(s): State<ApiState>,
+    p: Result<Path<i64>, PathRejection>,
+    q: Result<Query<AggregateQuery>, QueryRejection>,
+) -> Result<Json<Vec<Aggregate>>, ApiError> {
+    let Path(series_id) = p.map_err(ApiError::rejection)?;
+    let Query(q) = q.map_err(ApiError::rejection)?;
+    let (from, to) = range(Some(&q.from), Some(&q.to))?;
+    let iv = interval(&q.interval)?;
+    if (to - from) / iv.as_millis() > MAX_BUCKETS {
+        return Err(ApiError::bad_request(format!(
+            "the range spans more than {MAX_BUCKETS} buckets; widen the interval"
+        )));
+    }
+    let buckets = s
+        .store
+        .aggregates(series_id, from, to, iv)
+        .await
+        .map_err(ApiError::database)?;
+    Ok(Json(
+        buckets
+            .into_iter()
+            .map(|b| Aggregate {
+                start: rfc3339(b.start_ms),
+                avg: b.avg,
+                min: b.min,
+                max: b.max,
+                count: b.count,
+            })
+            .collect(),
+    ))
+}
+
+/// A message ingest refused.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeadLetterView {
+    /// RFC 3339.
+    pub received_at: String,
+    pub topic: String,
+    /// Machine-readable: `decode`, `topic_mismatch`, `non_finite`, `unregistered`, …
+    pub reason: String,
+    pub detail: String,
+    /// The raw payload, hex.
+    pub payload_hex: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeadLetterPage {
+    /// Newest first.
+    pub items: Vec<DeadLetterView>,
+    pub next_offset: Option<u64>,
+}
+
+/// Dead letters, newest first. Role: viewer.
+#[utoipa::path(get, path = "/api/v1/dead-letters", tag = "ingest", params(PageQuery),
+    responses((status = 200, body = DeadLetterPage), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list_dead_letters(
+    State(s): State<ApiState>,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Json<DeadLetterPage>, ApiError> {
+    let Query(q) = q.map_err(ApiError::rejection)?;
+    let (offset, limit) = q.window()?;
+    let all = s
+        .store
+        .dead_letters((offset + limit + 1) as i64)
+        .await
+        .map_err(ApiError::database)?;
+    let (items, next_offset) = page(all, offset, limit);
+    Ok(Json(DeadLetterPage {
+        items: items
+            .into_iter()
+            .map(|d| DeadLetterView {
+                received_at: rfc3339(d.received_ms),
+                topic: d.topic,
+                reason: d.reason,
+                detail: d.detail,
+                payload_hex: d.payload.iter().map(|b| format!("{b:02x}")).collect(),
+            })
+            .collect(),
+        next_offset,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals() {
+        assert_eq!(interval("1m").unwrap(), Interval::Minute);
+        assert_eq!(interval("60s").unwrap(), Interval::Minute);
+        assert_eq!(interval("1h").unwrap(), Interval::Hour);
+        assert_eq!(interval("1d").unwrap(), Interval::Day);
+        assert_eq!(
+            interval("15s").unwrap(),
+            Interval::Fixed(Duration::from_secs(15))
+        );
+        for bad in [
+            "",
+            "m",
+            "0s",
+            "1w",
+            "-1m",
+            "1.5h",
+            "99999999999999999999d",
+            "é",
+        ] {
+            assert!(interval(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn pages_say_where_the_next_starts() {
+        assert_eq!(page(vec![1, 2, 3], 0, 2), (vec![1, 2], Some(2)));
+        assert_eq!(page(vec![1, 2, 3], 2, 2), (vec![3], None));
+        assert_eq!(page(vec![1, 2, 3], 5, 2), (vec![], None));
+    }
+}

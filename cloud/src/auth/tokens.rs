@@ -1,0 +1,118 @@
+//! Token records in `api_tokens`: created, listed, revoked, and looked up by hash.
+//!
+//! On disk: one row per token with its hash, never the token itself. Revoking sets
+//! `revoked_at`; the row stays so an audit can tell which token did what.
+
+use std::sync::Arc;
+
+use super::{hash_token, new_token, random_hex, Role};
+use crate::api::db::{ApiDb, DbError};
+use crate::api::time::now_ms;
+
+/// A token as listed: everything but the secret.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct TokenInfo {
+    pub token_id: String,
+    pub name: String,
+    pub role: Role,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339; absent while the token is valid.
+    pub revoked_at: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct TokenStore {
+    db: Arc<ApiDb>,
+}
+
+impl TokenStore {
+    pub fn new(db: Arc<ApiDb>) -> TokenStore {
+        TokenStore { db }
+    }
+
+    /// Creates a token; returns its record and the secret, which is shown this once.
+    pub async fn create(&self, name: &str, role: Role) -> Result<(TokenInfo, String), DbError> {
+        let secret = new_token().map_err(|e| DbError::ColumnType(format!("random: {e}")))?;
+        let token_id = random_hex(6).map_err(|e| DbError::ColumnType(format!("random: {e}")))?;
+        let now = now_ms();
+        self.db
+            .execute(
+                "INSERT INTO api_tokens (token_id, name, role, hash, created_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+                vec![
+                    token_id.clone().into(),
+                    name.into(),
+                    role.as_str().into(),
+                    hash_token(&secret).into(),
+                    now.into(),
+                ],
+            )
+            .await?;
+        let info = TokenInfo {
+            token_id,
+            name: name.to_string(),
+            role,
+            created_at: crate::api::time::rfc3339(now),
+            revoked_at: None,
+        };
+        Ok((info, secret))
+    }
+
+    /// Every token, oldest first, revoked ones included.
+    pub async fn list(&self) -> Result<Vec<TokenInfo>, DbError> {
+        let rows = self
+            .db
+            .query(
+                "SELECT token_id, name, role, created_at, revoked_at FROM api_tokens \
+                 ORDER BY created_at, token_id",
+                vec![],
+            )
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(TokenInfo {
+                    token_id: r[0].text().unwrap_or_default(),
+                    name: r[1].text().unwrap_or_default(),
+                    role: r[2]
+                        .text()
+                        .unwrap_or_default()
+                        .parse()
+                        .map_err(DbError::ColumnType)?,
+                    created_at: crate::api::time::rfc3339(r[3].int().unwrap_or(0)),
+                    revoked_at: r[4].int().map(crate::api::time::rfc3339),
+                })
+            })
+            .collect()
+    }
+
+    /// Revokes a token; false when no valid token has that id.
+    pub async fn revoke(&self, token_id: &str) -> Result<bool, DbError> {
+        let n = self
+            .db
+            .execute(
+                "UPDATE api_tokens SET revoked_at = $1 WHERE token_id = $2 AND revoked_at IS NULL",
+                vec![now_ms().into(), token_id.into()],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// The id and role of a valid (unrevoked) token.
+    pub async fn verify(&self, secret: &str) -> Result<Option<(String, Role)>, DbError> {
+        if !secret.starts_with(super::TOKEN_PREFIX) {
+            return Ok(None);
+        }
+        let rows = self
+            .db
+            .query(
+                "SELECT token_id, role FROM api_tokens WHERE hash = $1 AND revoked_at IS NULL",
+                vec![hash_token(secret).into()],
+            )
+            .await?;
+        Ok(rows.first().and_then(|r| {
+            let role = r[1].text()?.parse().ok()?;
+            Some((r[0].text()?, role))
+        }))
+    }
+}
