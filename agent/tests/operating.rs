@@ -201,3 +201,38 @@ fn sighup_reloads_the_configuration_and_sigint_stops() {
     };
     assert!(status.success(), "{}", agent.log_text());
 }
+
+#[test]
+fn self_telemetry_arrives_as_gateway_points() {
+    let sim = SimServer::tcp(SIM);
+    let broker = fieldlink_testkit::Mosquitto::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sub = Subscriber::start(broker.port(), "gw-self");
+    let cfg = agent_config(
+        dir.path(),
+        "gw-self",
+        &format!("url = \"{}\"", broker.url()),
+        &tcp_device("tank", sim.port, 1, 200, POINTS),
+    );
+    let mut agent = AgentProc::start_with_env(
+        &cfg,
+        &dir.path().join("agent.log"),
+        &[("FIELDLINK_AGENT__GATEWAY__SELF_TELEMETRY_S", "1")],
+    );
+    let rx = sub.wait("self-telemetry with every metric", |r| {
+        [
+            "rss_bytes",
+            "uptime_s",
+            "journal.depth_points",
+            "journal.oldest_age_s",
+            "dropped_points_total",
+            "cpu_percent",
+            "errors.tank",
+        ]
+        .iter()
+        .all(|m| !r.values_of("_gateway", m).is_empty())
+    });
+    assert!(rx.values_of("_gateway", "rss_bytes")[0] > 1_000_000.0);
+    assert_eq!(rx.values_of("_gateway", "errors.tank")[0], 0.0);
+    assert!(agent.terminate().success());
+}
