@@ -163,3 +163,56 @@ fn mutual_tls_needs_the_client_certificate() {
     assert!(sub_none.snapshot().statuses.is_empty());
     assert!(agent.terminate().success());
 }
+
+#[test]
+fn insecure_skips_verification_only_when_asked_and_says_so() {
+    let sim = SimServer::tcp(SIM);
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::new(dir.path(), "lab").unwrap();
+    let broker = Mosquitto::builder()
+        .tls(pki.server("broker").unwrap())
+        .start()
+        .unwrap();
+    let sub = tls_subscriber(broker.port(), "gw-lab", pki.ca_cert(), None);
+    let cfg = agent_config(
+        dir.path(),
+        "gw-lab",
+        &format!("url = \"{}\"\ninsecure = true", broker.url()),
+        &tcp_device("tank", sim.port, 1, 300, POINTS),
+    );
+    let mut agent = AgentProc::start(&cfg, &dir.path().join("agent.log"));
+    sub.wait("readings with verification off", |r| {
+        !r.values_of("tank", "level").is_empty()
+    });
+    assert!(
+        agent.log_text().contains("NOT verified"),
+        "{}",
+        agent.log_text()
+    );
+    assert!(agent.terminate().success());
+    // Without the flag and without a CA file the system roots do not know the test CA.
+    let strict = dir.path().join("strict");
+    std::fs::create_dir_all(&strict).unwrap();
+    let cfg = agent_config(
+        &strict,
+        "gw-lab",
+        &format!("url = \"{}\"", broker.url()),
+        &tcp_device("tank", sim.port, 1, 300, POINTS),
+    );
+    let mut agent = AgentProc::start(&cfg, &strict.join("agent.log"));
+    wait_log(
+        &agent,
+        &[
+            "UnknownIssuer",
+            "invalid peer certificate",
+            "no usable root",
+        ],
+    );
+    if agent.log_text().contains("no usable root") {
+        // A machine without CA certificates: the agent refuses to start the uplink at all.
+        let status = agent.child.wait().unwrap();
+        assert_eq!(status.code(), Some(1));
+    } else {
+        assert!(agent.terminate().success());
+    }
+}
