@@ -23,8 +23,7 @@ pub fn validate(raw: RawConfig) -> Result<AgentConfig, ConfigError> {
     let mut p = Problems::default();
     let gateway = match Ident::new(&raw.gateway.id) {
         Ok(id) => Some(id),
-        Err(e) if raw.gateway.id.is_empty() => {
-            let _ = e;
+        Err(_) if raw.gateway.id.is_empty() => {
             p.push("gateway.id", "missing: every gateway needs an id");
             None
         }

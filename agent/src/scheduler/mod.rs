@@ -111,10 +111,14 @@ impl Scheduler {
                 }
             }
         }
-        // Whatever the stations already handed over is committed before the journal closes.
+        // Whatever the stations already handed over (readings and health changes) is committed
+        // before the journal closes.
         while let Ok(ev) = self.events.try_recv() {
-            if let DriverEvent::Readings(r) = ev {
-                self.readings(r, &active, &mut filter, &mut totals).await;
+            match ev {
+                DriverEvent::Readings(r) => {
+                    self.readings(r, &active, &mut filter, &mut totals).await;
+                }
+                DriverEvent::Health(h) => self.health(h).await,
             }
         }
     }
