@@ -9,6 +9,7 @@
 pub mod api;
 pub mod auth;
 pub mod broker;
+pub mod commands;
 pub mod config;
 pub mod http;
 pub mod ingest;

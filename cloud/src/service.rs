@@ -119,7 +119,16 @@ pub async fn serve(
     let api_db = crate::api::ApiDb::open(&settings.store)
         .await
         .map_err(|e| ServiceError::Api(e.to_string()))?;
-    let api_state = crate::api::ApiState::new(store.clone(), Arc::new(api_db));
+    let api_db = Arc::new(api_db);
+    let commands = crate::commands::Commands::start(
+        &settings.mqtt,
+        settings.commands.clone(),
+        api_db.clone(),
+        ingest_stop.clone(),
+        &tracker,
+    )
+    .map_err(|e| ServiceError::Api(e.to_string()))?;
+    let api_state = crate::api::ApiState::new(store.clone(), api_db).with_commands(commands);
     let router = http::router(state).merge(crate::api::router(api_state, &settings.api));
     let http = tokio::spawn(crate::api::serve(listen, router, http_stop, bound_tx));
     let http_addr = match bound_rx.await {

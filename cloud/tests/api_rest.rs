@@ -200,9 +200,11 @@ fn the_served_document_lists_every_route_with_bearer_auth() {
         assert_eq!(
             paths,
             [
+                "/api/v1/commands/{command_id}",
                 "/api/v1/dead-letters",
                 "/api/v1/gateways",
                 "/api/v1/gateways/{gateway}",
+                "/api/v1/gateways/{gateway}/commands",
                 "/api/v1/gateways/{gateway}/devices",
                 "/api/v1/gateways/{gateway}/devices/{device}/latest",
                 "/api/v1/gateways/{gateway}/devices/{device}/series",
@@ -224,7 +226,8 @@ fn the_served_document_lists_every_route_with_bearer_auth() {
                     .replace("{gateway}", "gw-1")
                     .replace("{device}", "meter")
                     .replace("{series_id}", "1")
-                    .replace("{token_id}", "x");
+                    .replace("{token_id}", "x")
+                    .replace("{command_id}", "c-1");
                 let r = request(s.addr, &method.to_uppercase(), &concrete, &[], None).await;
                 assert_eq!(r.status, 401, "{method} {path}");
             }

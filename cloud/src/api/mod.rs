@@ -9,6 +9,7 @@
 //! every error is JSON `{"code": "...", "message": "..."}` with a stable machine-readable code.
 //! Routes are grouped by the least role they need (see [`crate::auth`]).
 
+mod commands;
 pub mod db;
 mod error;
 mod openapi;
@@ -37,12 +38,25 @@ pub struct ApiState {
     pub store: Arc<Store>,
     pub db: Arc<ApiDb>,
     pub tokens: TokenStore,
+    /// Absent when this instance does not send commands (the command routes answer 503).
+    pub commands: Option<crate::commands::Commands>,
 }
 
 impl ApiState {
     pub fn new(store: Arc<Store>, db: Arc<ApiDb>) -> ApiState {
         let tokens = TokenStore::new(db.clone());
-        ApiState { store, db, tokens }
+        ApiState {
+            store,
+            db,
+            tokens,
+            commands: None,
+        }
+    }
+
+    /// With the command service, so the command routes work.
+    pub fn with_commands(mut self, commands: crate::commands::Commands) -> ApiState {
+        self.commands = Some(commands);
+        self
     }
 }
 
@@ -63,13 +77,26 @@ fn parts() -> (Vec<(Role, Router<ApiState>)>, utoipa::openapi::OpenApi) {
         .routes(routes!(telemetry::raw_points))
         .routes(routes!(telemetry::aggregates))
         .routes(routes!(telemetry::list_dead_letters))
+        .routes(routes!(commands::get_command))
+        .routes(routes!(commands::list_commands))
         .split_for_parts();
+    let (operator, operator_doc) = OpenApiRouter::<ApiState>::new()
+        .routes(routes!(commands::create_command))
+        .split_for_parts();
+    doc.merge(operator_doc);
     let (admin, admin_doc) = OpenApiRouter::<ApiState>::new()
         .routes(routes!(tokens::list_tokens, tokens::create_token))
         .routes(routes!(tokens::revoke_token))
         .split_for_parts();
     doc.merge(admin_doc);
-    (vec![(Role::Viewer, viewer), (Role::Admin, admin)], doc)
+    (
+        vec![
+            (Role::Viewer, viewer),
+            (Role::Operator, operator),
+            (Role::Admin, admin),
+        ],
+        doc,
+    )
 }
 
 /// The OpenAPI document, as served.

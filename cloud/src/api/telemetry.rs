@@ -38,7 +38,7 @@ pub struct PageQuery {
 }
 
 impl PageQuery {
-    fn window(&self) -> Result<(usize, usize), ApiError> {
+    pub(super) fn window(&self) -> Result<(usize, usize), ApiError> {
         let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {
             return Err(ApiError::bad_request(format!(

@@ -57,6 +57,7 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// The REST/WebSocket API's settings (issue 7).
     pub api: crate::api::ApiSettings,
+    pub commands: crate::commands::CommandSettings,
 }
 
 impl Settings {
@@ -229,8 +230,24 @@ impl Settings {
                 allowed_origins: raw.http.cors_allowed_origins.clone(),
             },
         };
+        let c = &raw.commands;
+        let max_ttl = positive(c.max_ttl_secs, "commands.max_ttl_secs")?;
+        let default_ttl = positive(c.default_ttl_secs, "commands.default_ttl_secs")?;
+        if default_ttl > max_ttl {
+            return Err(invalid(
+                "commands.default_ttl_secs",
+                "must not exceed commands.max_ttl_secs",
+            ));
+        }
+        let commands = crate::commands::CommandSettings {
+            prefix: ingest.prefix.clone(),
+            default_ttl: Duration::from_secs(default_ttl),
+            max_ttl: Duration::from_secs(max_ttl),
+            expiry_check: Duration::from_secs(1),
+        };
         Ok(Settings {
             api,
+            commands,
             store,
             rollup_interval,
             broker,

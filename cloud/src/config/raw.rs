@@ -13,6 +13,7 @@ pub struct RawConfig {
     pub ingest: RawIngest,
     pub http: RawHttp,
     pub service: RawService,
+    pub commands: RawCommands,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -126,6 +127,22 @@ impl Default for RawService {
     fn default() -> Self {
         RawService {
             shutdown_grace_secs: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawCommands {
+    pub default_ttl_secs: u64,
+    pub max_ttl_secs: u64,
+}
+
+impl Default for RawCommands {
+    fn default() -> Self {
+        RawCommands {
+            default_ttl_secs: 300,
+            max_ttl_secs: 86_400,
         }
     }
 }

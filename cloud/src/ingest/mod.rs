@@ -41,6 +41,8 @@ use tokio_util::task::TaskTracker;
 
 pub use classify::{classify, Content, Rules};
 pub use mqtt::{MqttSettings, TlsSettings};
+/// The broker options ingest uses, for the command publisher's own connection.
+pub(crate) use mqtt::options as mqtt_options;
 pub use writer::{FlushPolicy, Item};
 
 use crate::metrics::Metrics;

@@ -43,7 +43,7 @@ pub struct MqttSettings {
     pub max_packet_bytes: usize,
 }
 
-pub(super) fn options(s: &MqttSettings) -> Result<MqttOptions, IngestError> {
+pub(crate) fn options(s: &MqttSettings) -> Result<MqttOptions, IngestError> {
     let mut o = MqttOptions::new(s.client_id.clone(), s.host.clone(), s.port);
     o.set_clean_session(false)
         .set_manual_acks(true)

@@ -71,6 +71,12 @@ pub const POSTGRES: &[Migration] = &[
         flavour: Flavour::Any,
         sql: include_str!("../../../migrations/postgres/0100_api_tokens.sql"),
     },
+    Migration {
+        version: 101,
+        name: "commands",
+        flavour: Flavour::Any,
+        sql: include_str!("../../../migrations/postgres/0101_commands.sql"),
+    },
 ];
 
 pub const SQLITE: &[Migration] = &[
@@ -91,6 +97,12 @@ pub const SQLITE: &[Migration] = &[
         name: "api_tokens",
         flavour: Flavour::Any,
         sql: include_str!("../../../migrations/sqlite/0100_api_tokens.sql"),
+    },
+    Migration {
+        version: 101,
+        name: "commands",
+        flavour: Flavour::Any,
+        sql: include_str!("../../../migrations/sqlite/0101_commands.sql"),
     },
 ];
 

@@ -157,3 +157,42 @@ pub fn rt() -> tokio::runtime::Runtime {
         .build()
         .unwrap()
 }
+
+/// Serves a ready router on a free port until the returned token is cancelled (or dropped
+/// with the runtime).
+pub async fn serve_router(router: axum::Router) -> (SocketAddr, CancellationToken) {
+    let stop = CancellationToken::new();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(api::serve(
+        "127.0.0.1:0".parse().unwrap(),
+        router,
+        stop.clone(),
+        tx,
+    ));
+    (rx.await.expect("bound"), stop)
+}
+
+/// POST a JSON body with a bearer token.
+pub async fn post(addr: SocketAddr, path: &str, token: &str, body: &serde_json::Value) -> Response {
+    let auth = format!("Bearer {token}");
+    request(addr, "POST", path, &[("Authorization", &auth)], Some(body)).await
+}
+
+/// Polls `f` until it returns `Some`, or panics after `secs` with `what`.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,185 @@
+//! Command routes: create (operator), get and list (viewer).
+
+use std::time::Duration;
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use fieldlink_protocol::{CommandKind, Ident};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ErrorBody};
+use super::telemetry::PageQuery;
+use super::time::rfc3339;
+use super::ApiState;
+use crate::auth::Caller;
+use crate::commands::{CommandError, CommandRecord, CommandStatus, Commands};
+
+/// A new command.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewCommand {
+    /// The protocol's command: `{"command": "write_point", "device": "…", "point": "…",
+    /// "value": 1}`, `read_now`, `set_poll_interval`, `apply_config` or `ping`.
+    #[schema(value_type = Object)]
+    pub kind: CommandKind,
+    /// Seconds until the command expires unanswered; the configured default when absent,
+    /// at most the configured maximum.
+    pub expires_in_secs: Option<u64>,
+    /// A second request with the same key for the same gateway returns the first command.
+    pub idempotency_key: Option<String>,
+}
+
+/// A command and how far it got.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CommandView {
+    pub command_id: String,
+    pub gateway: String,
+    #[schema(value_type = Object)]
+    pub kind: serde_json::Value,
+    pub status: CommandStatus,
+    /// RFC 3339.
+    pub created_at: String,
+    pub expires_at: String,
+    pub updated_at: String,
+    pub idempotency_key: Option<String>,
+    /// What a read or write returned.
+    #[schema(value_type = Object)]
+    pub result: Option<serde_json::Value>,
+    pub error: Option<String>,
+}
+
+impl From<CommandRecord> for CommandView {
+    fn from(c: CommandRecord) -> CommandView {
+        CommandView {
+            command_id: c.command_id.to_string(),
+            gateway: c.gateway.to_string(),
+            kind: serde_json::to_value(&c.kind).unwrap_or(serde_json::Value::Null),
+            status: c.status,
+            created_at: rfc3339(c.created_at_ms),
+            expires_at: rfc3339(c.expires_at_ms),
+            updated_at: rfc3339(c.updated_at_ms),
+            idempotency_key: c.idempotency_key,
+            result: c.result,
+            error: c.error,
+        }
+    }
+}
+
+fn service(s: &ApiState) -> Result<&Commands, ApiError> {
+    s.commands.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "commands are not enabled on this instance",
+        )
+    })
+}
+
+/// Creates a command for a gateway, checked against its last birth; published at once when
+/// the gateway is online, else on its next birth. Role: operator.
+#[utoipa::path(post, path = "/api/v1/gateways/{gateway}/commands", tag = "commands",
+    params(("gateway" = String, Path, description = "gateway id")),
+    request_body = NewCommand,
+    responses((status = 201, body = CommandView, description = "created"),
+        (status = 200, body = CommandView, description = "an earlier command with this idempotency key"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+pub async fn create_command(
+    State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    p: Result<Path<String>, PathRejection>,
+    body: Result<Json<NewCommand>, JsonRejection>,
+) -> Result<(StatusCode, Json<CommandView>), ApiError> {
+    let Path(gateway) = p.map_err(ApiError::rejection)?;
+    let Json(new) = body.map_err(ApiError::rejection)?;
+    let gw = Ident::new(&gateway)
+        .map_err(|e| ApiError::bad_request(format!("gateway {gateway:?}: {e}")))?;
+    if let Some(k) = &new.idempotency_key {
+        if k.is_empty() || k.len() > 200 {
+            return Err(ApiError::bad_request(
+                "idempotency_key must be 1 to 200 bytes",
+            ));
+        }
+    }
+    let ttl = new.expires_in_secs.map(Duration::from_secs);
+    let commands = service(&s)?;
+    match commands
+        .create(gw, new.kind, ttl, new.idempotency_key, &caller.token_id)
+        .await
+    {
+        Ok((rec, true)) => Ok((StatusCode::CREATED, Json(rec.into()))),
+        Ok((rec, false)) => Ok((StatusCode::OK, Json(rec.into()))),
+        Err(CommandError::NoBirth(g)) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "no_birth",
+            format!("gateway {g} has sent no birth yet, so the command cannot be checked"),
+        )),
+        Err(CommandError::Invalid(m)) => Err(ApiError::bad_request(m)),
+        Err(CommandError::Db(e)) => Err(ApiError::database(e)),
+        Err(CommandError::Mqtt(e)) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!("stored as pending, but not handed to the broker: {e}"),
+        )),
+    }
+}
+
+/// One command. Role: viewer.
+#[utoipa::path(get, path = "/api/v1/commands/{command_id}", tag = "commands",
+    params(("command_id" = String, Path, description = "command id")),
+    responses((status = 200, body = CommandView), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+pub async fn get_command(
+    State(s): State<ApiState>,
+    p: Result<Path<String>, PathRejection>,
+) -> Result<Json<CommandView>, ApiError> {
+    let Path(id) = p.map_err(ApiError::rejection)?;
+    service(&s)?
+        .records()
+        .get(&id)
+        .await
+        .map_err(ApiError::database)?
+        .map(|r| Json(r.into()))
+        .ok_or_else(|| ApiError::not_found(format!("no command {id:?}")))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CommandPage {
+    /// Newest first.
+    pub items: Vec<CommandView>,
+    pub next_offset: Option<u64>,
+}
+
+/// A gateway's commands, newest first. Role: viewer.
+#[utoipa::path(get, path = "/api/v1/gateways/{gateway}/commands", tag = "commands",
+    params(("gateway" = String, Path, description = "gateway id"), PageQuery),
+    responses((status = 200, body = CommandPage), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+pub async fn list_commands(
+    State(s): State<ApiState>,
+    p: Result<Path<String>, PathRejection>,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Json<CommandPage>, ApiError> {
+    let Path(gateway) = p.map_err(ApiError::rejection)?;
+    let Query(q) = q.map_err(ApiError::rejection)?;
+    let (offset, limit) = q.window()?;
+    let gw = Ident::new(&gateway)
+        .map_err(|e| ApiError::bad_request(format!("gateway {gateway:?}: {e}")))?;
+    let mut items = service(&s)?
+        .records()
+        .list(&gw, limit as i64 + 1, offset as i64)
+        .await
+        .map_err(ApiError::database)?;
+    let more = items.len() > limit;
+    items.truncate(limit);
+    Ok(Json(CommandPage {
+        next_offset: more.then_some((offset + limit) as u64),
+        items: items.into_iter().map(CommandView::from).collect(),
+    }))
+}
