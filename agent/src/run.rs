@@ -104,6 +104,7 @@ pub async fn run(config: AgentConfig, config_path: Option<PathBuf>) -> Result<()
     );
     let wake = Arc::new(Notify::new());
     let liveness = Liveness::new(STALL_AFTER);
+    let uplink_stats = Arc::new(UplinkStats::default());
 
     let scheduler = Scheduler {
         events: driver_rx,
@@ -111,6 +112,7 @@ pub async fn run(config: AgentConfig, config_path: Option<PathBuf>) -> Result<()
         journal: journal.clone(),
         outbox: outbox.clone(),
         uplink_wake: wake.clone(),
+        uplink: uplink_stats.clone(),
         self_telemetry_every: config.self_telemetry_interval,
         clock: ClockGuard::new(BUILD_MS, 1_000_000),
         heartbeat: liveness.register("poll"),
@@ -129,7 +131,7 @@ pub async fn run(config: AgentConfig, config_path: Option<PathBuf>) -> Result<()
         deliveries: delivery_tx,
         requests: request_rx,
         heartbeat: liveness.register("uplink"),
-        stats: Arc::new(UplinkStats::default()),
+        stats: uplink_stats,
         shutdown_wait: config.shutdown_grace.mul_f32(0.5),
     };
     let uplink_task = tracker.spawn(uplink.run(uplink_stop.clone()));

@@ -228,11 +228,13 @@ fn self_telemetry_arrives_as_gateway_points() {
             "dropped_points_total",
             "cpu_percent",
             "errors.tank",
+            "uplink.connected",
         ]
         .iter()
         .all(|m| !r.values_of("_gateway", m).is_empty())
     });
     assert!(rx.values_of("_gateway", "rss_bytes")[0] > 1_000_000.0);
     assert_eq!(rx.values_of("_gateway", "errors.tank")[0], 0.0);
+    assert_eq!(rx.values_of("_gateway", "uplink.connected")[0], 1.0);
     assert!(agent.terminate().success());
 }

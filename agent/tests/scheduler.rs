@@ -57,6 +57,7 @@ async fn deadbands_filter_commits_and_health_becomes_events() {
         journal: journal.clone(),
         outbox: Outbox::new(journal.clone(), id("gw"), 7),
         uplink_wake: wake.clone(),
+        uplink: Arc::default(),
         self_telemetry_every: Duration::from_secs(3600),
         clock: ClockGuard::new(0, 1000),
         heartbeat: liveness.register("poll"),

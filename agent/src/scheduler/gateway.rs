@@ -1,5 +1,6 @@
 //! The gateway's own health as ordinary points of the `_gateway` device.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -7,11 +8,13 @@ use fieldlink_buffer::Stats;
 use fieldlink_drivers::DeviceCounters;
 use fieldlink_protocol::{DataKind, DeviceInfo, Ident, Point, PointInfo};
 
+use crate::uplink::UplinkStats;
+
 /// The device name of self-telemetry.
 pub const GATEWAY_DEVICE: &str = "_gateway";
 
 /// Fixed metrics of `_gateway`, with units.
-pub const METRICS: [(&str, &str); 8] = [
+pub const METRICS: [(&str, &str); 10] = [
     ("journal.depth_points", "points"),
     ("journal.depth_records", "records"),
     ("journal.oldest_age_s", "s"),
@@ -20,6 +23,8 @@ pub const METRICS: [(&str, &str); 8] = [
     ("rss_bytes", "bytes"),
     ("cpu_percent", "%"),
     ("uptime_s", "s"),
+    ("uplink.connected", "bool"),
+    ("uplink.connects_total", "connects"),
 ];
 
 /// The metric carrying a device's error count.
@@ -95,6 +100,7 @@ impl SelfTelemetry {
         stats: Option<&Stats>,
         dropped: u64,
         counters: &[(Ident, Arc<DeviceCounters>)],
+        uplink: &UplinkStats,
     ) -> Vec<Point> {
         let dev = Ident::new(GATEWAY_DEVICE).expect("a valid identifier");
         let mut out = Vec::new();
@@ -133,6 +139,12 @@ impl SelfTelemetry {
             self.last_cpu = Some((now, cpu));
         }
         push("uptime_s", self.started.elapsed().as_secs() as f64);
+        let connected = uplink.connected.load(Ordering::Relaxed);
+        push("uplink.connected", if connected { 1.0 } else { 0.0 });
+        push(
+            "uplink.connects_total",
+            uplink.connects.load(Ordering::Relaxed) as f64,
+        );
         for (name, c) in counters {
             if let Some(m) = errors_metric(name.as_str()) {
                 let errors = DeviceCounters::get(&c.exceptions_total)
@@ -164,7 +176,7 @@ mod tests {
             Ident::new("m1").unwrap(),
             Arc::new(DeviceCounters::default()),
         )];
-        let pts = s.sample(1, None, 7, &c);
+        let pts = s.sample(1, None, 7, &c, &UplinkStats::default());
         let names: Vec<&str> = pts.iter().map(|p| p.metric.as_str()).collect();
         assert!(names.contains(&"rss_bytes") && names.contains(&"errors.m1"));
         assert!(pts.iter().all(|p| p.device.as_str() == GATEWAY_DEVICE));

@@ -34,6 +34,7 @@ pub use report::{ReportFilter, ReportPolicy, ReportRules};
 use crate::clock::{wall_ms, ClockGuard};
 use crate::events::Outbox;
 use crate::health::Heartbeat;
+use crate::uplink::UplinkStats;
 
 /// What the scheduler needs to know about the configuration in force; replaced on reload.
 #[derive(Debug, Clone, Default)]
@@ -49,6 +50,8 @@ pub struct Scheduler {
     pub journal: Journal,
     pub outbox: Outbox,
     pub uplink_wake: Arc<Notify>,
+    /// The uplink's connection figures, for self-telemetry.
+    pub uplink: Arc<UplinkStats>,
     pub self_telemetry_every: Duration,
     pub clock: ClockGuard,
     pub heartbeat: Heartbeat,
@@ -209,7 +212,7 @@ impl Scheduler {
         if !self.clock.is_sane(ts) {
             return;
         }
-        let points = selft.sample(ts, stats.as_ref(), dropped, &active.counters);
+        let points = selft.sample(ts, stats.as_ref(), dropped, &active.counters, &self.uplink);
         self.append(points, totals).await;
     }
 }
