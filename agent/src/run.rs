@@ -126,6 +126,7 @@ pub async fn run(config: AgentConfig, config_path: Option<PathBuf>) -> Result<()
         gateway: config.gateway.clone(),
         boot_epoch,
         journal: journal.clone(),
+        outbox: outbox.clone(),
         wake: wake.clone(),
         birth: watches.birth,
         deliveries: delivery_tx,

@@ -91,6 +91,8 @@ pub struct Uplink {
     pub gateway: Ident,
     pub boot_epoch: u64,
     pub journal: Journal,
+    /// For the event that reports a batch that could not be encoded.
+    pub outbox: crate::events::Outbox,
     pub wake: Arc<Notify>,
     pub birth: watch::Receiver<Arc<Birth>>,
     pub deliveries: mpsc::Sender<Delivery>,
@@ -364,6 +366,15 @@ impl Uplink {
                         // Cannot ever be sent: drop it from the journal, loudly.
                         tracing::error!(error = %e, points = n, batch = %id,
                             "telemetry batch cannot be encoded; dropped");
+                        self.outbox
+                            .event_or_log(fieldlink_protocol::EventKind::Error {
+                                device: None,
+                                message: format!("{n} readings dropped: cannot encode: {e}")
+                                    .chars()
+                                    .take(1000)
+                                    .collect(),
+                            })
+                            .await;
                         let _ = self.journal.ack(id).await;
                         return;
                     }
