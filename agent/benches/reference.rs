@@ -340,8 +340,9 @@ fn main() {
         fill.elapsed().as_secs_f64()
     );
     let mut agent = start_agent(&cfg, &dir.path().join("agent-backlog.log"), &[]);
-    // Live readings pile up behind the outage too for a few seconds.
-    std::thread::sleep(Duration::from_secs(5));
+    // Live readings pile up behind the outage too, and the reconnect backoff reaches its
+    // ceiling, as after a long outage.
+    std::thread::sleep(Duration::from_secs(20));
     *seen.lock().unwrap() = Seen::default();
     broker.restart().unwrap();
     let back = Instant::now();

@@ -151,7 +151,9 @@ fn mqtt(raw: &RawConfig, gateway: Option<&Ident>, p: &mut Problems) -> Option<Mq
         );
     }
     let rmin = m.reconnect_min_ms.unwrap_or(500);
-    let rmax = m.reconnect_max_ms.unwrap_or(60_000);
+    // A short ceiling: after an outage of any length the gateway is back within about two
+    // seconds of the broker (goal A6); the jitter spreads a fleet's attempts.
+    let rmax = m.reconnect_max_ms.unwrap_or(2_000);
     if rmin == 0 {
         p.push("mqtt.reconnect_min_ms", "must be at least 1");
     }
