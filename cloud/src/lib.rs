@@ -16,3 +16,4 @@ pub mod ingest;
 pub mod metrics;
 pub mod service;
 pub mod store;
+pub mod ws;

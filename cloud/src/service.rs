@@ -111,7 +111,7 @@ pub async fn serve(
     let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
     let state = AppState {
         store: store.clone(),
-        ingest: handle,
+        ingest: handle.clone(),
         metrics,
     };
     let listen = settings.http_listen;
@@ -128,7 +128,9 @@ pub async fn serve(
         &tracker,
     )
     .map_err(|e| ServiceError::Api(e.to_string()))?;
-    let api_state = crate::api::ApiState::new(store.clone(), api_db).with_commands(commands);
+    let api_state = crate::api::ApiState::new(store.clone(), api_db)
+        .with_commands(commands)
+        .with_ingest(handle.clone());
     let router = http::router(state).merge(crate::api::router(api_state, &settings.api));
     let http = tokio::spawn(crate::api::serve(listen, router, http_stop, bound_tx));
     let http_addr = match bound_rx.await {

@@ -26,6 +26,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use commands::CommandView;
 pub use db::ApiDb;
 pub use error::ApiError;
 
@@ -40,6 +41,8 @@ pub struct ApiState {
     pub tokens: TokenStore,
     /// Absent when this instance does not send commands (the command routes answer 503).
     pub commands: Option<crate::commands::Commands>,
+    /// Absent when this instance does not ingest (the WebSocket then carries no telemetry).
+    pub ingest: Option<crate::ingest::IngestHandle>,
 }
 
 impl ApiState {
@@ -50,7 +53,14 @@ impl ApiState {
             db,
             tokens,
             commands: None,
+            ingest: None,
         }
+    }
+
+    /// With ingest's committed batches, for live telemetry and gateway status.
+    pub fn with_ingest(mut self, ingest: crate::ingest::IngestHandle) -> ApiState {
+        self.ingest = Some(ingest);
+        self
     }
 
     /// With the command service, so the command routes work.
@@ -108,13 +118,20 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 pub fn router(state: ApiState, settings: &ApiSettings) -> Router {
     let (classes, doc) = parts();
     let doc = Arc::new(doc);
-    let mut router = Router::new().route(
-        "/api/v1/openapi.json",
-        get(move || {
-            let doc = doc.clone();
-            async move { Json(doc.as_ref().clone()) }
-        }),
-    );
+    let mut router = Router::new()
+        .route(
+            "/api/v1/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { Json(doc.as_ref().clone()) }
+            }),
+        )
+        // Authenticates itself before upgrading (see crate::ws); not in the OpenAPI document,
+        // which has no way to describe a WebSocket.
+        .route(
+            "/api/v1/ws",
+            get(crate::ws::upgrade).with_state(state.clone()),
+        );
     for (min, routes) in classes {
         let guard = Guard {
             tokens: state.tokens.clone(),

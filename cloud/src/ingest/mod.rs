@@ -40,9 +40,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use classify::{classify, Content, Rules};
-pub use mqtt::{MqttSettings, TlsSettings};
 /// The broker options ingest uses, for the command publisher's own connection.
 pub(crate) use mqtt::options as mqtt_options;
+pub use mqtt::{MqttSettings, TlsSettings};
 pub use writer::{FlushPolicy, Item};
 
 use crate::metrics::Metrics;
@@ -95,12 +95,23 @@ impl Default for IngestSettings {
 #[derive(Clone)]
 pub struct IngestHandle {
     connected: Arc<AtomicBool>,
+    /// Every batch the writer committed, after its commit (for the WebSocket and alerts).
+    committed: tokio::sync::broadcast::Sender<Arc<crate::store::WriteBatch>>,
 }
 
 impl IngestHandle {
     /// Whether the broker connection is up and the subscriptions are in place (for readiness).
     pub fn broker_connected(&self) -> bool {
         self.connected.load(Ordering::Relaxed)
+    }
+
+    /// Batches as they are committed. The writer's send never waits: a receiver that falls
+    /// more than [`COMMITTED_CAPACITY`] batches behind loses the oldest and is told so by
+    /// `RecvError::Lagged`. Ingest is never slowed by a subscriber.
+    pub fn subscribe_committed(
+        &self,
+    ) -> tokio::sync::broadcast::Receiver<Arc<crate::store::WriteBatch>> {
+        self.committed.subscribe()
     }
 }
 
@@ -110,6 +121,9 @@ fn now_ms() -> i64 {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
+
+/// Batches kept for subscribers of [`IngestHandle::subscribe_committed`].
+pub const COMMITTED_CAPACITY: usize = 1_024;
 
 /// Starts the three tasks on `tracker`. They stop when `stop` fires: the event loop stops
 /// forwarding, the classifier and writer drain, the writer's last acknowledgements go out, and
@@ -154,7 +168,9 @@ pub fn start(
         store.clone(),
         metrics.clone(),
     ));
+    let (committed, _) = tokio::sync::broadcast::channel(COMMITTED_CAPACITY);
     let writer = writer::Writer {
+        committed: committed.clone(),
         store,
         client,
         metrics,
@@ -165,7 +181,10 @@ pub fn start(
         writer.run(item_rx).await;
         writer_done.cancel();
     });
-    Ok(IngestHandle { connected })
+    Ok(IngestHandle {
+        connected,
+        committed,
+    })
 }
 
 async fn run_classifier(

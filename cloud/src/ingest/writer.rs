@@ -82,6 +82,8 @@ fn assemble(items: &[Item]) -> WriteBatch {
 }
 
 pub(super) struct Writer {
+    /// Committed batches go here after their acknowledgements; a send never waits.
+    pub committed: tokio::sync::broadcast::Sender<Arc<WriteBatch>>,
     pub store: Arc<Store>,
     pub client: AsyncClient,
     pub metrics: Arc<Metrics>,
@@ -132,7 +134,10 @@ impl Writer {
     async fn flush(&self, items: Vec<Item>) {
         let batch = Arc::new(assemble(&items));
         match self.commit(&batch).await {
-            Ok(()) => self.ack(&items).await,
+            Ok(()) => {
+                self.ack(&items).await;
+                let _ = self.committed.send(batch);
+            }
             Err(e) if !e.is_transient() => {
                 tracing::error!(error = %e, messages = items.len(),
                     "the database refused a batch; writing its messages one by one");
@@ -200,7 +205,12 @@ impl Writer {
                 r => (r, item),
             };
             match result {
-                (Ok(()), item) => self.ack(std::slice::from_ref(&item)).await,
+                (Ok(()), item) => {
+                    self.ack(std::slice::from_ref(&item)).await;
+                    let _ = self
+                        .committed
+                        .send(Arc::new(assemble(std::slice::from_ref(&item))));
+                }
                 (Err(e), item) => tracing::error!(error = %e, topic = %item.publish.topic,
                     "could not store a message nor its dead letter; leaving it unacknowledged"),
             }

@@ -1,0 +1,334 @@
+//! The WebSocket: one endpoint, `GET /api/v1/ws`, for live telemetry, command status and
+//! gateway status.
+//!
+//! Auth is checked before the upgrade, with the same rule as REST (viewer or above; 401/403):
+//! an `Authorization: Bearer` header, or `?token=` because browsers cannot set headers on a
+//! WebSocket.
+//!
+//! Client → server, JSON text frames:
+//! `{"type": "subscribe", "topic": "telemetry", "gateway": "gw-1", "device": "meter", "metric": "power"}`
+//! (each filter optional), `{"type": "subscribe", "topic": "commands" | "gateway_status"}`, and
+//! `{"type": "unsubscribe", "topic": "…"}` (drops every subscription to that topic).
+//!
+//! Server → client: `subscribed`, `unsubscribed`, `telemetry`, `command`, `gateway_status`,
+//! `lagged`, `error`.
+//!
+//! Backpressure, the named policy: each client reads the committed-batch and command-status
+//! broadcasts through its own bounded receiver ([`crate::ingest::COMMITTED_CAPACITY`] batches,
+//! [`COMMAND_QUEUE`] updates). Publishing into them never waits, so a slow client never slows
+//! ingest. A client that falls behind loses the oldest items and gets `{"type": "lagged",
+//! "missed": n}`; if it lags again before it has caught up (its queue emptied once), it is
+//! closed with code 1008 and reason "lagging". Fan-out is in-process: with several cloud
+//! instances on one shared subscription, each instance's clients see the batches that
+//! instance ingested (see the report in issue 7: LISTEN/NOTIFY fan-out is not built yet).
+
+use std::sync::Arc;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::Receiver;
+
+use crate::api::time::rfc3339;
+use crate::api::ApiState;
+use crate::auth::{admit, bearer, Role};
+use crate::commands::CommandRecord;
+use crate::store::WriteBatch;
+
+/// Command-status updates kept per client.
+pub const COMMAND_QUEUE: usize = 1_024;
+
+#[derive(Debug, Deserialize)]
+pub struct WsQuery {
+    token: Option<String>,
+}
+
+/// What a client asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientMessage {
+    Subscribe {
+        topic: Topic,
+        gateway: Option<String>,
+        device: Option<String>,
+        metric: Option<String>,
+    },
+    Unsubscribe {
+        topic: Topic,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Topic {
+    Telemetry,
+    Commands,
+    GatewayStatus,
+}
+
+/// One telemetry filter; absent parts match everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Filter {
+    gateway: Option<String>,
+    device: Option<String>,
+    metric: Option<String>,
+}
+
+impl Filter {
+    fn matches(&self, gateway: &str, device: Option<&str>, metric: Option<&str>) -> bool {
+        let part = |want: &Option<String>, have: Option<&str>| {
+            want.as_deref().is_none_or(|w| have.is_none_or(|h| h == w))
+        };
+        part(&self.gateway, Some(gateway))
+            && part(&self.device, device)
+            && part(&self.metric, metric)
+    }
+}
+
+/// A client's subscriptions.
+#[derive(Debug, Default)]
+struct Subscriptions {
+    telemetry: Vec<Filter>,
+    commands: Vec<Filter>,
+    gateway_status: Vec<Filter>,
+}
+
+impl Subscriptions {
+    fn list(&mut self, topic: Topic) -> &mut Vec<Filter> {
+        match topic {
+            Topic::Telemetry => &mut self.telemetry,
+            Topic::Commands => &mut self.commands,
+            Topic::GatewayStatus => &mut self.gateway_status,
+        }
+    }
+}
+
+/// The messages a committed batch gives a client with these subscriptions.
+fn batch_messages(subs: &Subscriptions, batch: &WriteBatch) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    if !subs.gateway_status.is_empty() {
+        for s in &batch.statuses {
+            if subs
+                .gateway_status
+                .iter()
+                .any(|f| f.matches(s.gateway.as_str(), None, None))
+            {
+                out.push(serde_json::json!({
+                    "type": "gateway_status",
+                    "gateway": s.gateway.as_str(),
+                    "online": s.online,
+                    "at": rfc3339(s.at_ms),
+                    "agent_version": s.agent_version,
+                }));
+            }
+        }
+    }
+    if !subs.telemetry.is_empty() {
+        for p in &batch.points {
+            let k = &p.key;
+            if subs.telemetry.iter().any(|f| {
+                f.matches(
+                    k.gateway.as_str(),
+                    Some(k.device.as_str()),
+                    Some(k.metric.as_str()),
+                )
+            }) {
+                out.push(serde_json::json!({
+                    "type": "telemetry",
+                    "gateway": k.gateway.as_str(),
+                    "device": k.device.as_str(),
+                    "metric": k.metric.as_str(),
+                    "time": rfc3339(p.ts_ms),
+                    "value": p.value,
+                    "quality": p.quality,
+                }));
+            }
+        }
+    }
+    out
+}
+
+fn command_message(subs: &Subscriptions, c: &CommandRecord) -> Option<serde_json::Value> {
+    subs.commands
+        .iter()
+        .any(|f| f.matches(c.gateway.as_str(), None, None))
+        .then(|| {
+            serde_json::json!({
+                "type": "command",
+                "command": crate::api::CommandView::from(c.clone()),
+            })
+        })
+}
+
+/// `GET /api/v1/ws`: authenticates, then upgrades.
+pub async fn upgrade(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    q: Result<Query<WsQuery>, axum::extract::rejection::QueryRejection>,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    let from_query = q.ok().and_then(|Query(q)| q.token);
+    let secret = bearer(&headers).map(str::to_string).or(from_query);
+    if let Err(e) = admit(&s.tokens, secret.as_deref(), Role::Viewer).await {
+        return e.into_response();
+    }
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(r) => return crate::api::ApiError::rejection(r).into_response(),
+    };
+    let batches = s.ingest.as_ref().map(|i| i.subscribe_committed());
+    let commands = s.commands.as_ref().map(|c| c.subscribe());
+    ws.on_upgrade(move |socket| client(socket, batches, commands))
+}
+
+/// Whether a receiver has been behind since its last lag notice.
+#[derive(Default)]
+struct LagState {
+    behind: bool,
+}
+
+enum Next {
+    Send(Vec<serde_json::Value>),
+    Lagged(u64),
+    Closed,
+}
+
+async fn recv_or_pending<T: Clone>(rx: &mut Option<Receiver<T>>) -> Result<T, RecvError> {
+    match rx {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn client(
+    mut socket: WebSocket,
+    mut batches: Option<Receiver<Arc<WriteBatch>>>,
+    mut commands: Option<Receiver<CommandRecord>>,
+) {
+    let mut subs = Subscriptions::default();
+    let (mut batch_lag, mut command_lag) = (LagState::default(), LagState::default());
+    loop {
+        let next = tokio::select! {
+            m = socket.recv() => match m {
+                Some(Ok(Message::Text(t))) => Next::Send(vec![handle(&mut subs, t.as_str())]),
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => Next::Closed,
+                Some(Ok(_)) => Next::Send(Vec::new()),
+            },
+            b = recv_or_pending(&mut batches) => match b {
+                Ok(batch) => {
+                    if batches.as_ref().is_some_and(|r| r.is_empty()) {
+                        batch_lag.behind = false;
+                    }
+                    Next::Send(batch_messages(&subs, &batch))
+                }
+                Err(RecvError::Lagged(n)) if batch_lag.behind => {
+                    let _ = n;
+                    Next::Lagged(u64::MAX)
+                }
+                Err(RecvError::Lagged(n)) => {
+                    batch_lag.behind = true;
+                    Next::Lagged(n)
+                }
+                Err(RecvError::Closed) => { batches = None; Next::Send(Vec::new()) }
+            },
+            c = recv_or_pending(&mut commands) => match c {
+                Ok(rec) => {
+                    if commands.as_ref().is_some_and(|r| r.is_empty()) {
+                        command_lag.behind = false;
+                    }
+                    Next::Send(command_message(&subs, &rec).into_iter().collect())
+                }
+                Err(RecvError::Lagged(_)) if command_lag.behind => Next::Lagged(u64::MAX),
+                Err(RecvError::Lagged(n)) => {
+                    command_lag.behind = true;
+                    Next::Lagged(n)
+                }
+                Err(RecvError::Closed) => { commands = None; Next::Send(Vec::new()) }
+            },
+        };
+        let out = match next {
+            Next::Closed => return,
+            Next::Lagged(u64::MAX) => {
+                tracing::info!("closing a WebSocket client that stayed behind");
+                let _ = socket
+                    .send(Message::Close(Some(CloseFrame {
+                        code: 1008,
+                        reason: Utf8Bytes::from_static("lagging"),
+                    })))
+                    .await;
+                return;
+            }
+            Next::Lagged(n) => vec![serde_json::json!({"type": "lagged", "missed": n})],
+            Next::Send(v) => v,
+        };
+        for m in out {
+            if socket
+                .send(Message::Text(m.to_string().into()))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+}
+
+/// Applies one client message; returns the answer.
+fn handle(subs: &mut Subscriptions, text: &str) -> serde_json::Value {
+    match serde_json::from_str::<ClientMessage>(text) {
+        Ok(ClientMessage::Subscribe {
+            topic,
+            gateway,
+            device,
+            metric,
+        }) => {
+            subs.list(topic).push(Filter {
+                gateway,
+                device,
+                metric,
+            });
+            serde_json::json!({"type": "subscribed", "topic": topic})
+        }
+        Ok(ClientMessage::Unsubscribe { topic }) => {
+            subs.list(topic).clear();
+            serde_json::json!({"type": "unsubscribed", "topic": topic})
+        }
+        Err(e) => serde_json::json!({"type": "error", "message": e.to_string()}),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_match_absent_parts_as_wildcards() {
+        let f = Filter {
+            gateway: Some("gw-1".into()),
+            device: None,
+            metric: Some("power".into()),
+        };
+        assert!(f.matches("gw-1", Some("meter"), Some("power")));
+        assert!(!f.matches("gw-1", Some("meter"), Some("energy")));
+        assert!(!f.matches("gw-2", Some("meter"), Some("power")));
+        assert!(Filter::default().matches("any", Some("d"), Some("m")));
+    }
+
+    #[test]
+    fn subscribe_and_unsubscribe() {
+        let mut s = Subscriptions::default();
+        let r = handle(
+            &mut s,
+            r#"{"type":"subscribe","topic":"telemetry","device":"meter"}"#,
+        );
+        assert_eq!(r["type"], "subscribed");
+        assert_eq!(s.telemetry.len(), 1);
+        handle(&mut s, r#"{"type":"unsubscribe","topic":"telemetry"}"#);
+        assert!(s.telemetry.is_empty());
+        let r = handle(&mut s, r#"{"type":"subscribe","topic":"weather"}"#);
+        assert_eq!(r["type"], "error");
+    }
+}
