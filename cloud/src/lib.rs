@@ -6,6 +6,7 @@
 //! is acknowledged to the broker only after the transaction holding its rows has committed;
 //! see [`ingest`] for the exact rule and what a crash leaves behind.
 
+pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod broker;
