@@ -1,0 +1,165 @@
+//! Runs the `fieldlink-demo` binary as a child process, as a person would from a terminal.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// How long a test waits for something that should happen within seconds, before failing
+/// instead of hanging. Generous: the machine is shared and debug builds are slow.
+#[allow(dead_code)]
+pub const PATIENCE: Duration = Duration::from_secs(90);
+
+/// A running demo.
+pub struct Demo {
+    child: Child,
+    data_dir: PathBuf,
+    banner: String,
+    dashboard: String,
+    lines: mpsc::Receiver<String>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+/// How a demo ended.
+pub struct Stopped {
+    pub success: bool,
+    /// Everything printed on stdout and stderr.
+    pub output: String,
+}
+
+impl Demo {
+    /// Starts the demo with its data in `data_dir` and HTTP on a free port; returns once it
+    /// printed that everything runs.
+    pub fn start(data_dir: &Path) -> Demo {
+        Demo::start_with(data_dir, &[])
+    }
+
+    pub fn start_with(data_dir: &Path, extra: &[&str]) -> Demo {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_fieldlink-demo"))
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--http", "127.0.0.1:0"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("fieldlink-demo starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stderr.read_to_string(&mut s);
+            s
+        });
+        let mut demo = Demo {
+            child,
+            data_dir: data_dir.to_path_buf(),
+            banner: String::new(),
+            dashboard: String::new(),
+            lines,
+            stderr: Some(stderr),
+        };
+        loop {
+            match demo.lines.recv_timeout(PATIENCE) {
+                Ok(line) => {
+                    if let Some(url) = line.trim().strip_prefix("dashboard") {
+                        demo.dashboard = url.trim().to_string();
+                    }
+                    let done = line.starts_with("Press Ctrl-C");
+                    demo.banner.push_str(&line);
+                    demo.banner.push('\n');
+                    if done {
+                        break;
+                    }
+                }
+                Err(_) => {
+                    let _ = demo.child.kill();
+                    let _ = demo.child.wait();
+                    let stderr = demo.take_stderr();
+                    panic!(
+                        "the demo did not report that it runs; stdout:\n{}\nstderr:\n{stderr}",
+                        demo.banner
+                    );
+                }
+            }
+        }
+        assert!(
+            demo.dashboard.starts_with("http://127.0.0.1:"),
+            "no dashboard URL in:\n{}",
+            demo.banner
+        );
+        demo
+    }
+
+    fn take_stderr(&mut self) -> String {
+        self.stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default()
+    }
+
+    /// What the demo printed when it started.
+    pub fn banner(&self) -> &str {
+        &self.banner
+    }
+
+    /// The dashboard URL it printed, e.g. `http://127.0.0.1:40123/`.
+    #[allow(dead_code)]
+    pub fn dashboard(&self) -> &str {
+        &self.dashboard
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Sends SIGINT (Ctrl-C) and waits for the process to exit.
+    pub fn interrupt(mut self) -> Stopped {
+        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGINT).unwrap();
+        let deadline = std::time::Instant::now() + PATIENCE;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("the demo did not exit after SIGINT");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut output = std::mem::take(&mut self.banner);
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            output.push_str(&line);
+            output.push('\n');
+        }
+        output.push_str(&self.take_stderr());
+        Stopped {
+            success: status.success(),
+            output,
+        }
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
