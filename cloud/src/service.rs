@@ -128,10 +128,21 @@ pub async fn serve(
         &tracker,
     )
     .map_err(|e| ServiceError::Api(e.to_string()))?;
+    let alerts = crate::alerts::AlertEngine::load(api_db.clone())
+        .await
+        .map_err(|e| ServiceError::Api(e.to_string()))?;
+    tracker.spawn(
+        alerts
+            .clone()
+            .run(handle.subscribe_committed(), ingest_stop.clone()),
+    );
     let api_state = crate::api::ApiState::new(store.clone(), api_db)
+        .with_alerts(alerts)
         .with_commands(commands)
         .with_ingest(handle.clone());
-    let router = http::router(state).merge(crate::api::router(api_state, &settings.api));
+    let router = http::router(state)
+        .merge(crate::api::router(api_state, &settings.api))
+        .merge(crate::dashboard::router());
     let http = tokio::spawn(crate::api::serve(listen, router, http_stop, bound_tx));
     let http_addr = match bound_rx.await {
         Ok(addr) => addr,

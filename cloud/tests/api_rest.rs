@@ -200,6 +200,11 @@ fn the_served_document_lists_every_route_with_bearer_auth() {
         assert_eq!(
             paths,
             [
+                "/api/v1/alert-rules",
+                "/api/v1/alert-rules/{rule_id}",
+                "/api/v1/alerts",
+                "/api/v1/alerts/{alert_id}/acknowledge",
+                "/api/v1/alerts/{alert_id}/resolve",
                 "/api/v1/commands/{command_id}",
                 "/api/v1/dead-letters",
                 "/api/v1/gateways",
@@ -227,7 +232,9 @@ fn the_served_document_lists_every_route_with_bearer_auth() {
                     .replace("{device}", "meter")
                     .replace("{series_id}", "1")
                     .replace("{token_id}", "x")
-                    .replace("{command_id}", "c-1");
+                    .replace("{command_id}", "c-1")
+                    .replace("{rule_id}", "r-1")
+                    .replace("{alert_id}", "a-1");
                 let r = request(s.addr, &method.to_uppercase(), &concrete, &[], None).await;
                 assert_eq!(r.status, 401, "{method} {path}");
             }

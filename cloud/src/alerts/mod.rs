@@ -2,11 +2,17 @@
 //! ([`machine`]). Both are pure (no clock, no I/O): the caller passes the time, so every rule
 //! is tested against sequences of values, including a value hovering at a threshold.
 //!
-//! Not yet here: rule storage and CRUD routes, evaluation wired to ingest's committed batches
-//! and a timer, transitions stored in the database, webhook and SMTP notifications.
+//! [`engine`] evaluates value rules on ingest's committed batches and stores every transition
+//! ([`records`]). Not yet here: the no-data and gateway-offline kinds on a timer (their signal
+//! is [`rule::silence_signal`]), webhook and SMTP notifications.
 
+pub mod engine;
 pub mod machine;
+pub mod records;
 pub mod rule;
+
+pub use engine::AlertEngine;
+pub use records::{AlertRecords, AlertView, RuleSpec, Severity, StoredRule};
 
 pub use machine::{AlertMachine, AlertState, Transition};
 pub use rule::{Condition, RuleError, Signal, ValueRule};

@@ -9,6 +9,7 @@
 //! every error is JSON `{"code": "...", "message": "..."}` with a stable machine-readable code.
 //! Routes are grouped by the least role they need (see [`crate::auth`]).
 
+mod alerts;
 mod commands;
 pub mod db;
 mod error;
@@ -43,6 +44,8 @@ pub struct ApiState {
     pub commands: Option<crate::commands::Commands>,
     /// Absent when this instance does not ingest (the WebSocket then carries no telemetry).
     pub ingest: Option<crate::ingest::IngestHandle>,
+    /// Absent when this instance does not evaluate alerts (the alert routes answer 503).
+    pub alerts: Option<crate::alerts::AlertEngine>,
 }
 
 impl ApiState {
@@ -54,7 +57,14 @@ impl ApiState {
             tokens,
             commands: None,
             ingest: None,
+            alerts: None,
         }
+    }
+
+    /// With the alert evaluator, so the alert routes work.
+    pub fn with_alerts(mut self, alerts: crate::alerts::AlertEngine) -> ApiState {
+        self.alerts = Some(alerts);
+        self
     }
 
     /// With ingest's committed batches, for live telemetry and gateway status.
@@ -89,14 +99,20 @@ fn parts() -> (Vec<(Role, Router<ApiState>)>, utoipa::openapi::OpenApi) {
         .routes(routes!(telemetry::list_dead_letters))
         .routes(routes!(commands::get_command))
         .routes(routes!(commands::list_commands))
+        .routes(routes!(alerts::list_rules))
+        .routes(routes!(alerts::list_alerts))
         .split_for_parts();
     let (operator, operator_doc) = OpenApiRouter::<ApiState>::new()
         .routes(routes!(commands::create_command))
+        .routes(routes!(alerts::acknowledge))
+        .routes(routes!(alerts::resolve))
         .split_for_parts();
     doc.merge(operator_doc);
     let (admin, admin_doc) = OpenApiRouter::<ApiState>::new()
         .routes(routes!(tokens::list_tokens, tokens::create_token))
         .routes(routes!(tokens::revoke_token))
+        .routes(routes!(alerts::create_rule))
+        .routes(routes!(alerts::update_rule, alerts::delete_rule))
         .split_for_parts();
     doc.merge(admin_doc);
     (

@@ -77,6 +77,12 @@ pub const POSTGRES: &[Migration] = &[
         flavour: Flavour::Any,
         sql: include_str!("../../../migrations/postgres/0101_commands.sql"),
     },
+    Migration {
+        version: 102,
+        name: "alerts",
+        flavour: Flavour::Any,
+        sql: include_str!("../../../migrations/postgres/0102_alerts.sql"),
+    },
 ];
 
 pub const SQLITE: &[Migration] = &[
@@ -103,6 +109,12 @@ pub const SQLITE: &[Migration] = &[
         name: "commands",
         flavour: Flavour::Any,
         sql: include_str!("../../../migrations/sqlite/0101_commands.sql"),
+    },
+    Migration {
+        version: 102,
+        name: "alerts",
+        flavour: Flavour::Any,
+        sql: include_str!("../../../migrations/sqlite/0102_alerts.sql"),
     },
 ];
 

@@ -7,10 +7,11 @@
 //!
 //! Client → server, JSON text frames:
 //! `{"type": "subscribe", "topic": "telemetry", "gateway": "gw-1", "device": "meter", "metric": "power"}`
-//! (each filter optional), `{"type": "subscribe", "topic": "commands" | "gateway_status"}`, and
+//! (each filter optional, also for `alerts`), `{"type": "subscribe", "topic": "commands" |
+//! "gateway_status" | "alerts"}`, and
 //! `{"type": "unsubscribe", "topic": "…"}` (drops every subscription to that topic).
 //!
-//! Server → client: `subscribed`, `unsubscribed`, `telemetry`, `command`, `gateway_status`,
+//! Server → client: `subscribed`, `unsubscribed`, `telemetry`, `command`, `gateway_status`, `alert`,
 //! `lagged`, `error`.
 //!
 //! Backpressure, the named policy: each client reads the committed-batch and command-status
@@ -67,6 +68,7 @@ enum Topic {
     Telemetry,
     Commands,
     GatewayStatus,
+    Alerts,
 }
 
 /// One telemetry filter; absent parts match everything.
@@ -94,6 +96,7 @@ struct Subscriptions {
     telemetry: Vec<Filter>,
     commands: Vec<Filter>,
     gateway_status: Vec<Filter>,
+    alerts: Vec<Filter>,
 }
 
 impl Subscriptions {
@@ -102,6 +105,7 @@ impl Subscriptions {
             Topic::Telemetry => &mut self.telemetry,
             Topic::Commands => &mut self.commands,
             Topic::GatewayStatus => &mut self.gateway_status,
+            Topic::Alerts => &mut self.alerts,
         }
     }
 }
@@ -163,6 +167,13 @@ fn command_message(subs: &Subscriptions, c: &CommandRecord) -> Option<serde_json
         })
 }
 
+fn alert_message(subs: &Subscriptions, a: &crate::alerts::AlertView) -> Option<serde_json::Value> {
+    subs.alerts
+        .iter()
+        .any(|f| f.matches(&a.gateway, Some(&a.device), Some(&a.metric)))
+        .then(|| serde_json::json!({"type": "alert", "alert": a}))
+}
+
 /// `GET /api/v1/ws`: authenticates, then upgrades.
 pub async fn upgrade(
     State(s): State<ApiState>,
@@ -181,7 +192,8 @@ pub async fn upgrade(
     };
     let batches = s.ingest.as_ref().map(|i| i.subscribe_committed());
     let commands = s.commands.as_ref().map(|c| c.subscribe());
-    ws.on_upgrade(move |socket| client(socket, batches, commands))
+    let alerts = s.alerts.as_ref().map(|a| a.subscribe());
+    ws.on_upgrade(move |socket| client(socket, batches, commands, alerts))
 }
 
 /// Whether a receiver has been behind since its last lag notice.
@@ -207,9 +219,11 @@ async fn client(
     mut socket: WebSocket,
     mut batches: Option<Receiver<Arc<WriteBatch>>>,
     mut commands: Option<Receiver<CommandRecord>>,
+    mut alerts: Option<Receiver<crate::alerts::AlertView>>,
 ) {
     let mut subs = Subscriptions::default();
     let (mut batch_lag, mut command_lag) = (LagState::default(), LagState::default());
+    let mut alert_lag = LagState::default();
     loop {
         let next = tokio::select! {
             m = socket.recv() => match m {
@@ -247,6 +261,20 @@ async fn client(
                     Next::Lagged(n)
                 }
                 Err(RecvError::Closed) => { commands = None; Next::Send(Vec::new()) }
+            },
+            a = recv_or_pending(&mut alerts) => match a {
+                Ok(alert) => {
+                    if alerts.as_ref().is_some_and(|r| r.is_empty()) {
+                        alert_lag.behind = false;
+                    }
+                    Next::Send(alert_message(&subs, &alert).into_iter().collect())
+                }
+                Err(RecvError::Lagged(_)) if alert_lag.behind => Next::Lagged(u64::MAX),
+                Err(RecvError::Lagged(n)) => {
+                    alert_lag.behind = true;
+                    Next::Lagged(n)
+                }
+                Err(RecvError::Closed) => { alerts = None; Next::Send(Vec::new()) }
             },
         };
         let out = match next {
