@@ -231,7 +231,8 @@ pub struct PointConfig {
     pub table: Option<Table>,
     #[serde(default)]
     pub address: Option<u16>,
-    /// A data type name as [`crate::codec::DataType`] parses it; `u16` when left out.
+    /// A data type name as [`crate::codec::DataType`] parses it; when left out, `bool` for the
+    /// bit tables (coils, discrete inputs) and `u16` for the register tables.
     #[serde(default, rename = "type")]
     pub data_type: Option<String>,
     #[serde(default)]

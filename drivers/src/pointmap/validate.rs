@@ -206,6 +206,8 @@ fn modbus_device(
             .address
             .ok_or_else(|| errors.push(&ppath, K::Missing("address")));
         let data_type = match p.data_type.as_deref() {
+            // A bit table holds single bits; a register table's natural unit is one u16.
+            None if p.table.is_some_and(|t| t.is_bits()) => Ok(DataType::Bool),
             None => Ok(DataType::U16),
             Some(s) => s
                 .parse::<DataType>()
@@ -404,15 +406,20 @@ mod tests {
                 {{"name": "voltage", "unit": "V", "table": "holding_register", "address": 0,
                   "type": "f32", "order": "CDAB", "scale": 0.1}},
                 {{"name": "relay", "table": "coil", "address": 3, "type": "bool", "writable": true}},
-                {{"name": "count", "table": "input_register", "address": 10, "poll_interval_ms": 5000}}
+                {{"name": "count", "table": "input_register", "address": 10, "poll_interval_ms": 5000}},
+                {{"name": "running", "table": "coil", "address": 4}},
+                {{"name": "alarm", "table": "discrete_input", "address": 0}}
             ]}}]}}"#
         ))
         .unwrap();
         let DeviceKind::Modbus(m) = &map.devices[0].kind else {
             panic!("not modbus")
         };
-        assert_eq!(m.points.len(), 3);
+        assert_eq!(m.points.len(), 5);
         assert_eq!(m.point("count").unwrap().data_type, DataType::U16);
+        // Regression: a bit-table point without a type was taken as u16 and then refused.
+        assert_eq!(m.point("running").unwrap().data_type, DataType::Bool);
+        assert_eq!(m.point("alarm").unwrap().data_type, DataType::Bool);
         assert_eq!(
             m.point("count").unwrap().poll_interval,
             Duration::from_secs(5)
