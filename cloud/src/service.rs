@@ -141,8 +141,7 @@ pub async fn serve(
         .with_commands(commands)
         .with_ingest(handle.clone());
     let router = http::router(state)
-        .merge(crate::api::router(api_state, &settings.api))
-        .merge(crate::dashboard::router());
+        .merge(crate::api::router(api_state, &settings.api));
     let http = tokio::spawn(crate::api::serve(listen, router, http_stop, bound_tx));
     let http_addr = match bound_rx.await {
         Ok(addr) => addr,
