@@ -12,6 +12,7 @@ pub mod auth;
 pub mod broker;
 pub mod commands;
 pub mod config;
+pub mod dashboard;
 pub mod http;
 pub mod ingest;
 pub mod metrics;

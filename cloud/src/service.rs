@@ -141,7 +141,8 @@ pub async fn serve(
         .with_commands(commands)
         .with_ingest(handle.clone());
     let router = http::router(state)
-        .merge(crate::api::router(api_state, &settings.api));
+        .merge(crate::api::router(api_state, &settings.api))
+        .merge(crate::dashboard::router());
     let http = tokio::spawn(crate::api::serve(listen, router, http_stop, bound_tx));
     let http_addr = match bound_rx.await {
         Ok(addr) => addr,

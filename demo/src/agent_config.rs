@@ -83,9 +83,11 @@ pub fn render(template: &str, addresses: &AgentAddresses<'_>) -> Result<String, 
                 }
                 None => continue,
             },
-            other => return Err(shape(format!(
+            other => {
+                return Err(shape(format!(
                 "devices[{i}].transport.kind {other:?}: the demo serves tcp and serial_line only"
-            ))),
+            )))
+            }
         }
         kept.push(device);
     }

@@ -44,6 +44,8 @@ pub struct Started {
     pub database: PathBuf,
     pub journal: PathBuf,
     pub agent_config: PathBuf,
+    /// An operator API token: signs in to the dashboard, reads the API, sends commands.
+    pub token: String,
     /// The gateway's end of the weather station's pty, or why the station is not running.
     pub weather: Result<PathBuf, String>,
 }
@@ -83,6 +85,7 @@ impl std::fmt::Display for Started {
             self.data_dir.display()
         )?;
         writeln!(f, "  dashboard   {}", self.dashboard)?;
+        writeln!(f, "  token       {}", self.token)?;
         write!(f, "Press Ctrl-C to stop.")
     }
 }
@@ -111,6 +114,8 @@ pub enum DemoError {
     Cloud(#[from] fieldlink_cloud::service::ServiceError),
     #[error("cloud stopped before it served HTTP")]
     CloudEnded,
+    #[error("operator token: {0}")]
+    Token(#[from] crate::token::TokenError),
     #[error("agent: {0}")]
     Agent(#[from] fieldlink_agent::run::RunError),
     #[error("agent stopped unexpectedly: {0}")]
@@ -182,6 +187,7 @@ pub async fn run(options: Options, started: impl FnOnce(&Started)) -> Result<(),
     let broker = free_port()?;
     let settings = crate::cloud_config::settings(&dir, broker, http_addr(options.http)?)?;
     let database = dir.join(crate::cloud_config::DATABASE_FILE);
+    let store_spec = settings.store.clone();
     let cloud_stop = CancellationToken::new();
     let (running_tx, running_rx) = tokio::sync::oneshot::channel();
     let mut cloud = tokio::spawn(fieldlink_cloud::service::serve(
@@ -198,6 +204,16 @@ pub async fn run(options: Options, started: impl FnOnce(&Started)) -> Result<(),
             };
             stop_site(site, pty).await;
             return Err(err);
+        }
+    };
+
+    // The cloud has migrated the database by now, token table included.
+    let token = match crate::token::operator_token(&store_spec, &dir).await {
+        Ok(t) => t,
+        Err(e) => {
+            stop_cloud(cloud_stop, cloud).await;
+            stop_site(site, pty).await;
+            return Err(e.into());
         }
     };
 
@@ -245,6 +261,7 @@ pub async fn run(options: Options, started: impl FnOnce(&Started)) -> Result<(),
         database,
         journal,
         agent_config,
+        token,
         weather: weather.clone(),
     });
 

@@ -12,8 +12,8 @@
 //!   configuration of `agent.toml` rewritten for the addresses chosen at start ([`agent_config`]).
 //!
 //! Everything durable lives in one data directory ([`Options::data_dir`]): the cloud's
-//! database, the agent's journal, boot counter and command ledger, and the configuration files
-//! the demo generated. A second start with the same directory continues from it.
+//! database, the agent's journal, boot counter and command ledger, the operator token
+//! ([`token`]) and the configuration file the demo generated. A second start with the same directory continues from it.
 //!
 //! Stop order on SIGINT or SIGTERM ([`launch`]): the agent (it receives the same signal),
 //! so its last readings and its `offline` status reach the broker; then the cloud, which
@@ -24,6 +24,7 @@ pub mod cloud_config;
 pub mod launch;
 pub mod pty;
 pub mod site;
+pub mod token;
 
 pub use launch::{run, DemoError, Options, Started};
 

@@ -6,7 +6,7 @@ mod support;
 
 use fieldlink_cloud::store::{Store, StoreSpec};
 use fieldlink_protocol::{Ident, Value};
-use support::{Demo, PATIENCE};
+use support::{http_get, Demo, PATIENCE};
 
 fn ident(s: &str) -> Ident {
     Ident::new(s).unwrap()
@@ -112,6 +112,30 @@ async fn readings_flow_end_to_end_and_a_second_start_continues() {
         .expect("the demo gateway is registered");
     assert!(gateway.online);
 
+    // The same readings through the REST API, with the operator token the demo printed.
+    let token = demo.token();
+    let (status, body) = http_get(
+        demo.dashboard(),
+        "/api/v1/gateways/demo-gw/devices/energy-meter/latest",
+        &token,
+    );
+    assert_eq!(status, 200, "{body}");
+    let latest: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let voltage = latest
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["metric"] == "voltage_l1")
+        .expect("voltage_l1 in the latest values");
+    assert_eq!(voltage["unit"], "V");
+    let volts = voltage["reading"]["value"].as_f64().unwrap();
+    assert!((227.0..=233.0).contains(&volts), "voltage_l1 = {volts}");
+    let (status, _) = http_get(demo.dashboard(), "/api/v1/gateways", "flk_wrong");
+    assert_eq!(status, 401);
+    let (status, page) = http_get(demo.dashboard(), "/", "");
+    assert_eq!(status, 200);
+    assert!(page.contains("<title>Fieldlink</title>"));
+
     let stopped = demo.interrupt();
     assert!(stopped.success, "first run: {}", stopped.output);
     assert!(stopped.output.contains("Fieldlink demo stopped."));
@@ -143,6 +167,7 @@ async fn readings_flow_end_to_end_and_a_second_start_continues() {
 
     // Second start, same directory: the old data stays, new data joins it.
     let demo = Demo::start(&data);
+    assert_eq!(demo.token(), token, "the operator token is kept");
     wait_for("new points after the restart", || async {
         let n = store.count_points().await.ok()?;
         (n > first_run_points).then_some(())

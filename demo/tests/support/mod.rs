@@ -1,4 +1,7 @@
 //! Runs the `fieldlink-demo` binary as a child process, as a person would from a terminal.
+//!
+//! Shared by several test binaries, each of which uses part of it.
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -11,7 +14,6 @@ use nix::unistd::Pid;
 
 /// How long a test waits for something that should happen within seconds, before failing
 /// instead of hanging. Generous: the machine is shared and debug builds are slow.
-#[allow(dead_code)]
 pub const PATIENCE: Duration = Duration::from_secs(90);
 
 /// A running demo.
@@ -118,7 +120,6 @@ impl Demo {
     }
 
     /// The dashboard URL it printed, e.g. `http://127.0.0.1:40123/`.
-    #[allow(dead_code)]
     pub fn dashboard(&self) -> &str {
         &self.dashboard
     }
@@ -161,5 +162,67 @@ impl Drop for Demo {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+/// `GET path` on the demo's HTTP server with a bearer token; returns the status and the body.
+pub fn http_get(base: &str, path: &str, token: &str) -> (u16, String) {
+    use std::io::Write;
+    let authority = base
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let mut stream = std::net::TcpStream::connect(&authority).expect("HTTP connects");
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status code");
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    (
+        status,
+        if chunked {
+            dechunk(body)
+        } else {
+            body.to_string()
+        },
+    )
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+impl Demo {
+    /// The operator token the demo printed.
+    pub fn token(&self) -> String {
+        self.banner
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("token"))
+            .map(|t| t.trim().to_string())
+            .expect("the demo prints a token")
     }
 }
