@@ -1,6 +1,7 @@
 // Drives Debian's Chromium (headless) through the dashboard of a running fieldlink-demo:
 // sign in with the token, watch a live value change, write the pump's speed setpoint and
-// watch the command reach `executed`, see the written value come back, save a screenshot.
+// watch the command reach `executed`, see the written value come back and raise the demo's
+// alert, acknowledge it, load the past hour, save a screenshot.
 //
 //   DASHBOARD_URL=http://127.0.0.1:8080/ TOKEN=flk_... SCREENSHOT=out.png node dashboard.mjs
 //
@@ -89,6 +90,14 @@ try {
 
   step = 'the written setpoint comes back as a reading';
   await waitText('demo-gw/pump/speed_setpoint', (t) => t === '1200');
+
+  step = 'the low setpoint raises the demo alert, and it can be acknowledged';
+  // demo/alert-rules.toml: "Pump setpoint below 1300 rpm" is the second rule.
+  const alert = page.locator('li.alert[data-rule="demo-rule-2"][data-status="active"]');
+  await alert.waitFor({ timeout: PATIENCE_MS });
+  await alert.locator('button.ack').click();
+  await page.locator('li.alert[data-rule="demo-rule-2"][data-status="acknowledged"]').waitFor({ timeout: PATIENCE_MS });
+  console.log('alert demo-rule-2: active, then acknowledged');
 
   step = 'the past hour loads from the store';
   await page.click('#ranges button[data-range="3600"]');

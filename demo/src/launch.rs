@@ -44,6 +44,8 @@ pub struct Started {
     pub database: PathBuf,
     pub journal: PathBuf,
     pub agent_config: PathBuf,
+    /// Alert rules installed at this start (0 when the database had rules already).
+    pub rules_installed: usize,
     /// An operator API token: signs in to the dashboard, reads the API, sends commands.
     pub token: String,
     /// The gateway's end of the weather station's pty, or why the station is not running.
@@ -84,6 +86,11 @@ impl std::fmt::Display for Started {
             "  data        {} (start again with the same directory to continue)",
             self.data_dir.display()
         )?;
+        writeln!(
+            f,
+            "  alerts      rules of demo/alert-rules.toml ({} installed now)",
+            self.rules_installed
+        )?;
         writeln!(f, "  dashboard   {}", self.dashboard)?;
         writeln!(f, "  token       {}", self.token)?;
         write!(f, "Press Ctrl-C to stop.")
@@ -114,6 +121,8 @@ pub enum DemoError {
     Cloud(#[from] fieldlink_cloud::service::ServiceError),
     #[error("cloud stopped before it served HTTP")]
     CloudEnded,
+    #[error(transparent)]
+    Rules(#[from] crate::rules::RulesError),
     #[error("operator token: {0}")]
     Token(#[from] crate::token::TokenError),
     #[error("agent: {0}")]
@@ -188,6 +197,21 @@ pub async fn run(options: Options, started: impl FnOnce(&Started)) -> Result<(),
     let settings = crate::cloud_config::settings(&dir, broker, http_addr(options.http)?)?;
     let database = dir.join(crate::cloud_config::DATABASE_FILE);
     let store_spec = settings.store.clone();
+    // Migrated before the cloud starts, so the rules are there when its alert engine loads.
+    let rules_installed = match fieldlink_cloud::service::migrate(&settings).await {
+        Ok(_) => crate::rules::install_if_none(&store_spec).await,
+        Err(e) => {
+            stop_site(site, pty).await;
+            return Err(e.into());
+        }
+    };
+    let rules_installed = match rules_installed {
+        Ok(n) => n,
+        Err(e) => {
+            stop_site(site, pty).await;
+            return Err(e.into());
+        }
+    };
     let cloud_stop = CancellationToken::new();
     let (running_tx, running_rx) = tokio::sync::oneshot::channel();
     let mut cloud = tokio::spawn(fieldlink_cloud::service::serve(
@@ -261,6 +285,7 @@ pub async fn run(options: Options, started: impl FnOnce(&Started)) -> Result<(),
         database,
         journal,
         agent_config,
+        rules_installed,
         token,
         weather: weather.clone(),
     });

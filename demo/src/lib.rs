@@ -9,7 +9,8 @@
 //!   embedded MQTT broker and embedded SQLite store, serving HTTP (the dashboard and the API);
 //! - a real agent (`fieldlink-agent`'s [`run`](fieldlink_agent::run::run)) polling the
 //!   simulator, journaling into SQLite and publishing to the embedded broker, with the
-//!   configuration of `agent.toml` rewritten for the addresses chosen at start ([`agent_config`]).
+//!   configuration of `agent.toml` rewritten for the addresses chosen at start ([`agent_config`]);
+//! - the alert rules of `alert-rules.toml`, installed into an empty database ([`rules`]).
 //!
 //! Everything durable lives in one data directory ([`Options::data_dir`]): the cloud's
 //! database, the agent's journal, boot counter and command ledger, the operator token
@@ -23,6 +24,7 @@ pub mod agent_config;
 pub mod cloud_config;
 pub mod launch;
 pub mod pty;
+pub mod rules;
 pub mod site;
 pub mod token;
 

@@ -14,7 +14,7 @@ use support::Demo;
 const CHROMIUM: &str = "/usr/bin/chromium";
 
 #[test]
-fn dashboard_signs_in_shows_live_values_and_executes_a_write() {
+fn dashboard_signs_in_shows_live_values_executes_a_write_and_acknowledges_its_alert() {
     let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
     assert!(
         Path::new(CHROMIUM).exists(),
@@ -52,6 +52,7 @@ fn dashboard_signs_in_shows_live_values_and_executes_a_write() {
         stopped.output
     );
     assert!(stdout.contains("executed"), "{stdout}");
+    assert!(stdout.contains("acknowledged"), "{stdout}");
     assert!(
         screenshot.is_file(),
         "no screenshot at {}",

@@ -15,6 +15,7 @@ const state = {
   history: null,         // {kind: 'raw'|'buckets', points}
   socket: null,
   commands: new Map(),   // command id -> view
+  alerts: new Map(),     // alert id -> view
 };
 
 const $ = (id) => document.getElementById(id);
@@ -104,7 +105,7 @@ function connect() {
   const ws = new WebSocket(`${proto}//${location.host}/api/v1/ws?token=${encodeURIComponent(state.token)}`);
   state.socket = ws;
   ws.onopen = () => {
-    for (const topic of ['telemetry', 'gateway_status', 'commands']) {
+    for (const topic of ['telemetry', 'gateway_status', 'commands', 'alerts']) {
       ws.send(JSON.stringify({ type: 'subscribe', topic }));
     }
     setStatus('live');
@@ -114,6 +115,7 @@ function connect() {
     if (m.type === 'telemetry') onTelemetry(m);
     else if (m.type === 'gateway_status') onGatewayStatus(m);
     else if (m.type === 'command') onCommand(m.command);
+    else if (m.type === 'alert') { state.alerts.set(m.alert.alert_id, m.alert); renderAlerts(); }
     else if (m.type === 'lagged') setStatus(`live (skipped ${m.missed} updates)`);
   };
   ws.onclose = () => {
@@ -150,6 +152,7 @@ function scheduleReload() {
 
 function render() {
   renderGateways();
+  renderAlerts();
   renderDevices();
   drawChart();
 }
@@ -357,6 +360,44 @@ function drawChart() {
   if (pts.length === 1) { c.fillStyle = '#1f6fb2'; c.beginPath(); c.arc(X(pts[0][0]), Y(pts[0][1]), 3, 0, 7); c.fill(); }
 }
 
+// ---------------------------------------------------------------- alerts
+
+async function loadAlerts() {
+  const page = await api('/api/v1/alerts?limit=100');
+  state.alerts.clear();
+  for (const a of page.items) state.alerts.set(a.alert_id, a);
+}
+
+function renderAlerts() {
+  const box = $('alerts');
+  const all = [...state.alerts.values()].sort((a, b) => b.started_at.localeCompare(a.started_at));
+  const open = all.filter((a) => a.status !== 'resolved');
+  const resolved = all.filter((a) => a.status === 'resolved').slice(0, 5);
+  box.replaceChildren(el('h2', {}, `Alerts (${open.length} open)`));
+  const card = el('div', { class: 'card' });
+  box.append(card);
+  if (!open.length && !resolved.length) { card.append(el('p', { class: 'note' }, 'No alerts.')); return; }
+  card.append(el('ul', {}, ...[...open, ...resolved].map((a) => {
+    const li = el('li', { class: `alert sev-${a.severity} status-${a.status}`, 'data-alert': a.alert_id, 'data-rule': a.rule_id, 'data-status': a.status },
+      el('div', { class: 'what' }, `${a.device} · ${a.metric}`),
+      el('div', { class: 'meta' }, `${a.severity}, ${a.status}${a.last_value === null || a.last_value === undefined ? '' : `, last ${formatValue(a.last_value)}`} · since ${new Date(a.started_at).toLocaleTimeString()}`));
+    if (a.status === 'active') li.append(el('button', { type: 'button', class: 'ack', onclick: () => alertAction(a, 'acknowledge') }, 'Acknowledge'));
+    if (a.status === 'active' || a.status === 'acknowledged') li.append(el('button', { type: 'button', class: 'resolve', onclick: () => alertAction(a, 'resolve') }, 'Resolve'));
+    return li;
+  })));
+}
+
+async function alertAction(a, action) {
+  try {
+    const view = await api(`/api/v1/alerts/${encodeURIComponent(a.alert_id)}/${action}`, { method: 'POST' });
+    state.alerts.set(view.alert_id, view);
+    renderAlerts();
+  } catch (e) {
+    if (e instanceof Unauthorized) return fail(e);
+    setStatus(`${action} refused: ${e.message}`);
+  }
+}
+
 // ---------------------------------------------------------------- commands
 
 function writeForm(gw, device, writable) {
@@ -421,6 +462,7 @@ async function reload() {
   setStatus('loading…');
   state.gateways.clear();
   await loadAll();
+  await loadAlerts();
   $('login').hidden = true; $('app').hidden = false; $('logout').hidden = false;
   render();
   connect();
