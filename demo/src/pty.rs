@@ -54,6 +54,9 @@ impl PtyPair {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
+            // Its own process group: a Ctrl-C in the terminal reaches the demo, which stops the
+            // agent while the pty still exists, and then stops socat itself.
+            .process_group(0)
             .spawn()
             .map_err(PtyError::Spawn)?;
         let deadline = tokio::time::Instant::now() + READY_WITHIN;

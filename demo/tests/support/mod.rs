@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -49,6 +50,9 @@ impl Demo {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // Its own process group, as a terminal's foreground job: `interrupt` signals the
+            // whole group, as Ctrl-C does.
+            .process_group(0)
             .spawn()
             .expect("fieldlink-demo starts");
         let stdout = child.stdout.take().unwrap();
@@ -128,9 +132,10 @@ impl Demo {
         &self.data_dir
     }
 
-    /// Sends SIGINT (Ctrl-C) and waits for the process to exit.
+    /// Sends SIGINT to the demo's process group, as Ctrl-C in a terminal does, and waits for
+    /// the process to exit.
     pub fn interrupt(mut self) -> Stopped {
-        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGINT).unwrap();
+        kill(Pid::from_raw(-(self.child.id() as i32)), Signal::SIGINT).unwrap();
         let deadline = std::time::Instant::now() + PATIENCE;
         let status = loop {
             if let Some(status) = self.child.try_wait().unwrap() {
