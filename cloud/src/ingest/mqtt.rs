@@ -64,6 +64,10 @@ pub(crate) fn options(s: &MqttSettings) -> Result<MqttOptions, IngestError> {
             Some((cert, key)) => Some((read(cert)?, read(key)?)),
             None => None,
         };
+        // rustls picks a process-wide crypto provider from its crate features only when exactly
+        // one is enabled; a build that links the agent too (the demo, the workspace's tests)
+        // enables two. Choose ring explicitly, as the agent does; an earlier choice stands.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         o.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
             ca: read(&tls.ca_file)?,
             alpn: None,
