@@ -23,6 +23,7 @@ install_missing() {
   command -v python3 >/dev/null || debs+=(python3 python3-pip)
   command -v cc >/dev/null || debs+=(gcc)
   [ -x /usr/bin/chromium ] || debs+=(chromium)
+  command -v systemd-analyze >/dev/null || debs+=(systemd)
   if [ ${#debs[@]} -gt 0 ]; then
     step "installing Debian packages: ${debs[*]}"
     as_root apt-get update -qq
@@ -59,6 +60,9 @@ cargo fmt --all -- --check
 
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "systemd units"
+bash systemd/verify.sh
 
 step "tests"
 start=$(date +%s)
