@@ -16,7 +16,8 @@ use super::{
 };
 use crate::scheduler::{ReportPolicy, ReportRules};
 
-const DEFAULT_JOURNAL: &str = "/var/lib/fieldlink/journal.db";
+/// Inside the systemd unit's `StateDirectory=fieldlink/agent`, the one place the service may write.
+const DEFAULT_JOURNAL: &str = "/var/lib/fieldlink/agent/journal.db";
 
 /// Checks everything and fills in defaults; lists every problem found.
 pub fn validate(raw: RawConfig) -> Result<AgentConfig, ConfigError> {
