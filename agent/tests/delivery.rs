@@ -2,11 +2,10 @@
 //! and restarted several times, the readings at the broker are the readings the simulator
 //! served, and every duplicate carries the same identity and value.
 //!
-//! Allowed gaps, and why: a read the simulator answered in the last few polls before the agent
-//! was killed (or before the simulator itself stopped) may never have been committed — the
-//! process died holding it. The drivers hand readings over on a channel without waiting for
-//! the commit, so up to three polls per device can be in that state; everything older must be
-//! at the broker.
+//! Allowed gaps, and why: the last read the simulator answered before the agent was killed (or
+//! before the simulator itself stopped) may never have been committed — the process died
+//! holding it. A station polls again only once its previous poll is committed, so that is at
+//! most one poll per device; everything older must be at the broker.
 
 mod support;
 
@@ -66,7 +65,7 @@ type = "u32"
 
 const POLL_MS: u64 = 100;
 /// Reads per device that may die with a killed agent (see the module docs).
-const IN_FLIGHT_READS: usize = 3;
+const IN_FLIGHT_READS: usize = 1;
 
 type Key = (String, String, u64);
 

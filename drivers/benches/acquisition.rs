@@ -83,7 +83,7 @@ async fn requests_per_cycle(
     // Let every device finish a first poll before counting.
     let mut seen = std::collections::BTreeSet::new();
     while seen.len() < usize::from(DEVICES) {
-        if let Some(DriverEvent::Readings(r)) = rx.recv().await {
+        if let Some(DriverEvent::Readings(r, _)) = rx.recv().await {
             seen.insert(r.device.to_string());
         }
     }
@@ -91,7 +91,7 @@ async fn requests_per_cycle(
     let mut readings = 0u64;
     let deadline = tokio::time::Instant::now() + window;
     while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, rx.recv()).await {
-        if let DriverEvent::Readings(r) = ev {
+        if let DriverEvent::Readings(r, _) = ev {
             assert_eq!(r.points.len(), usize::from(REGISTERS), "{:?}", r.failures);
             readings += 1;
         }

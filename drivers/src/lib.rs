@@ -31,7 +31,7 @@ pub mod write;
 
 pub use acquisition::Acquisition;
 pub use codec::{decode, encode, CodecError, DataType, DataTypeParseError, TypedValue, WordOrder};
-pub use event::{DriverEvent, PointError, PointFailure, Readings};
+pub use event::{hand_over, Closed, DriverEvent, PointError, PointFailure, Readings, Receipt};
 pub use health::{DeviceCounters, HealthEvent, HealthState};
 pub use plan::{PlanItem, PlanLimits, ReadPlan, ReadRequest};
 pub use pointmap::{InvalidPointMap, PointMap, PointMapConfig, PointMapError};

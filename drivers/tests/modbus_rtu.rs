@@ -100,7 +100,7 @@ async fn a_dead_unit_is_backed_off_and_does_not_starve_the_live_ones() {
             .any(|d| readings.get(*d).copied().unwrap_or(0) < target)
         {
             match rx.recv().await.unwrap() {
-                DriverEvent::Readings(r) => {
+                DriverEvent::Readings(r, _) => {
                     let unit = match r.device.as_str() {
                         "m1" => 1.0,
                         "m2" => 2.0,

@@ -566,11 +566,11 @@ async fn tcp_devices_poll_concurrently_so_a_slow_one_does_not_hold_up_the_others
     let (mut fast, mut slow) = (0u32, 0u32);
     while slow < 3 {
         match tokio::time::timeout(support::PATIENCE, rx.recv()).await {
-            Ok(Some(DriverEvent::Readings(r))) if r.device.as_str() == "fast" => {
+            Ok(Some(DriverEvent::Readings(r, _))) if r.device.as_str() == "fast" => {
                 assert_eq!(number(&r, "v"), 1234.0);
                 fast += 1;
             }
-            Ok(Some(DriverEvent::Readings(r))) => {
+            Ok(Some(DriverEvent::Readings(r, _))) => {
                 assert_eq!(number(&r, "v"), 9.0);
                 slow += 1;
             }

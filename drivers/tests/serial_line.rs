@@ -57,7 +57,7 @@ async fn first_readings(
 ) -> Readings {
     for _ in 0..200 {
         send(port, probe);
-        if let Ok(Some(DriverEvent::Readings(r))) =
+        if let Ok(Some(DriverEvent::Readings(r, _))) =
             tokio::time::timeout(Duration::from_millis(100), rx.recv()).await
         {
             return r;

@@ -6,9 +6,11 @@
 //! scheduler:
 //! 1. holds the readings if the wall clock is not plausible yet ([`crate::clock`]),
 //! 2. applies report-by-exception ([`report`]),
-//! 3. appends what is left to the journal in one commit, and only then takes the next event,
-//!    so every poll cycle is committed before the next one is accepted (a slow disk slows the
-//!    stations down through the channel instead of buffering readings in memory),
+//! 3. appends what is left to the journal in one commit, and only then confirms the poll's
+//!    receipt: the station that read it does not poll again before that, so every poll cycle
+//!    is committed before the next one is taken (a slow disk slows the stations down instead of
+//!    buffering readings in memory, and a SIGKILL loses at most the one poll per link that was
+//!    read and not yet committed),
 //! 4. wakes the uplink.
 //!
 //! Health changes become events. Every `self_telemetry_interval` the `_gateway` device's points
@@ -92,8 +94,9 @@ impl Scheduler {
                     }
                 }
                 ev = self.events.recv() => match ev {
-                    Some(DriverEvent::Readings(r)) => {
+                    Some(DriverEvent::Readings(r, receipt)) => {
                         self.readings(r, &active, &mut filter, &mut totals).await;
+                        receipt.confirm();
                     }
                     Some(DriverEvent::Health(h)) => self.health(h).await,
                     None => break,
@@ -118,8 +121,9 @@ impl Scheduler {
         // before the journal closes.
         while let Ok(ev) = self.events.try_recv() {
             match ev {
-                DriverEvent::Readings(r) => {
+                DriverEvent::Readings(r, receipt) => {
                     self.readings(r, &active, &mut filter, &mut totals).await;
+                    receipt.confirm();
                 }
                 DriverEvent::Health(h) => self.health(h).await,
             }

@@ -9,6 +9,10 @@
 //! A device whose link fails (no connection, no answer) is backed off exponentially up to a cap;
 //! while it waits the other devices on the bus keep their poll rate. A poll that falls behind its
 //! schedule is not caught up in a burst: the next one is scheduled one interval after it ran.
+//!
+//! A poll's readings are handed over with a receipt (see [`crate::event`]): the station does
+//! not poll again, on any device of its link, until the consumer has taken them (committed them
+//! to the journal). Commands are still served while it waits.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,7 +24,7 @@ use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
-use crate::event::{DriverEvent, Readings};
+use crate::event::{offer, DriverEvent, Readings};
 use crate::health::{DeviceCounters, HealthTracker, Observation};
 use crate::modbus::connector::Connector;
 use crate::modbus::error::LinkError;
@@ -133,6 +137,7 @@ pub fn spawn_station<C: Connector>(
     let station = Station {
         link: ModbusLink::new(connector, link),
         devices,
+        handed_over: None,
         commands: rx,
         events,
         cancel,
@@ -199,6 +204,8 @@ impl StationDevice {
 struct Station<C: Connector> {
     link: ModbusLink<C>,
     devices: Vec<StationDevice>,
+    /// The last poll's receipt, until the consumer has taken its readings.
+    handed_over: Option<oneshot::Receiver<()>>,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<DriverEvent>,
     cancel: CancellationToken,
@@ -237,6 +244,15 @@ impl<C: Connector> Station<C> {
                     None => std::future::pending().await,
                 }
             };
+            let waiting = self.handed_over.is_some();
+            let taken = async {
+                match self.handed_over.as_mut() {
+                    Some(rx) => {
+                        let _ = rx.await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 biased;
                 _ = self.cancel.cancelled() => return Stop::Cancelled,
@@ -244,7 +260,8 @@ impl<C: Connector> Station<C> {
                     Some(cmd) => self.handle(cmd).await,
                     None => commands_open = false,
                 },
-                _ = sleep => {
+                _ = taken, if waiting => self.handed_over = None,
+                _ = sleep, if !waiting => {
                     if let Some((_, i)) = next {
                         if self.poll_due(i).await.is_err() {
                             return Stop::EventsClosed;
@@ -303,10 +320,7 @@ impl<C: Connector> Station<C> {
         };
         let health = d.health.observe(observation);
         if !out.is_empty() {
-            self.events
-                .send(DriverEvent::Readings(out))
-                .await
-                .map_err(drop)?;
+            self.handed_over = Some(offer(&self.events, out).await.map_err(drop)?);
         }
         if let Some(h) = health {
             self.events

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
-use crate::event::{now_ms, DriverEvent, PointError, PointFailure, Readings};
+use crate::event::{hand_over, now_ms, DriverEvent, PointError, PointFailure, Readings};
 use crate::health::{DeviceCounters, HealthTracker, Observation};
 use crate::modbus::connector::open_serial;
 use crate::pointmap::{SerialLineDevice, SerialSettings};
@@ -173,10 +173,10 @@ impl<O: LineOpener> LineReader<O> {
                             &self.counters.points_total,
                             readings.points.len() as u64,
                         );
-                        events
-                            .send(DriverEvent::Readings(readings))
-                            .await
-                            .map_err(drop)?;
+                        tokio::select! {
+                            _ = cancel.cancelled() => return Ok(None),
+                            r = hand_over(events, readings) => r.map_err(drop)?,
+                        }
                         self.report(observation, events).await?;
                     }
                     Err(why) => {

@@ -25,7 +25,7 @@ pub async fn next_readings(rx: &mut mpsc::Receiver<DriverEvent>, device: &str) -
     tokio::time::timeout(PATIENCE, async {
         loop {
             match rx.recv().await.expect("event channel open") {
-                DriverEvent::Readings(r) if r.device.as_str() == device => return r,
+                DriverEvent::Readings(r, _) if r.device.as_str() == device => return r,
                 _ => {}
             }
         }
