@@ -16,7 +16,7 @@ use crate::{Result, ServiceError};
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Renders a whole listener and security configuration for the port the broker will use.
-type RenderConfig = Box<dyn Fn(u16) -> String>;
+type RenderConfig = Box<dyn Fn(u16) -> Result<String>>;
 
 /// How a test wants its broker.
 #[derive(Default)]
@@ -61,12 +61,12 @@ impl MosquittoBuilder {
         self
     }
 
-    /// Runs the broker on a configuration the test writes itself (a shipped example, adapted),
-    /// instead of one built from the settings above, which are then ignored. `render(port)`
-    /// returns everything but persistence and logging, which the testkit adds in its own
-    /// directory (so the text must not set `persistence`, `persistence_location` or
-    /// `log_dest`); it must open a listener on `port` at 127.0.0.1.
-    pub fn config(mut self, render: impl Fn(u16) -> String + 'static) -> Self {
+    /// Runs the broker on a configuration the test writes itself (a shipped example made
+    /// runnable with [`adapt_config`]), instead of one built from the settings above, which are
+    /// then ignored. `render(port)` returns everything but persistence and logging, which the
+    /// testkit adds in its own directory (so the text must not set `persistence`,
+    /// `persistence_location` or `log_dest`); it must open a listener on `port` at 127.0.0.1.
+    pub fn config(mut self, render: impl Fn(u16) -> Result<String> + 'static) -> Self {
         self.config = Some(Box::new(render));
         self
     }
@@ -113,7 +113,7 @@ impl MosquittoBuilder {
             let _ = writeln!(conf, "user root");
         }
         if let Some(render) = &self.config {
-            conf.push_str(&render(port));
+            conf.push_str(&render(port)?);
             conf.push('\n');
             std::fs::write(dir.join("mosquitto.conf"), conf)?;
             return Ok(());
@@ -154,6 +154,50 @@ impl MosquittoBuilder {
         std::fs::write(dir.join("mosquitto.conf"), conf)?;
         Ok(())
     }
+}
+
+/// A shipped Mosquitto configuration made runnable by a test: every `listener` line listens on
+/// `port` at 127.0.0.1, and each directive named in `files` gets the test's path instead of its
+/// own. A directive of `files` that the text lacks or repeats is an error, and so is any other
+/// line that names a path, so the configuration under test is the shipped one, relocated.
+pub fn adapt_config(text: &str, port: u16, files: &[(&str, &Path)]) -> Result<String> {
+    let mut out = String::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for line in text.lines() {
+        let directive = line.split_whitespace().next().unwrap_or("");
+        let replacement = if directive == "listener" {
+            Some(format!("listener {port} 127.0.0.1"))
+        } else {
+            files
+                .iter()
+                .find(|(d, _)| *d == directive)
+                .map(|(d, path)| format!("{d} {}", path.display()))
+        };
+        match replacement {
+            Some(r) => {
+                if seen.contains(&directive) {
+                    return Err(ServiceError(format!(
+                        "`{directive}` appears twice; a test relocates one of each"
+                    )));
+                }
+                seen.push(directive);
+                out.push_str(&r);
+            }
+            None if !line.starts_with('#') && line.contains('/') => {
+                return Err(ServiceError(format!(
+                    "{line:?} names a path that the test does not relocate"
+                )));
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    for d in std::iter::once("listener").chain(files.iter().map(|(d, _)| *d)) {
+        if !seen.contains(&d) {
+            return Err(ServiceError(format!("the configuration has no `{d}`")));
+        }
+    }
+    Ok(out)
 }
 
 /// Writes a Mosquitto password file holding `users` (name, password), hashed by
