@@ -315,3 +315,27 @@ impl Drop for Mosquitto {
         self.stop();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adapt_config_relocates_the_listener_and_named_files_and_nothing_else() {
+        let text = "# a comment may name /etc/x\nallow_anonymous false\nlistener 8883\n\
+                    acl_file /etc/mosquitto/acl\nrequire_certificate true\n";
+        let acl = Path::new("/tmp/t/acl");
+        let out = adapt_config(text, 4242, &[("acl_file", acl)]).unwrap();
+        assert_eq!(
+            out,
+            "# a comment may name /etc/x\nallow_anonymous false\nlistener 4242 127.0.0.1\n\
+             acl_file /tmp/t/acl\nrequire_certificate true\n"
+        );
+        // A path the test would not relocate, a missing directive, a repeated one.
+        let stray = format!("{text}cafile /etc/ca.pem\n");
+        assert!(adapt_config(&stray, 1, &[("acl_file", acl)]).is_err());
+        assert!(adapt_config(text, 1, &[("acl_file", acl), ("keyfile", acl)]).is_err());
+        let twice = format!("{text}listener 1884\n");
+        assert!(adapt_config(&twice, 1, &[("acl_file", acl)]).is_err());
+    }
+}
