@@ -15,7 +15,7 @@ mod process;
 mod timescale;
 pub mod tls;
 
-pub use mosquitto::{Mosquitto, MosquittoBuilder};
+pub use mosquitto::{adapt_config, password_file, Mosquitto, MosquittoBuilder};
 pub use port::free_port;
 pub use postgres::Postgres;
 pub use timescale::Timescale;

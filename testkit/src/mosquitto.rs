@@ -15,6 +15,9 @@ use crate::{Result, ServiceError};
 
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Renders a whole listener and security configuration for the port the broker will use.
+type RenderConfig = Box<dyn Fn(u16) -> Result<String>>;
+
 /// How a test wants its broker.
 #[derive(Default)]
 pub struct MosquittoBuilder {
@@ -23,6 +26,7 @@ pub struct MosquittoBuilder {
     users: Vec<(String, String)>,
     acl: Option<String>,
     max_queued_messages: Option<u32>,
+    config: Option<RenderConfig>,
 }
 
 impl MosquittoBuilder {
@@ -57,6 +61,16 @@ impl MosquittoBuilder {
         self
     }
 
+    /// Runs the broker on a configuration the test writes itself (a shipped example made
+    /// runnable with [`adapt_config`]), instead of one built from the settings above, which are
+    /// then ignored. `render(port)` returns everything but persistence and logging, which the
+    /// testkit adds in its own directory (so the text must not set `persistence`,
+    /// `persistence_location` or `log_dest`); it must open a listener on `port` at 127.0.0.1.
+    pub fn config(mut self, render: impl Fn(u16) -> Result<String> + 'static) -> Self {
+        self.config = Some(Box::new(render));
+        self
+    }
+
     pub fn start(self) -> Result<Mosquitto> {
         let binary = find_binary("mosquitto", &["/usr/sbin"], "mosquitto")?;
         let dir = tempfile::Builder::new()
@@ -66,7 +80,7 @@ impl MosquittoBuilder {
             binary,
             conf: dir.path().join("mosquitto.conf"),
             port: 0,
-            tls: self.tls.is_some(),
+            tls: self.tls.is_some() && self.config.is_none(),
             child: None,
             dir,
         };
@@ -93,35 +107,34 @@ impl MosquittoBuilder {
             conf,
             "log_type error\nlog_type warning\nlog_type notice\nlog_type information"
         );
+        if effective_uid() == 0 {
+            // Run as root, Mosquitto switches to the `mosquitto` user, which cannot write the
+            // test's temp directory.
+            let _ = writeln!(conf, "user root");
+        }
+        if let Some(render) = &self.config {
+            conf.push_str(&render(port)?);
+            conf.push('\n');
+            std::fs::write(dir.join("mosquitto.conf"), conf)?;
+            return Ok(());
+        }
         let _ = writeln!(
             conf,
             "max_queued_messages {}",
             self.max_queued_messages.unwrap_or(1_000_000)
         );
         let _ = writeln!(conf, "max_queued_bytes 0");
-        if effective_uid() == 0 {
-            // Run as root, Mosquitto switches to the `mosquitto` user, which cannot write the
-            // test's temp directory.
-            let _ = writeln!(conf, "user root");
-        }
         let _ = writeln!(conf, "listener {port} 127.0.0.1");
         if self.users.is_empty() {
             let _ = writeln!(conf, "allow_anonymous true");
         } else {
             let passwd = dir.join("passwd");
-            std::fs::write(&passwd, "")?;
-            let tool = find_binary("mosquitto_passwd", &["/usr/bin"], "mosquitto")?;
-            for (user, password) in &self.users {
-                let status = Command::new(&tool)
-                    .arg("-b")
-                    .arg(&passwd)
-                    .arg(user)
-                    .arg(password)
-                    .status()?;
-                if !status.success() {
-                    return Err(ServiceError(format!("mosquitto_passwd failed for {user}")));
-                }
-            }
+            let users: Vec<(&str, &str)> = self
+                .users
+                .iter()
+                .map(|(u, p)| (u.as_str(), p.as_str()))
+                .collect();
+            password_file(&passwd, &users)?;
             let _ = writeln!(conf, "allow_anonymous false");
             let _ = writeln!(conf, "password_file {}", passwd.display());
         }
@@ -141,6 +154,69 @@ impl MosquittoBuilder {
         std::fs::write(dir.join("mosquitto.conf"), conf)?;
         Ok(())
     }
+}
+
+/// A shipped Mosquitto configuration made runnable by a test: every `listener` line listens on
+/// `port` at 127.0.0.1, and each directive named in `files` gets the test's path instead of its
+/// own. A directive of `files` that the text lacks or repeats is an error, and so is any other
+/// line that names a path, so the configuration under test is the shipped one, relocated.
+pub fn adapt_config(text: &str, port: u16, files: &[(&str, &Path)]) -> Result<String> {
+    let mut out = String::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for line in text.lines() {
+        let directive = line.split_whitespace().next().unwrap_or("");
+        let replacement = if directive == "listener" {
+            Some(format!("listener {port} 127.0.0.1"))
+        } else {
+            files
+                .iter()
+                .find(|(d, _)| *d == directive)
+                .map(|(d, path)| format!("{d} {}", path.display()))
+        };
+        match replacement {
+            Some(r) => {
+                if seen.contains(&directive) {
+                    return Err(ServiceError(format!(
+                        "`{directive}` appears twice; a test relocates one of each"
+                    )));
+                }
+                seen.push(directive);
+                out.push_str(&r);
+            }
+            None if !line.starts_with('#') && line.contains('/') => {
+                return Err(ServiceError(format!(
+                    "{line:?} names a path that the test does not relocate"
+                )));
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    for d in std::iter::once("listener").chain(files.iter().map(|(d, _)| *d)) {
+        if !seen.contains(&d) {
+            return Err(ServiceError(format!("the configuration has no `{d}`")));
+        }
+    }
+    Ok(out)
+}
+
+/// Writes a Mosquitto password file holding `users` (name, password), hashed by
+/// `mosquitto_passwd` as an operator would.
+pub fn password_file(path: &Path, users: &[(&str, &str)]) -> Result<()> {
+    std::fs::write(path, "")?;
+    let tool = find_binary("mosquitto_passwd", &["/usr/bin"], "mosquitto")?;
+    for (user, password) in users {
+        let status = Command::new(&tool)
+            .arg("-b")
+            .arg(path)
+            .arg(user)
+            .arg(password)
+            .status()?;
+        if !status.success() {
+            return Err(ServiceError(format!("mosquitto_passwd failed for {user}")));
+        }
+    }
+    Ok(())
 }
 
 /// A running Mosquitto broker; stopped (cleanly) on drop.
@@ -171,7 +247,8 @@ impl Mosquitto {
         self.port
     }
 
-    /// `mqtt://127.0.0.1:PORT`, or `mqtts://…` when serving TLS.
+    /// `mqtt://127.0.0.1:PORT`, or `mqtts://…` when serving TLS (always `mqtt://` for a
+    /// configuration the test wrote with [`MosquittoBuilder::config`]).
     pub fn url(&self) -> String {
         let scheme = if self.tls { "mqtts" } else { "mqtt" };
         format!("{scheme}://127.0.0.1:{}", self.port)
@@ -236,5 +313,29 @@ impl Mosquitto {
 impl Drop for Mosquitto {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adapt_config_relocates_the_listener_and_named_files_and_nothing_else() {
+        let text = "# a comment may name /etc/x\nallow_anonymous false\nlistener 8883\n\
+                    acl_file /etc/mosquitto/acl\nrequire_certificate true\n";
+        let acl = Path::new("/tmp/t/acl");
+        let out = adapt_config(text, 4242, &[("acl_file", acl)]).unwrap();
+        assert_eq!(
+            out,
+            "# a comment may name /etc/x\nallow_anonymous false\nlistener 4242 127.0.0.1\n\
+             acl_file /tmp/t/acl\nrequire_certificate true\n"
+        );
+        // A path the test would not relocate, a missing directive, a repeated one.
+        let stray = format!("{text}cafile /etc/ca.pem\n");
+        assert!(adapt_config(&stray, 1, &[("acl_file", acl)]).is_err());
+        assert!(adapt_config(text, 1, &[("acl_file", acl), ("keyfile", acl)]).is_err());
+        let twice = format!("{text}listener 1884\n");
+        assert!(adapt_config(&twice, 1, &[("acl_file", acl)]).is_err());
     }
 }

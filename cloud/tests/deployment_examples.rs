@@ -1,0 +1,391 @@
+//! The cloud's deployment examples in `docs/examples/cloud/`, checked against the real binary:
+//!
+//! - every configuration shipped there passes `fieldlink-cloud check-config` (a file added there
+//!   is picked up without any change to this test);
+//! - the scaled-out example (`cluster-timescaledb.toml`), pointed at a test PostgreSQL, runs
+//!   through the example Mosquitto configuration and ACL (`docs/examples/mosquitto/`): over
+//!   mutual TLS with its own credentials it subscribes (shared and plain) without a refusal,
+//!   stores a gateway's birth and telemetry, and delivers a command to the gateway.
+
+mod api_support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use api_support::{eventually, get, post, request, rt};
+use fieldlink_protocol::{
+    json, Birth, CommandKind, DataKind, DeviceInfo, Ident, Point, PointInfo, Status,
+    TelemetryBatch, Value,
+};
+use fieldlink_testkit::tls::TestPki;
+use fieldlink_testkit::{adapt_config, free_port, password_file, Mosquitto, Postgres};
+use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS, TlsConfiguration, Transport};
+
+const BIN: &str = env!("CARGO_BIN_EXE_fieldlink-cloud");
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../docs/examples")
+        .canonicalize()
+        .expect("docs/examples exists")
+}
+
+/// `fieldlink-cloud` with only the given `FIELDLINK_CLOUD__…` variables (keys without the
+/// prefix) of the environment.
+fn cloud(args: &[&str], env: &[(&str, String)]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("FIELDLINK_CLOUD") {
+            cmd.env_remove(k);
+        }
+    }
+    for (k, v) in env {
+        cmd.env(format!("FIELDLINK_CLOUD__{k}"), v);
+    }
+    cmd
+}
+
+#[test]
+fn every_shipped_cloud_example_passes_check_config() {
+    let dir = examples().join("cloud");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no examples in {}", dir.display());
+    let mut failures = Vec::new();
+    for file in files {
+        assert!(
+            file.is_file() && file.extension().is_some_and(|x| x == "toml"),
+            "{} is not a .toml file; only cloud configurations belong in {}",
+            file.display(),
+            dir.display()
+        );
+        let out = cloud(&["--config", file.to_str().unwrap(), "check-config"], &[])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() || !stdout.contains("configuration is valid") {
+            failures.push(format!(
+                "{} ({}): {stdout}{}",
+                file.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "examples refused by check-config:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// The cloud process; killed on drop, its log kept for failure messages.
+struct Service {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Service {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn id(s: &str) -> Ident {
+    Ident::new(s).unwrap()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn birth() -> Vec<u8> {
+    let point = |name: &str, unit: &str, writable| PointInfo {
+        name: id(name),
+        unit: Some(unit.into()),
+        kind: DataKind::Number,
+        writable,
+    };
+    json::encode(&Status::Online(Birth {
+        gateway: id("ps-north"),
+        boot_epoch: 1,
+        ts_ms: now_ms(),
+        agent_version: "0.1.0".into(),
+        config_hash: "0123456789abcdef".into(),
+        devices: vec![DeviceInfo {
+            name: id("pump-1"),
+            points: vec![
+                point("speed", "rpm", false),
+                point("frequency_setpoint", "Hz", true),
+            ],
+        }],
+    }))
+    .unwrap()
+}
+
+#[test]
+fn the_cluster_example_runs_through_the_example_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::new(dir.path(), "fleet").unwrap();
+    let server = pki.server("broker").unwrap();
+    let gateway = pki.client("ps-north").unwrap();
+    let service_cert = pki.client("fieldlink-cloud").unwrap();
+    let passwd = dir.path().join("passwd");
+    password_file(
+        &passwd,
+        &[
+            ("ps-north", "north-secret"),
+            ("fieldlink-cloud", "cloud-secret"),
+        ],
+    )
+    .unwrap();
+    let files = [
+        ("password_file", passwd),
+        ("acl_file", examples().join("mosquitto/acl")),
+        ("cafile", pki.ca_cert().to_path_buf()),
+        ("certfile", server.server_cert.clone()),
+        ("keyfile", server.server_key.clone()),
+    ];
+    let conf = std::fs::read_to_string(examples().join("mosquitto/fieldlink.conf")).unwrap();
+    let broker = Mosquitto::builder()
+        .config(move |port| {
+            let files: Vec<(&str, &Path)> = files.iter().map(|(d, p)| (*d, p.as_path())).collect();
+            adapt_config(&conf, port, &files)
+        })
+        .start()
+        .unwrap();
+    let pg = Postgres::start().unwrap();
+    let database = pg.create_database("fieldlink").unwrap();
+
+    // The shipped file with what a test machine must supply instead: its database (plain
+    // PostgreSQL here, hence timescale = auto; the TimescaleDB variant has its own store
+    // tests), its broker, its certificates and passwords, and a free HTTP port.
+    let example = examples().join("cloud/cluster-timescaledb.toml");
+    let http = free_port();
+    let file = |p: &Path| p.to_str().unwrap().to_string();
+    let env = vec![
+        ("DATABASE__URL", database),
+        ("DATABASE__TIMESCALE", "auto".to_string()),
+        ("MQTT__URL", format!("mqtts://127.0.0.1:{}", broker.port())),
+        ("MQTT__PASSWORD", "cloud-secret".to_string()),
+        ("MQTT__CA_FILE", file(pki.ca_cert())),
+        ("MQTT__CLIENT_CERT_FILE", file(&service_cert.cert)),
+        ("MQTT__CLIENT_KEY_FILE", file(&service_cert.key)),
+        ("HTTP__LISTEN", format!("127.0.0.1:{http}")),
+    ];
+    let log = dir.path().join("cloud.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let child = cloud(&["--config", example.to_str().unwrap(), "serve"], &env)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let service = Service { child, log };
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], http));
+    let fail = |what: &str| {
+        format!(
+            "{what}\ncloud log:\n{}\nbroker log:\n{}",
+            service.log(),
+            broker.log()
+        )
+    };
+
+    let rt = rt();
+    rt.block_on(async {
+        eventually(
+            60,
+            "the cloud to be ready (database and broker)",
+            || async {
+                // Not listening yet is no answer.
+                tokio::net::TcpStream::connect(addr).await.ok()?;
+                let r = request(addr, "GET", "/health/ready", &[], None).await;
+                (r.status == 200).then_some(())
+            },
+        )
+        .await;
+    });
+    // Ready means connected; the subscriptions must also have been granted, which only the
+    // SUBACK's return codes (in the log) tell.
+    let suback = eventually_blocking("the cloud's subscriptions to be acknowledged", || {
+        service
+            .log()
+            .lines()
+            .find(|l| l.contains("subscribed return_codes"))
+            .map(str::to_owned)
+    });
+    assert!(
+        suback.contains("Success") && !suback.contains("Failure"),
+        "{}",
+        fail("the broker refused a subscription of the cloud")
+    );
+
+    let token_out = cloud(
+        &[
+            "--config",
+            example.to_str().unwrap(),
+            "token",
+            "create",
+            "--name",
+            "deployment test",
+            "--role",
+            "operator",
+        ],
+        &env,
+    )
+    .output()
+    .unwrap();
+    assert!(token_out.status.success(), "{token_out:?}");
+    let token = String::from_utf8_lossy(&token_out.stdout)
+        .lines()
+        .next()
+        .unwrap()
+        .trim()
+        .to_string();
+
+    rt.block_on(async {
+        // A gateway on the same broker, with its own certificate and password.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut o = MqttOptions::new("fieldlink-ps-north", "127.0.0.1", broker.port());
+        o.set_credentials("ps-north", "north-secret")
+            .set_keep_alive(Duration::from_secs(10));
+        o.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
+            ca: std::fs::read(pki.ca_cert()).unwrap(),
+            alpn: None,
+            client_auth: Some((
+                std::fs::read(&gateway.cert).unwrap(),
+                std::fs::read(&gateway.key).unwrap(),
+            )),
+        }));
+        let (client, mut el) = AsyncClient::new(o, 16);
+        let (cmd_tx, mut cmd_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+        let (sub_tx, sub_rx) = tokio::sync::oneshot::channel();
+        let c = client.clone();
+        tokio::spawn(async move {
+            let mut sub_tx = Some(sub_tx);
+            loop {
+                match el.poll().await {
+                    Ok(Event::Incoming(Incoming::ConnAck(_))) => {
+                        c.subscribe("fieldlink/v1/ps-north/cmd", QoS::AtLeastOnce)
+                            .await
+                            .unwrap();
+                    }
+                    Ok(Event::Incoming(Incoming::SubAck(_))) => {
+                        if let Some(tx) = sub_tx.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                    Ok(Event::Incoming(Incoming::Publish(p))) => {
+                        let _ = cmd_tx.send(p.payload.to_vec()).await;
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(60), sub_rx)
+            .await
+            .expect("the gateway subscribes to its commands")
+            .unwrap();
+
+        client
+            .publish(
+                "fieldlink/v1/ps-north/status",
+                QoS::AtLeastOnce,
+                true,
+                birth(),
+            )
+            .await
+            .unwrap();
+        let mut batch = TelemetryBatch::new(id("ps-north"), 1, 1);
+        batch
+            .points
+            .push(Point::new(id("pump-1"), id("speed"), now_ms(), 1450.0));
+        let payload =
+            fieldlink_protocol::encode_telemetry(&batch, fieldlink_protocol::Encoding::Binary)
+                .unwrap();
+        client
+            .publish(
+                "fieldlink/v1/ps-north/telemetry",
+                QoS::AtLeastOnce,
+                false,
+                payload,
+            )
+            .await
+            .unwrap();
+
+        // Stored: the reading is served by the API.
+        let latest = eventually(60, "the reading in the store", || async {
+            let r = get(
+                addr,
+                "/api/v1/gateways/ps-north/devices/pump-1/latest",
+                &token,
+            )
+            .await;
+            let v = (r.status == 200).then(|| r.json())?;
+            v.as_array()?
+                .iter()
+                .find(|l| l["metric"] == "speed")
+                .map(|l| l["reading"]["value"].clone())
+        })
+        .await;
+        assert_eq!(latest.as_f64(), Some(1450.0), "{}", fail("wrong value"));
+
+        // A command goes out on the gateway's own topic.
+        let body = serde_json::json!({"kind": {"command": "write_point", "device": "pump-1",
+            "point": "frequency_setpoint", "value": 42.5}});
+        let created = eventually(60, "the command to be accepted", || async {
+            // Until the command service has seen the birth, the command is refused with 409.
+            let r = post(addr, "/api/v1/gateways/ps-north/commands", &token, &body).await;
+            (r.status == 201).then(|| r.json())
+        })
+        .await;
+        let command_id = created["command_id"].as_str().unwrap().to_string();
+        let received = tokio::time::timeout(Duration::from_secs(60), cmd_rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{}", fail("no command reached the gateway")))
+            .unwrap();
+        let command: fieldlink_protocol::Command = json::decode(&received).unwrap();
+        assert_eq!(command.id.as_str(), command_id);
+        assert_eq!(
+            command.kind,
+            CommandKind::WritePoint {
+                device: id("pump-1"),
+                point: id("frequency_setpoint"),
+                value: Value::Number(42.5),
+            }
+        );
+    });
+}
+
+/// Polls `f` every 50 ms for up to 60 s.
+fn eventually_blocking<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
