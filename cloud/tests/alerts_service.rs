@@ -9,6 +9,7 @@
 //!   fails its first two requests, so the retries and every attempt are recorded and listed
 //!   over REST) and an SMTP sink (aiosmtpd);
 //! - rule validation names the field.
+//!
 //! On SQLite and on PostgreSQL.
 
 mod alerts_support;
