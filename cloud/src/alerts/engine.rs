@@ -515,3 +515,9 @@ fn remember(cache: &mut Cache, key: StateKey, st: StoredState) {
         cache.open.insert(key, st);
     }
 }
+
+/// Validates a rule that names no receivers (rules installed outside the API, such as the
+/// demo's); the message starts with the field at fault.
+pub fn validate(spec: &RuleSpec) -> Result<(), String> {
+    spec.validate(&[]).map_err(|e| e.to_string())
+}

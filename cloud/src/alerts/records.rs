@@ -273,18 +273,6 @@ impl AlertRecords {
         Ok(rows.iter().map(alert_row).collect())
     }
 
-    /// Alerts not yet resolved, to rebuild the evaluator's state at start.
-    pub async fn open_alerts(&self) -> Result<Vec<AlertView>, DbError> {
-        let rows = self
-            .db
-            .query(
-                &format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE status <> 'resolved'"),
-                vec![],
-            )
-            .await?;
-        Ok(rows.iter().map(alert_row).collect())
-    }
-
     /// The transitions of an alert, oldest first: (time, transition).
     pub async fn transitions(&self, alert_id: &str) -> Result<Vec<(i64, String)>, DbError> {
         let rows = self
