@@ -69,6 +69,8 @@ pub struct RawSmtp {
     pub username: Option<String>,
     pub password: Option<String>,
     pub from: String,
+    /// A PEM CA bundle to trust for the relay instead of the system's roots.
+    pub ca_file: Option<String>,
 }
 
 fn starttls() -> SmtpSecurity {
@@ -233,6 +235,15 @@ pub fn notify_settings(n: &RawNotifications) -> Result<NotifySettings, ConfigErr
                 security: s.security,
                 credentials,
                 from,
+                ca_file: match (&s.ca_file, s.security) {
+                    (Some(_), SmtpSecurity::None) => {
+                        return Err(at(
+                            "notifications.smtp.ca_file".into(),
+                            "set, but security is \"none\"",
+                        ))
+                    }
+                    (ca, _) => ca.as_ref().map(std::path::PathBuf::from),
+                },
             })
         }
     };

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::routing::NotificationBody;
@@ -25,12 +26,34 @@ fn smtp_transport(
     timeout: Duration,
 ) -> Result<AsyncSmtpTransport<Tokio1Executor>, NotifyError> {
     let tls = |e: lettre::transport::smtp::Error| NotifyError::Smtp(e.to_string());
-    let mut b = match s.security {
-        SmtpSecurity::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host),
-        SmtpSecurity::Starttls => {
+    let params = |ca: &std::path::Path| -> Result<TlsParameters, NotifyError> {
+        let pem = std::fs::read(ca).map_err(|e| {
+            NotifyError::Smtp(format!("notifications.smtp.ca_file {}: {e}", ca.display()))
+        })?;
+        let cert = Certificate::from_pem(&pem).map_err(|e| {
+            NotifyError::Smtp(format!("notifications.smtp.ca_file {}: {e}", ca.display()))
+        })?;
+        TlsParameters::builder(s.host.clone())
+            .add_root_certificate(cert)
+            .build_rustls()
+            .map_err(tls)
+    };
+    let mut b = match (s.security, &s.ca_file) {
+        (SmtpSecurity::None, _) => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host),
+        (SmtpSecurity::Starttls, None) => {
             AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host).map_err(tls)?
         }
-        SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host).map_err(tls)?,
+        (SmtpSecurity::Tls, None) => {
+            AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host).map_err(tls)?
+        }
+        (SmtpSecurity::Starttls, Some(ca)) => {
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host)
+                .tls(Tls::Required(params(ca)?))
+        }
+        (SmtpSecurity::Tls, Some(ca)) => {
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host)
+                .tls(Tls::Wrapper(params(ca)?))
+        }
     }
     .port(s.port)
     .timeout(Some(timeout));

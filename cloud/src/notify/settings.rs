@@ -43,6 +43,8 @@ pub struct SmtpSettings {
     pub security: SmtpSecurity,
     pub credentials: Option<(String, String)>,
     pub from: lettre::message::Mailbox,
+    /// A PEM CA bundle trusted for the relay's certificate instead of the system's roots.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// When a failed delivery is tried again: `initial`, doubling, at most `max` apart; after

@@ -114,11 +114,24 @@ impl Drop for SmtpSink {
 
 impl SmtpSink {
     pub fn start() -> SmtpSink {
+        SmtpSink::spawn(None)
+    }
+
+    /// Offers STARTTLS with this certificate and key, and refuses mail before it.
+    pub fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> SmtpSink {
+        SmtpSink::spawn(Some((cert, key)))
+    }
+
+    fn spawn(tls: Option<(&std::path::Path, &std::path::Path)>) -> SmtpSink {
         let dir = tempfile::tempdir().unwrap();
         let port = fieldlink_testkit::free_port();
-        let child = Command::new("python3")
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{port}"))
+        let mut cmd = Command::new("python3");
+        cmd.args(["-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("127.0.0.1:{port}"));
+        if let Some((cert, key)) = tls {
+            cmd.arg("--tlscert").arg(cert).arg("--tlskey").arg(key);
+        }
+        let child = cmd
             .args(["-c", "aiosmtpd.handlers.Mailbox"])
             .arg(dir.path().join("box"))
             .stdout(Stdio::null())
