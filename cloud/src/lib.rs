@@ -16,6 +16,7 @@ pub mod dashboard;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
+pub mod notify;
 pub mod service;
 pub mod store;
 pub mod ws;

@@ -1,5 +1,5 @@
-//! `serve` and `migrate`: wiring the store, the broker, ingest, the rollup and HTTP under one
-//! shutdown root (a `CancellationToken` and a `TaskTracker`).
+//! `serve` and `migrate`: wiring the store, the broker, ingest, the rollup, alerts and their
+//! notifications, and HTTP under one shutdown root (a `CancellationToken` and a `TaskTracker`).
 //!
 //! Stop order: the token fires (signal or caller); HTTP stops accepting; the event loop stops
 //! forwarding; the classifier and the writer drain what they hold; the writer commits and its
@@ -29,6 +29,8 @@ pub enum ServiceError {
     Broker(#[from] BrokerError),
     #[error("api: {0}")]
     Api(String),
+    #[error("notifications: {0}")]
+    Notify(#[from] crate::notify::NotifyError),
     #[error("http on {listen}: {source}")]
     Http {
         listen: SocketAddr,
@@ -128,14 +130,36 @@ pub async fn serve(
         &tracker,
     )
     .map_err(|e| ServiceError::Api(e.to_string()))?;
-    let alerts = crate::alerts::AlertEngine::load(api_db.clone())
-        .await
-        .map_err(|e| ServiceError::Api(e.to_string()))?;
+    // Alerts and notifications share a connection of their own, so neither waits behind the
+    // API's queries.
+    let alerts_db = Arc::new(
+        crate::api::ApiDb::open(&settings.store)
+            .await
+            .map_err(|e| ServiceError::Api(e.to_string()))?,
+    );
+    let notifier = crate::notify::Notifier::new(
+        alerts_db.clone(),
+        settings.notifications.clone(),
+        settings.mqtt.client_id.clone(),
+    )?;
+    let alerts = crate::alerts::AlertEngine::load_with(
+        alerts_db.clone(),
+        crate::notify::Routing::new(settings.notifications.routes()),
+        notifier.waker(),
+    )
+    .await
+    .map_err(|e| ServiceError::Api(e.to_string()))?;
     tracker.spawn(
         alerts
             .clone()
             .run(handle.subscribe_committed(), ingest_stop.clone()),
     );
+    tracker.spawn(alerts.clone().run_checks(
+        crate::alerts::SilenceReads::new(alerts_db),
+        settings.alert_check_interval,
+        ingest_stop.clone(),
+    ));
+    tracker.spawn(notifier.run(ingest_stop.clone(), settings.shutdown_grace));
     let api_state = crate::api::ApiState::new(store.clone(), api_db)
         .with_alerts(alerts)
         .with_commands(commands)

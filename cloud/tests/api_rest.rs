@@ -213,6 +213,8 @@ fn the_served_document_lists_every_route_with_bearer_auth() {
                 "/api/v1/gateways/{gateway}/devices",
                 "/api/v1/gateways/{gateway}/devices/{device}/latest",
                 "/api/v1/gateways/{gateway}/devices/{device}/series",
+                "/api/v1/notification-receivers",
+                "/api/v1/notifications",
                 "/api/v1/series/{series_id}/aggregates",
                 "/api/v1/series/{series_id}/points",
                 "/api/v1/tokens",

@@ -21,6 +21,45 @@ pub enum AlertState {
     Acknowledged { since_ms: i64 },
 }
 
+impl AlertState {
+    /// The stored form: (state, since_ms, notified_ms).
+    pub fn to_row(self) -> (&'static str, Option<i64>, Option<i64>) {
+        match self {
+            AlertState::Inactive => ("inactive", None, None),
+            AlertState::Pending { since_ms } => ("pending", Some(since_ms), None),
+            AlertState::Active {
+                since_ms,
+                notified_ms,
+            } => ("active", Some(since_ms), Some(notified_ms)),
+            AlertState::Acknowledged { since_ms } => ("acknowledged", Some(since_ms), None),
+        }
+    }
+
+    /// Reads the stored form back; an unknown state reads as inactive.
+    pub fn from_row(state: &str, since_ms: Option<i64>, notified_ms: Option<i64>) -> AlertState {
+        let since_ms = since_ms.unwrap_or(0);
+        match state {
+            "pending" => AlertState::Pending { since_ms },
+            "active" => AlertState::Active {
+                since_ms,
+                notified_ms: notified_ms.unwrap_or(since_ms),
+            },
+            "acknowledged" => AlertState::Acknowledged { since_ms },
+            _ => AlertState::Inactive,
+        }
+    }
+
+    /// The alert's status as the API shows it.
+    pub fn status(self) -> &'static str {
+        match self {
+            AlertState::Inactive => "resolved",
+            AlertState::Pending { .. } => "pending",
+            AlertState::Active { .. } => "active",
+            AlertState::Acknowledged { .. } => "acknowledged",
+        }
+    }
+}
+
 /// A change worth storing; `notify` says whether receivers are told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transition {
@@ -36,6 +75,29 @@ pub enum Transition {
 }
 
 impl Transition {
+    /// The name stored in `alert_transitions`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transition::Pending => "pending",
+            Transition::Cancelled => "cancelled",
+            Transition::Fired => "active",
+            Transition::Repeated => "repeated",
+            Transition::Acknowledged => "acknowledged",
+            Transition::Resolved { by_hand: false } => "resolved",
+            Transition::Resolved { by_hand: true } => "resolved_by_hand",
+        }
+    }
+
+    /// The event receivers are told of, for the transitions that notify.
+    pub fn event(self) -> Option<&'static str> {
+        match self {
+            Transition::Fired => Some("fired"),
+            Transition::Repeated => Some("repeated"),
+            Transition::Resolved { .. } => Some("resolved"),
+            _ => None,
+        }
+    }
+
     pub fn notify(self) -> bool {
         matches!(
             self,
@@ -63,9 +125,21 @@ impl AlertMachine {
 
     /// Applies one observation at `now_ms`.
     pub fn observe(&mut self, signal: Signal, now_ms: i64) -> Option<Transition> {
+        self.observe_since(signal, now_ms, now_ms)
+    }
+
+    /// Applies one observation at `now_ms` of a condition known to have held since
+    /// `since_ms` (a gateway offline since its will): an inactive alert starts pending from
+    /// then, or fires at once when the hold has already passed.
+    pub fn observe_since(
+        &mut self,
+        signal: Signal,
+        since_ms: i64,
+        now_ms: i64,
+    ) -> Option<Transition> {
         use AlertState::*;
         match (self.state, signal) {
-            (Inactive, Signal::Fire) if self.hold_ms == 0 => {
+            (Inactive, Signal::Fire) if now_ms - since_ms.min(now_ms) >= self.hold_ms => {
                 self.state = Active {
                     since_ms: now_ms,
                     notified_ms: now_ms,
@@ -73,7 +147,9 @@ impl AlertMachine {
                 Some(Transition::Fired)
             }
             (Inactive, Signal::Fire) => {
-                self.state = Pending { since_ms: now_ms };
+                self.state = Pending {
+                    since_ms: since_ms.min(now_ms),
+                };
                 Some(Transition::Pending)
             }
             (Inactive, _) => None,
@@ -212,6 +288,39 @@ mod tests {
         assert_eq!(m.resolve(), Some(Transition::Resolved { by_hand: true }));
         assert_eq!(m.resolve(), None);
         assert_eq!(m.observe(r.signal(90.0), 40_000), Some(Transition::Fired));
+    }
+
+    #[test]
+    fn a_condition_known_since_earlier_counts_from_then() {
+        let mut m = AlertMachine::new(60_000, None);
+        assert_eq!(
+            m.observe_since(Signal::Fire, 1_000, 31_000),
+            Some(Transition::Pending)
+        );
+        assert_eq!(m.state, AlertState::Pending { since_ms: 1_000 });
+        assert_eq!(m.observe_since(Signal::Fire, 1_000, 50_000), None);
+        assert_eq!(
+            m.observe_since(Signal::Fire, 1_000, 61_000),
+            Some(Transition::Fired)
+        );
+        let mut m = AlertMachine::new(60_000, None);
+        assert_eq!(
+            m.observe_since(Signal::Fire, 0, 90_000),
+            Some(Transition::Fired),
+            "already silent for longer than the hold"
+        );
+        for st in [
+            AlertState::Inactive,
+            AlertState::Pending { since_ms: 5 },
+            AlertState::Active {
+                since_ms: 5,
+                notified_ms: 9,
+            },
+            AlertState::Acknowledged { since_ms: 7 },
+        ] {
+            let (s, a, b) = st.to_row();
+            assert_eq!(AlertState::from_row(s, a, b), st);
+        }
     }
 
     proptest! {

@@ -1,79 +1,10 @@
-//! `alert_rules`, `alerts` and `alert_transitions` on the API's connection.
+//! `alert_rules`, `alerts` and `alert_transitions`: rules CRUD (each change bumps
+//! `alert_clock.rules`, so every instance reloads) and the alert queries of the API.
 
 use std::sync::Arc;
 
-use super::rule::{Condition, ValueRule};
-use crate::api::db::{ApiDb, DbError, Param, Row};
-
-/// How loud an alert is.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    Info,
-    Warning,
-    Critical,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Critical => "critical",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Severity> {
-        [Severity::Info, Severity::Warning, Severity::Critical]
-            .into_iter()
-            .find(|x| x.as_str() == s)
-    }
-}
-
-/// A rule as written by an admin.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct RuleSpec {
-    pub name: String,
-    #[serde(default = "enabled_default")]
-    pub enabled: bool,
-    /// Scope; each part absent matches every value.
-    pub gateway: Option<String>,
-    pub device: Option<String>,
-    pub metric: Option<String>,
-    /// `{"op": "gt", "threshold": 80}`; ops gt, ge, lt, le, eq, ne, and
-    /// `{"op": "outside_range", "low": 10, "high": 20}`.
-    #[schema(value_type = Object)]
-    pub condition: Condition,
-    /// The clear threshold (hysteresis); for outside_range a margin inside the range.
-    pub clear: Option<f64>,
-    /// Seconds the condition must hold before the alert fires.
-    #[serde(default)]
-    pub hold_secs: u32,
-    /// Seconds between notifications while the alert stays active and unacknowledged.
-    pub repeat_secs: Option<u32>,
-    pub severity: Severity,
-}
-
-fn enabled_default() -> bool {
-    true
-}
-
-impl RuleSpec {
-    pub fn value_rule(&self) -> ValueRule {
-        ValueRule {
-            condition: self.condition,
-            clear: self.clear,
-            hold_ms: self.hold_secs as i64 * 1_000,
-            repeat_ms: self.repeat_secs.map(|s| s as i64 * 1_000),
-        }
-    }
-
-    pub fn matches(&self, gateway: &str, device: &str, metric: &str) -> bool {
-        let part = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
-        part(&self.gateway, gateway) && part(&self.device, device) && part(&self.metric, metric)
-    }
-}
+pub use super::spec::{RuleKind, RuleSpec, Severity};
+use crate::api::db::{ApiDb, Committed, DbError, Param, Row, Step};
 
 /// A stored rule.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
@@ -90,6 +21,10 @@ pub struct AlertView {
     pub gateway: String,
     pub device: String,
     pub metric: String,
+    /// The rule's kind. A gateway_offline alert is about a gateway: `device` and `metric` are
+    /// empty.
+    #[serde(default)]
+    pub kind: RuleKind,
     pub severity: Severity,
     /// pending, active, acknowledged or resolved.
     pub status: String,
@@ -109,9 +44,9 @@ pub struct AlertRecords {
 }
 
 const RULE_COLUMNS: &str = "rule_id, name, enabled, gateway, device, metric, condition, clear, \
-                            hold_ms, repeat_ms, severity";
-const ALERT_COLUMNS: &str =
-    "alert_id, rule_id, gateway, device, metric, severity, status, started_at, updated_at, last_value";
+                            hold_ms, repeat_ms, severity, kind, silent_ms, receivers";
+pub(crate) const ALERT_COLUMNS: &str = "alert_id, rule_id, gateway, device, metric, severity, \
+                                        status, started_at, updated_at, last_value, kind";
 
 fn bad(what: &str) -> DbError {
     DbError::ColumnType(format!("alert_rules.{what}"))
@@ -133,11 +68,17 @@ fn rule_row(r: &Row) -> Result<StoredRule, DbError> {
             repeat_secs: r[9].int().map(|ms| (ms / 1_000) as u32),
             severity: Severity::parse(&r[10].text().unwrap_or_default())
                 .ok_or_else(|| bad("severity"))?,
+            kind: RuleKind::parse(&r[11].text().unwrap_or_default()).ok_or_else(|| bad("kind"))?,
+            silent_secs: r[12].int().map(|ms| (ms / 1_000) as u32),
+            receivers: match r[13].text() {
+                None => None,
+                Some(j) => Some(serde_json::from_str(&j).map_err(|_| bad("receivers"))?),
+            },
         },
     })
 }
 
-fn alert_row(r: &Row) -> AlertView {
+pub(crate) fn alert_row(r: &Row) -> AlertView {
     let started = r[7].int().unwrap_or(0);
     AlertView {
         alert_id: r[0].text().unwrap_or_default(),
@@ -145,6 +86,7 @@ fn alert_row(r: &Row) -> AlertView {
         gateway: r[2].text().unwrap_or_default(),
         device: r[3].text().unwrap_or_default(),
         metric: r[4].text().unwrap_or_default(),
+        kind: RuleKind::parse(&r[10].text().unwrap_or_default()).unwrap_or_default(),
         severity: Severity::parse(&r[5].text().unwrap_or_default()).unwrap_or(Severity::Info),
         status: r[6].text().unwrap_or_default(),
         started_at_ms: started,
@@ -170,7 +112,20 @@ fn rule_params(rule_id: &str, s: &RuleSpec, now: i64) -> Vec<Param> {
         s.repeat_secs.map(|r| r as i64 * 1_000).into(),
         s.severity.as_str().into(),
         now.into(),
+        s.kind.as_str().into(),
+        s.silent_secs.map(|v| v as i64 * 1_000).into(),
+        s.receivers
+            .as_ref()
+            .map(|r| serde_json::to_string(r).unwrap_or_default())
+            .into(),
     ]
+}
+
+fn bump_rules() -> Step {
+    Step::execute(
+        "UPDATE alert_clock SET rules = rules + 1 WHERE id = 1",
+        vec![],
+    )
 }
 
 impl AlertRecords {
@@ -180,13 +135,17 @@ impl AlertRecords {
 
     pub async fn insert_rule(&self, rule_id: &str, s: &RuleSpec, now: i64) -> Result<(), DbError> {
         self.db
-            .execute(
-                &format!(
-                    "INSERT INTO alert_rules ({RULE_COLUMNS}, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)"
+            .transaction(vec![
+                bump_rules(),
+                Step::execute(
+                    format!(
+                        "INSERT INTO alert_rules ({RULE_COLUMNS}, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $13, $14, $15, \
+                         $12, $12)"
+                    ),
+                    rule_params(rule_id, s, now),
                 ),
-                rule_params(rule_id, s, now),
-            )
+            ])
             .await
             .map(|_| ())
     }
@@ -197,27 +156,68 @@ impl AlertRecords {
         s: &RuleSpec,
         now: i64,
     ) -> Result<bool, DbError> {
-        let n = self
+        let r = self
             .db
-            .execute(
-                "UPDATE alert_rules SET name = $2, enabled = $3, gateway = $4, device = $5, \
-                 metric = $6, condition = $7, clear = $8, hold_ms = $9, repeat_ms = $10, \
-                 severity = $11, updated_at = $12 WHERE rule_id = $1",
-                rule_params(rule_id, s, now),
-            )
+            .transaction(vec![
+                bump_rules(),
+                Step::guarded(
+                    "UPDATE alert_rules SET name = $2, enabled = $3, gateway = $4, device = $5, \
+                     metric = $6, condition = $7, clear = $8, hold_ms = $9, repeat_ms = $10, \
+                     severity = $11, updated_at = $12, kind = $13, silent_ms = $14, \
+                     receivers = $15 WHERE rule_id = $1",
+                    rule_params(rule_id, s, now),
+                ),
+            ])
             .await?;
-        Ok(n > 0)
+        Ok(matches!(r, Committed::Done(_)))
     }
 
-    pub async fn delete_rule(&self, rule_id: &str) -> Result<bool, DbError> {
-        Ok(self
+    /// Deletes a rule; its open alerts are resolved (transition `rule_deleted`, not notified)
+    /// and its stored states go inactive, in the same transaction.
+    pub async fn delete_rule(&self, rule_id: &str, now: i64) -> Result<bool, DbError> {
+        let r = self
             .db
-            .execute(
-                "DELETE FROM alert_rules WHERE rule_id = $1",
-                vec![rule_id.into()],
-            )
-            .await?
-            > 0)
+            .transaction(vec![
+                bump_rules(),
+                Step::guarded(
+                    "DELETE FROM alert_rules WHERE rule_id = $1",
+                    vec![rule_id.into()],
+                ),
+                Step::execute(
+                    "INSERT INTO alert_transitions (alert_id, at, transition, value) \
+                     SELECT alert_id, $2, 'rule_deleted', NULL FROM alerts \
+                     WHERE rule_id = $1 AND status <> 'resolved'",
+                    vec![rule_id.into(), now.into()],
+                ),
+                Step::execute(
+                    "UPDATE alerts SET status = 'resolved', updated_at = $2 \
+                     WHERE rule_id = $1 AND status <> 'resolved'",
+                    vec![rule_id.into(), now.into()],
+                ),
+                Step::execute(
+                    "UPDATE alert_clock SET states = states + 1 WHERE id = 1",
+                    vec![],
+                ),
+                Step::execute(
+                    "UPDATE alert_states SET state = 'inactive', alert_id = NULL, \
+                     since_ms = NULL, notified_ms = NULL, \
+                     version = (SELECT states FROM alert_clock WHERE id = 1) \
+                     WHERE rule_id = $1 AND state <> 'inactive'",
+                    vec![rule_id.into()],
+                ),
+            ])
+            .await?;
+        Ok(matches!(r, Committed::Done(_)))
+    }
+
+    /// The versions of the rules and of the alert states (`alert_clock`).
+    pub async fn clock(&self) -> Result<(i64, i64), DbError> {
+        let rows = self
+            .db
+            .query("SELECT rules, states FROM alert_clock WHERE id = 1", vec![])
+            .await?;
+        let r = rows.first().ok_or_else(|| bad("alert_clock"))?;
+        Ok((r[0].int().unwrap_or(0), r[1].int().unwrap_or(0)))
     }
 
     pub async fn rules(&self) -> Result<Vec<StoredRule>, DbError> {
@@ -271,102 +271,6 @@ impl AlertRecords {
             )
             .await?;
         Ok(rows.iter().map(alert_row).collect())
-    }
-
-    /// Alerts not yet resolved, to rebuild the evaluator's state at start.
-    pub async fn open_alerts(&self) -> Result<Vec<AlertView>, DbError> {
-        let rows = self
-            .db
-            .query(
-                &format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE status <> 'resolved'"),
-                vec![],
-            )
-            .await?;
-        Ok(rows.iter().map(alert_row).collect())
-    }
-
-    /// Opens an alert; false when another evaluator already holds one open for this rule and
-    /// series (the partial unique index).
-    pub async fn open(&self, a: &AlertView, now: i64) -> Result<bool, DbError> {
-        let r = self
-            .db
-            .execute(
-                &format!(
-                    "INSERT INTO alerts ({ALERT_COLUMNS}, notified_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10)"
-                ),
-                vec![
-                    a.alert_id.clone().into(),
-                    a.rule_id.clone().into(),
-                    a.gateway.clone().into(),
-                    a.device.clone().into(),
-                    a.metric.clone().into(),
-                    a.severity.as_str().into(),
-                    a.status.clone().into(),
-                    now.into(),
-                    a.last_value.map(|v| v.to_string()).into(),
-                    (a.status == "active").then_some(now).into(),
-                ],
-            )
-            .await;
-        match r {
-            Ok(_) => {
-                self.transition(&a.alert_id, &a.status, a.last_value, now)
-                    .await?;
-                Ok(true)
-            }
-            Err(e) if e.is_constraint() => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Moves an open alert to `status` and records `transition`.
-    pub async fn set_status(
-        &self,
-        alert_id: &str,
-        status: &str,
-        transition: &str,
-        value: Option<f64>,
-        now: i64,
-    ) -> Result<bool, DbError> {
-        let n = self
-            .db
-            .execute(
-                "UPDATE alerts SET status = $1, updated_at = $2, \
-                 last_value = COALESCE($3, last_value) WHERE alert_id = $4 AND status <> 'resolved'",
-                vec![
-                    status.into(),
-                    now.into(),
-                    value.map(|v| v.to_string()).into(),
-                    alert_id.into(),
-                ],
-            )
-            .await?;
-        if n > 0 {
-            self.transition(alert_id, transition, value, now).await?;
-        }
-        Ok(n > 0)
-    }
-
-    async fn transition(
-        &self,
-        alert_id: &str,
-        transition: &str,
-        value: Option<f64>,
-        now: i64,
-    ) -> Result<(), DbError> {
-        self.db
-            .execute(
-                "INSERT INTO alert_transitions (alert_id, at, transition, value) VALUES ($1, $2, $3, $4)",
-                vec![
-                    alert_id.into(),
-                    now.into(),
-                    transition.into(),
-                    value.map(|v| v.to_string()).into(),
-                ],
-            )
-            .await
-            .map(|_| ())
     }
 
     /// The transitions of an alert, oldest first: (time, transition).

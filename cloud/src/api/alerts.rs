@@ -1,5 +1,5 @@
-//! Alert rule routes (read: viewer; write: admin) and alert routes (list: viewer; acknowledge
-//! and resolve: operator).
+//! Alert rule routes (read: viewer; write: admin), alert routes (list: viewer; acknowledge
+//! and resolve: operator) and the notification log (operator).
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -11,7 +11,13 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::{ApiError, ErrorBody};
 use super::time::now_ms;
 use super::ApiState;
-use crate::alerts::{engine, AlertEngine, AlertView, RuleSpec, Severity, StoredRule};
+use crate::alerts::{AlertEngine, AlertView, RuleSpec, Severity, StoredRule};
+use crate::notify::{NotificationView, Outbox};
+
+fn validate(e: &AlertEngine, spec: &RuleSpec) -> Result<(), ApiError> {
+    spec.validate(&e.receiver_names())
+        .map_err(|err| ApiError::bad_request(err.to_string()))
+}
 
 fn engine_of(s: &ApiState) -> Result<&AlertEngine, ApiError> {
     s.alerts.as_ref().ok_or_else(|| {
@@ -37,7 +43,9 @@ pub async fn list_rules(State(s): State<ApiState>) -> Result<Json<Vec<StoredRule
     ))
 }
 
-/// Creates a rule. Role: admin.
+/// Creates a rule. Kinds: `value` (condition, clear, hold_secs), `no_data` and
+/// `gateway_offline` (silent_secs). A refusal's message starts with the field at fault.
+/// Role: admin.
 #[utoipa::path(post, path = "/api/v1/alert-rules", tag = "alerts", request_body = RuleSpec,
     responses((status = 201, body = StoredRule), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -48,8 +56,8 @@ pub async fn create_rule(
     body: Result<Json<RuleSpec>, JsonRejection>,
 ) -> Result<(StatusCode, Json<StoredRule>), ApiError> {
     let Json(spec) = body.map_err(ApiError::rejection)?;
-    engine::validate(&spec).map_err(ApiError::bad_request)?;
     let e = engine_of(&s)?;
+    validate(e, &spec)?;
     let rule_id = format!(
         "r-{}",
         crate::auth::random_hex(6).map_err(ApiError::database)?
@@ -82,8 +90,8 @@ pub async fn update_rule(
 ) -> Result<Json<StoredRule>, ApiError> {
     let Path(rule_id) = p.map_err(ApiError::rejection)?;
     let Json(spec) = body.map_err(ApiError::rejection)?;
-    engine::validate(&spec).map_err(ApiError::bad_request)?;
     let e = engine_of(&s)?;
+    validate(e, &spec)?;
     if !e
         .records()
         .update_rule(&rule_id, &spec, now_ms())
@@ -99,7 +107,7 @@ pub async fn update_rule(
     }))
 }
 
-/// Deletes a rule. Role: admin.
+/// Deletes a rule; its open alerts are resolved without notification. Role: admin.
 #[utoipa::path(delete, path = "/api/v1/alert-rules/{rule_id}", tag = "alerts",
     params(("rule_id" = String, Path, description = "rule id")),
     responses((status = 204, description = "deleted"), (status = 401, body = ErrorBody),
@@ -113,7 +121,7 @@ pub async fn delete_rule(
     let e = engine_of(&s)?;
     if !e
         .records()
-        .delete_rule(&rule_id)
+        .delete_rule(&rule_id, now_ms())
         .await
         .map_err(ApiError::database)?
     {
@@ -224,4 +232,79 @@ pub async fn resolve(
 ) -> Result<Json<AlertView>, ApiError> {
     let Path(id) = p.map_err(ApiError::rejection)?;
     operator(&s, &id, true).await
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct NotificationQuery {
+    pub alert_id: Option<String>,
+    /// pending, delivered or failed.
+    pub status: Option<String>,
+    /// 1 to 1000; 100 when absent.
+    pub limit: Option<u32>,
+    pub offset: Option<u32>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct NotificationPage {
+    /// Newest first, each with every delivery attempt.
+    pub items: Vec<NotificationView>,
+    pub next_offset: Option<u64>,
+}
+
+/// Notifications of alert transitions (fired, repeated, resolved) to the configured
+/// receivers, with every delivery attempt: when, how long, the outcome and the receiver's
+/// answer or the error. Role: operator.
+#[utoipa::path(get, path = "/api/v1/notifications", tag = "alerts", params(NotificationQuery),
+    responses((status = 200, body = NotificationPage), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+pub async fn list_notifications(
+    State(s): State<ApiState>,
+    q: Result<Query<NotificationQuery>, QueryRejection>,
+) -> Result<Json<NotificationPage>, ApiError> {
+    let Query(q) = q.map_err(ApiError::rejection)?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1_000).contains(&limit) {
+        return Err(ApiError::bad_request("limit: must be 1 to 1000"));
+    }
+    if let Some(st) = &q.status {
+        if !["pending", "delivered", "failed"].contains(&st.as_str()) {
+            return Err(ApiError::bad_request(
+                "status: must be pending, delivered or failed",
+            ));
+        }
+    }
+    let offset = q.offset.unwrap_or(0);
+    let mut items = Outbox::new(s.db.clone())
+        .list(
+            q.alert_id.as_deref(),
+            q.status.as_deref(),
+            limit as i64 + 1,
+            offset as i64,
+        )
+        .await
+        .map_err(ApiError::database)?;
+    let more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    Ok(Json(NotificationPage {
+        items,
+        next_offset: more.then_some(offset as u64 + limit as u64),
+    }))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ReceiverList {
+    /// The names a rule's `receivers` may list.
+    pub receivers: Vec<String>,
+}
+
+/// The notification receivers configured on this instance. Role: admin.
+#[utoipa::path(get, path = "/api/v1/notification-receivers", tag = "alerts",
+    responses((status = 200, body = ReceiverList), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn list_receivers(State(s): State<ApiState>) -> Result<Json<ReceiverList>, ApiError> {
+    Ok(Json(ReceiverList {
+        receivers: engine_of(&s)?.receiver_names(),
+    }))
 }

@@ -198,36 +198,167 @@ impl ApiDb {
                 let conn = conn.clone();
                 tokio::task::spawn_blocking(move || {
                     let conn = conn.lock().map_err(|_| DbError::SqliteGone)?;
-                    let mut stmt = conn.prepare_cached(&sql)?;
-                    let width = stmt.column_count();
-                    let mut rows = stmt.query(rusqlite::params_from_iter(params.iter().map(sq)))?;
-                    let mut out = Vec::new();
-                    while let Some(r) = rows.next()? {
-                        let mut row = Vec::with_capacity(width);
-                        for i in 0..width {
-                            row.push(match r.get_ref(i)? {
-                                rusqlite::types::ValueRef::Null => Cell::Null,
-                                rusqlite::types::ValueRef::Integer(v) => Cell::Int(v),
-                                rusqlite::types::ValueRef::Text(t) => {
-                                    Cell::Text(String::from_utf8_lossy(t).into_owned())
-                                }
-                                other => {
-                                    return Err(DbError::ColumnType(format!(
-                                        "{:?}",
-                                        other.data_type()
-                                    )))
-                                }
-                            });
-                        }
-                        out.push(row);
-                    }
-                    Ok(out)
+                    sqlite_rows(&conn, &sql, &params)
                 })
                 .await
                 .map_err(|_| DbError::SqliteGone)?
             }
         }
     }
+}
+
+/// One statement of an [`ApiDb::transaction`].
+#[derive(Debug, Clone)]
+pub struct Step {
+    sql: String,
+    params: Vec<Param>,
+    returning: bool,
+    guarded: bool,
+}
+
+impl Step {
+    /// A statement whose changed-row count does not matter.
+    pub fn execute(sql: impl Into<String>, params: Vec<Param>) -> Step {
+        Step {
+            sql: sql.into(),
+            params,
+            returning: false,
+            guarded: false,
+        }
+    }
+
+    /// A statement that must change exactly one row; otherwise the whole transaction is rolled
+    /// back and reported as [`Committed::Conflict`] (a compare-and-set lost to another writer).
+    pub fn guarded(sql: impl Into<String>, params: Vec<Param>) -> Step {
+        Step {
+            guarded: true,
+            ..Step::execute(sql, params)
+        }
+    }
+
+    /// A statement whose rows (a `SELECT`, or `RETURNING`) are handed back.
+    pub fn query(sql: impl Into<String>, params: Vec<Param>) -> Step {
+        Step {
+            returning: true,
+            ..Step::execute(sql, params)
+        }
+    }
+
+    /// Also guarded: exactly one row must come back.
+    pub fn guarded_query(sql: impl Into<String>, params: Vec<Param>) -> Step {
+        Step {
+            returning: true,
+            guarded: true,
+            ..Step::execute(sql, params)
+        }
+    }
+}
+
+/// How an [`ApiDb::transaction`] ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Committed {
+    /// Every step ran and the transaction committed; the rows of each step, in order (empty
+    /// for steps that return none).
+    Done(Vec<Vec<Row>>),
+    /// The guarded step at this index did not change exactly one row: nothing was written.
+    Conflict(usize),
+}
+
+impl ApiDb {
+    /// Whether this is PostgreSQL (the few statements whose syntax differs pick by it).
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.backend, Backend::Postgres { .. })
+    }
+
+    /// Runs `steps` in one transaction (`BEGIN IMMEDIATE` on SQLite, so writers queue rather
+    /// than fail half-way), all or nothing.
+    pub async fn transaction(&self, steps: Vec<Step>) -> Result<Committed, DbError> {
+        match &self.backend {
+            Backend::Postgres { url, client } => {
+                let mut guard = client.lock().await;
+                connected(url, &mut guard).await?;
+                let c = guard.as_mut().expect("connected above");
+                let tx = c.transaction().await?;
+                let mut out = Vec::with_capacity(steps.len());
+                for (i, s) in steps.iter().enumerate() {
+                    let boxed = pg_params(&s.params);
+                    let refs: Vec<&(dyn ToSql + Sync)> = boxed
+                        .iter()
+                        .map(|b| b.as_ref() as &(dyn ToSql + Sync))
+                        .collect();
+                    let (n, rows) = if s.returning {
+                        let rows = tx.query(s.sql.as_str(), &refs).await?;
+                        let rows = rows.iter().map(pg_row).collect::<Result<Vec<_>, _>>()?;
+                        (rows.len() as u64, rows)
+                    } else {
+                        (tx.execute(s.sql.as_str(), &refs).await?, Vec::new())
+                    };
+                    if s.guarded && n != 1 {
+                        tx.rollback().await?;
+                        return Ok(Committed::Conflict(i));
+                    }
+                    out.push(rows);
+                }
+                tx.commit().await?;
+                Ok(Committed::Done(out))
+            }
+            Backend::Sqlite { conn } => {
+                let conn = conn.clone();
+                tokio::task::spawn_blocking(move || {
+                    let mut conn = conn.lock().map_err(|_| DbError::SqliteGone)?;
+                    let tx =
+                        conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                    let mut out = Vec::with_capacity(steps.len());
+                    for (i, s) in steps.iter().enumerate() {
+                        let sql = sqlite_sql(&s.sql);
+                        let (n, rows) = if s.returning {
+                            let rows = sqlite_rows(&tx, &sql, &s.params)?;
+                            (rows.len() as u64, rows)
+                        } else {
+                            let mut stmt = tx.prepare_cached(&sql)?;
+                            let n =
+                                stmt.execute(rusqlite::params_from_iter(s.params.iter().map(sq)))?;
+                            (n as u64, Vec::new())
+                        };
+                        if s.guarded && n != 1 {
+                            return Ok(Committed::Conflict(i));
+                        }
+                        out.push(rows);
+                    }
+                    tx.commit()?;
+                    Ok(Committed::Done(out))
+                })
+                .await
+                .map_err(|_| DbError::SqliteGone)?
+            }
+        }
+    }
+}
+
+fn sqlite_rows(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    params: &[Param],
+) -> Result<Vec<Row>, DbError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let width = stmt.column_count();
+    let mut rows = stmt.query(rusqlite::params_from_iter(params.iter().map(sq)))?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let mut row = Vec::with_capacity(width);
+        for i in 0..width {
+            row.push(match r.get_ref(i)? {
+                rusqlite::types::ValueRef::Null => Cell::Null,
+                rusqlite::types::ValueRef::Integer(v) => Cell::Int(v),
+                rusqlite::types::ValueRef::Text(t) => {
+                    Cell::Text(String::from_utf8_lossy(t).into_owned())
+                }
+                other => return Err(DbError::ColumnType(format!("{:?}", other.data_type()))),
+            });
+        }
+        out.push(row);
+    }
+    Ok(out)
 }
 
 /// The client, reconnecting when the previous connection closed (a database restart costs the

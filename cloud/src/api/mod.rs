@@ -106,6 +106,7 @@ fn parts() -> (Vec<(Role, Router<ApiState>)>, utoipa::openapi::OpenApi) {
         .routes(routes!(commands::create_command))
         .routes(routes!(alerts::acknowledge))
         .routes(routes!(alerts::resolve))
+        .routes(routes!(alerts::list_notifications))
         .split_for_parts();
     doc.merge(operator_doc);
     let (admin, admin_doc) = OpenApiRouter::<ApiState>::new()
@@ -113,6 +114,7 @@ fn parts() -> (Vec<(Role, Router<ApiState>)>, utoipa::openapi::OpenApi) {
         .routes(routes!(tokens::revoke_token))
         .routes(routes!(alerts::create_rule))
         .routes(routes!(alerts::update_rule, alerts::delete_rule))
+        .routes(routes!(alerts::list_receivers))
         .split_for_parts();
     doc.merge(admin_doc);
     (

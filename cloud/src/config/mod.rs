@@ -2,6 +2,7 @@
 //! once at start into validated types. Every error names the path of the key at fault
 //! (`mqtt.url`, `ingest.flush_max_points`); the binary exits with code 2 on any of them.
 
+mod notify;
 mod raw;
 
 use std::net::SocketAddr;
@@ -27,6 +28,9 @@ pub enum ConfigError {
     Load(#[from] config::ConfigError),
     #[error("{path}: {reason}")]
     Invalid { path: &'static str, reason: String },
+    /// A key whose path is built from indexes (`notifications.webhook[1].url`).
+    #[error("{path}: {reason}")]
+    Key { path: String, reason: String },
 }
 
 fn invalid(path: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -58,6 +62,9 @@ pub struct Settings {
     /// The REST/WebSocket API's settings (issue 7).
     pub api: crate::api::ApiSettings,
     pub commands: crate::commands::CommandSettings,
+    /// How often no_data and gateway_offline rules are checked.
+    pub alert_check_interval: Duration,
+    pub notifications: crate::notify::NotifySettings,
 }
 
 impl Settings {
@@ -245,7 +252,11 @@ impl Settings {
             max_ttl: Duration::from_secs(max_ttl),
             expiry_check: Duration::from_secs(1),
         };
+        let alert_check_interval = notify::check_interval(&raw.alerts)?;
+        let notifications = notify::notify_settings(&raw.notifications)?;
         Ok(Settings {
+            alert_check_interval,
+            notifications,
             api,
             commands,
             store,
@@ -399,6 +410,42 @@ mod tests {
             ("[http]\nlisten = \"nowhere\"", "http.listen"),
             ("[database]\nurl = \"mysql://x\"", "database.url"),
             ("[mqtt]\nmax_packet_bytes = 1000", "mqtt.max_packet_bytes"),
+            (
+                "[alerts]\ncheck_interval_ms = 0",
+                "alerts.check_interval_ms",
+            ),
+            (
+                "[[notifications.webhook]]\nname = \"ops\"\nurl = \"ftp://x\"",
+                "notifications.webhook[0].url",
+            ),
+            (
+                "[[notifications.webhook]]\nname = \"ops\"\nurl = \"http://x\"\n\
+                 [[notifications.webhook]]\nname = \"ops\"\nurl = \"http://y\"",
+                "notifications.webhook[1].name",
+            ),
+            (
+                "[[notifications.webhook]]\nname = \"ops\"\nurl = \"http://x\"\n\
+                 headers = { \"a b\" = \"c\" }",
+                "notifications.webhook[0].headers",
+            ),
+            (
+                "[[notifications.email]]\nname = \"m\"\nto = [\"a@b.example\"]",
+                "notifications.smtp",
+            ),
+            (
+                "[[notifications.email]]\nname = \"m\"\nto = [\"a@b.example\", \"nobody\"]\n\
+                 [notifications.smtp]\nhost = \"h\"\nfrom = \"f@h.example\"",
+                "notifications.email[0].to[1]",
+            ),
+            (
+                "[notifications.smtp]\nhost = \"h\"\nfrom = \"f@h.example\"\n\
+                 security = \"none\"\nusername = \"u\"\npassword = \"p\"",
+                "notifications.smtp.security",
+            ),
+            (
+                "[notifications]\nretry_initial_ms = 5000\nretry_max_secs = 1",
+                "notifications.retry_max_secs",
+            ),
         ];
         for (text, path) in cases {
             let err = from_toml(text).unwrap_err().to_string();
@@ -412,6 +459,29 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("flush_max_pints"), "{err}");
+    }
+
+    #[test]
+    fn receivers_are_read() {
+        let s = from_toml(
+            "[[notifications.webhook]]\nname = \"ops\"\nurl = \"https://h.example/x\"\n\
+             headers = { Authorization = \"Bearer t\" }\nmin_severity = \"warning\"\n\
+             [[notifications.email]]\nname = \"oncall\"\nto = [\"On Call <oc@h.example>\"]\n\
+             [notifications.smtp]\nhost = \"127.0.0.1\"\nport = 2525\nsecurity = \"none\"\n\
+             from = \"fieldlink@h.example\"",
+        )
+        .unwrap();
+        let n = &s.notifications;
+        assert_eq!(n.webhooks[0].url.as_str(), "https://h.example/x");
+        assert_eq!(n.webhooks[0].min_severity, crate::alerts::Severity::Warning);
+        assert_eq!(n.emails[0].to.len(), 1);
+        let smtp = n.smtp.as_ref().unwrap();
+        assert_eq!(
+            (smtp.port, smtp.security),
+            (2525, crate::notify::SmtpSecurity::None)
+        );
+        let routes: Vec<String> = n.routes().into_iter().map(|(r, _)| r).collect();
+        assert_eq!(routes, ["ops", "oncall"]);
     }
 
     #[test]

@@ -14,6 +14,8 @@ pub struct RawConfig {
     pub http: RawHttp,
     pub service: RawService,
     pub commands: RawCommands,
+    pub alerts: super::notify::RawAlerts,
+    pub notifications: super::notify::RawNotifications,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -83,6 +83,18 @@ pub const POSTGRES: &[Migration] = &[
         flavour: Flavour::Any,
         sql: include_str!("../../../migrations/postgres/0102_alerts.sql"),
     },
+    Migration {
+        version: 103,
+        name: "alert_states",
+        flavour: Flavour::Any,
+        sql: include_str!("../../../migrations/postgres/0103_alert_states.sql"),
+    },
+    Migration {
+        version: 104,
+        name: "notifications",
+        flavour: Flavour::Any,
+        sql: include_str!("../../../migrations/postgres/0104_notifications.sql"),
+    },
 ];
 
 pub const SQLITE: &[Migration] = &[
@@ -115,6 +127,18 @@ pub const SQLITE: &[Migration] = &[
         name: "alerts",
         flavour: Flavour::Any,
         sql: include_str!("../../../migrations/sqlite/0102_alerts.sql"),
+    },
+    Migration {
+        version: 103,
+        name: "alert_states",
+        flavour: Flavour::Any,
+        sql: include_str!("../../../migrations/sqlite/0103_alert_states.sql"),
+    },
+    Migration {
+        version: 104,
+        name: "notifications",
+        flavour: Flavour::Any,
+        sql: include_str!("../../../migrations/sqlite/0104_notifications.sql"),
     },
 ];
 
