@@ -77,6 +77,9 @@ fn main() -> ExitCode {
             Ok(c) => {
                 print!("{}", fieldlink_agent::summary::summary(&c));
                 println!("configuration OK: {}", path.display());
+                if let Some(note) = config::applied::describe(&path, &c) {
+                    println!("{note}");
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -85,14 +88,21 @@ fn main() -> ExitCode {
             }
         },
         Mode::Run => {
-            let c = match config::load(&path) {
+            let in_force = match config::applied::load_in_force(&path) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("{}: {e}", path.display());
                     return ExitCode::from(2);
                 }
             };
+            let c = in_force.config;
             fieldlink_agent::logging::init(&c.logging);
+            if let Some(notice) = in_force.notice {
+                tracing::warn!("{notice}");
+            }
+            if let config::applied::Source::Applied(p) = &in_force.source {
+                tracing::info!(file = %p.display(), "configuration applied from the cloud is in force");
+            }
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()

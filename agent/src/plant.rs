@@ -3,8 +3,9 @@
 //! Commands and reloads reach the running acquisition through [`Plant`]. Applying a new
 //! configuration validates it first (nothing changes on a refusal), then under the write lock
 //! stops the old acquisition, starts the new one and publishes the new report rules and birth.
-//! If the new configuration cannot be made permanent (its file cannot be written), the old one
-//! is started again: the swap is all or nothing. The journal and the MQTT session are never
+//! An applied document is made permanent in the state directory ([`config::applied`]), never
+//! over the operator's file; if it cannot be stored, the old configuration is started again:
+//! the swap is all or nothing. The journal and the MQTT session are never
 //! touched: sections that would need them (`gateway`, `mqtt`, `journal`) must stay as they are.
 
 use std::path::PathBuf;
@@ -37,7 +38,7 @@ pub struct Plant {
     outbox: Outbox,
     boot_epoch: u64,
     root: CancellationToken,
-    /// Where an applied configuration is written, so a restart keeps it.
+    /// The operator's file: re-read on reload; an applied configuration is stored against it.
     config_path: Option<PathBuf>,
 }
 
@@ -154,13 +155,17 @@ impl Plant {
         self.apply(new, Some(text)).await
     }
 
-    /// Re-reads the configuration file (SIGHUP).
+    /// Re-reads the configuration in force (SIGHUP): the operator's file, or the copy applied
+    /// from the cloud while the file is unchanged.
     pub async fn reload(&self) -> Result<String, ApplyError> {
         let Some(path) = &self.config_path else {
             return Err(ApplyError::Immutable("a configuration without a file"));
         };
-        let new = config::load(path)?;
-        self.apply(new, None).await
+        let in_force = config::applied::load_in_force(path)?;
+        if let Some(notice) = in_force.notice {
+            tracing::warn!("{notice}");
+        }
+        self.apply(in_force.config, None).await
     }
 
     async fn apply(&self, new: AgentConfig, save: Option<&str>) -> Result<String, ApplyError> {
@@ -181,7 +186,7 @@ impl Plant {
         self.stop_running(&mut cur).await;
         *cur = start(&new, &self.events, &self.root);
         if let (Some(text), Some(path)) = (save, &self.config_path) {
-            if let Err(e) = write_atomically(path, text) {
+            if let Err(e) = config::applied::save(path, &new.state_dir, text) {
                 tracing::error!(error = %e, "cannot save the new configuration; rolling back");
                 self.stop_running(&mut cur).await;
                 *cur = start(&old, &self.events, &self.root);
@@ -238,13 +243,4 @@ impl Plant {
         let mut cur = self.current.write().await;
         self.stop_running(&mut cur).await;
     }
-}
-
-fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("toml.new");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
 }

@@ -290,7 +290,15 @@ fn apply_config_swaps_devices_and_refuses_bad_documents() {
     rig.sub.wait("readings of the renamed device", |r| {
         r.points().any(|p| p.device.as_str() == "meter2")
     });
-    assert_eq!(std::fs::read_to_string(&rig.cfg).unwrap(), renamed, "saved");
+    // Kept in the state directory; the operator's file is never written.
+    assert_eq!(std::fs::read_to_string(&rig.cfg).unwrap(), text);
+    let applied = rig.dir.path().join("applied.toml");
+    assert!(
+        std::fs::read_to_string(&applied)
+            .unwrap()
+            .ends_with(&renamed),
+        "saved in the state directory"
+    );
     let rx = rig.sub.wait("a birth with the new device", |r| {
         r.statuses.iter().any(|(s, _)| match s {
             fieldlink_protocol::Status::Online(b) => {
@@ -325,6 +333,40 @@ fn apply_config_swaps_devices_and_refuses_bad_documents() {
     let ack = rig.final_ack("c-3");
     assert_eq!(ack.stage, AckStage::Rejected);
     assert!(ack.error.as_deref().unwrap().contains("[mqtt]"), "{ack:?}");
-    assert_eq!(std::fs::read_to_string(&rig.cfg).unwrap(), renamed);
+    assert!(std::fs::read_to_string(&applied)
+        .unwrap()
+        .ends_with(&renamed));
+    assert!(rig.agent.terminate().success(), "{}", rig.agent.log_text());
+
+    // A restart keeps the applied configuration while the operator's file is unchanged...
+    let log = rig.dir.path().join("agent.log");
+    let births = |device: &'static str| {
+        move |r: &Received| {
+            r.statuses.iter().any(|(s, _)| match s {
+                fieldlink_protocol::Status::Online(b) => {
+                    b.boot_epoch >= 2 && b.devices.iter().any(|d| d.name.as_str() == device)
+                }
+                _ => false,
+            })
+        }
+    };
+    rig.agent = AgentProc::start(&rig.cfg, &log);
+    rig.sub.wait(
+        "a birth with the applied device after a restart",
+        births("meter2"),
+    );
+    assert!(rig.agent.terminate().success(), "{}", rig.agent.log_text());
+
+    // ...and once the operator edits the file, the file wins and the applied copy is set aside.
+    std::fs::write(
+        &rig.cfg,
+        text.replace("name = \"meter\"", "name = \"meter3\""),
+    )
+    .unwrap();
+    rig.agent = AgentProc::start(&rig.cfg, &log);
+    rig.sub
+        .wait("a birth with the operator's device", births("meter3"));
+    assert!(!applied.exists());
+    assert!(rig.dir.path().join("applied.toml.superseded").exists());
     assert!(rig.agent.terminate().success(), "{}", rig.agent.log_text());
 }

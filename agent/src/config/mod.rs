@@ -6,8 +6,10 @@
 //! Validation reports every problem at once, each with the path of its key; nothing after this
 //! module ever meets an unchecked value. A reload (SIGHUP or an `apply_config` command) goes
 //! through exactly the same steps, so a configuration that would not start the agent is never
-//! swapped in.
+//! swapped in. A configuration applied from the cloud is kept in the state directory, never
+//! written over the operator's file ([`applied`]).
 
+pub mod applied;
 mod error;
 pub mod raw;
 mod validate;
