@@ -87,20 +87,26 @@ async fn requests_per_cycle(
             seen.insert(r.device.to_string());
         }
     }
+    // Devices poll on one 200 ms grid and a poll takes a few milliseconds, so when every
+    // device has reported the same number of polls none is on the wire: the simulator's request
+    // count is read only at those moments, and no request of an unreported poll is counted.
     let before = sim.stats().requests_total();
     let mut readings = 0u64;
+    let mut counted = (0u64, before);
     let deadline = tokio::time::Instant::now() + window;
     while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, rx.recv()).await {
         if let DriverEvent::Readings(r, _) = ev {
             assert_eq!(r.points.len(), usize::from(REGISTERS), "{:?}", r.failures);
             readings += 1;
+            if readings % u64::from(DEVICES) == 0 {
+                counted = (readings, sim.stats().requests_total());
+            }
         }
     }
     cancel.cancel();
     acq.join().await;
-    // Requests of polls that had started but not reported when the window closed are counted
-    // too; over many cycles that rounds up by at most one device's plan.
-    let requests = sim.stats().requests_total() - before;
+    let (readings, after) = counted;
+    let requests = after - before;
     let cycles = readings / u64::from(DEVICES);
     CycleFigures {
         requests_per_cycle: requests as f64 * f64::from(DEVICES) / readings.max(1) as f64,
