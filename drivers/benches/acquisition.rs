@@ -98,7 +98,7 @@ async fn requests_per_cycle(
         if let DriverEvent::Readings(r, _) = ev {
             assert_eq!(r.points.len(), usize::from(REGISTERS), "{:?}", r.failures);
             readings += 1;
-            if readings % u64::from(DEVICES) == 0 {
+            if readings.is_multiple_of(u64::from(DEVICES)) {
                 counted = (readings, sim.stats().requests_total());
             }
         }

@@ -11,7 +11,7 @@
 
 pub mod config;
 mod error;
-mod point;
+pub(crate) mod point;
 mod validate;
 
 use std::time::Duration;

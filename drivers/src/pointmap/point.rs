@@ -67,7 +67,7 @@ impl ModbusPoint {
                 Ok(Value::Str(s))
             }
             other => {
-                let x = other.as_f64().unwrap_or(f64::NAN) * self.scale + self.offset;
+                let x = scaled(other, self.scale, self.offset);
                 if x.is_finite() {
                     Ok(Value::Number(x))
                 } else {
@@ -110,6 +110,51 @@ impl ModbusPoint {
     }
 }
 
+/// A raw number in engineering units, as the decimal the device and the point map mean.
+///
+/// `raw × scale + offset` in binary floating point is rarely the decimal it stands for: 503 at
+/// scale 0.1 gives 50.300000000000004, and an f32 register holding 230.1 widens to
+/// 230.10000610351562. Such values print long in JSON, defeat the binary encoding's decimal
+/// coding and look wrong on a dashboard. So an f32 is first taken as its shortest decimal, and
+/// the result is rounded to the decimal places the operands can produce (those of the raw
+/// value plus those of the scale, or those of the offset), which is exact whenever that is at
+/// most 15 places and the scaled integer fits in 2^53; otherwise the product is kept as it is.
+fn scaled(raw: &TypedValue, scale: f64, offset: f64) -> f64 {
+    let value = match raw {
+        TypedValue::F32(v) => v.to_string().parse::<f64>().unwrap_or(f64::from(*v)),
+        other => other.as_f64().unwrap_or(f64::NAN),
+    };
+    scale_decimal(value, scale, offset)
+}
+
+/// `value × scale + offset`, rounded to the decimal places the operands can produce (see
+/// [`scaled`]).
+pub(crate) fn scale_decimal(value: f64, scale: f64, offset: f64) -> f64 {
+    let x = value * scale + offset;
+    let places = match (decimals(value), decimals(scale), decimals(offset)) {
+        (Some(v), Some(s), Some(o)) => (v + s).max(o),
+        _ => return x,
+    };
+    if !x.is_finite() || places > 15 {
+        return x;
+    }
+    let factor = 10f64.powi(places as i32);
+    let n = (x * factor).round();
+    if n.abs() >= 9_007_199_254_740_992.0 {
+        return x;
+    }
+    n / factor
+}
+
+/// Decimal places of the shortest decimal that reads back as `x`.
+fn decimals(x: f64) -> Option<u32> {
+    if !x.is_finite() {
+        return None;
+    }
+    let s = x.to_string();
+    Some(s.split_once('.').map_or(0, |(_, frac)| frac.len() as u32))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,11 +180,68 @@ mod tests {
         let p = point(DataType::I16, 0.1, -40.0);
         assert_eq!(
             p.engineering(&TypedValue::I16(631)).unwrap(),
-            Value::Number(631.0 * 0.1 - 40.0)
+            Value::Number(23.1)
         );
         assert_eq!(
             p.raw_for(&Value::Number(23.1)).unwrap(),
             TypedValue::I16(631)
+        );
+    }
+
+    /// Values that binary floating point would carry as 50.300000000000004 and
+    /// 230.10000610351562 come out as the decimals they stand for, and write back unchanged.
+    #[test]
+    fn scaled_values_are_the_decimals_they_stand_for() {
+        let tenth = point(DataType::U16, 0.1, 0.0);
+        assert_eq!(
+            tenth.engineering(&TypedValue::U16(503)).unwrap(),
+            Value::Number(50.3)
+        );
+        for raw in 0..=u16::MAX {
+            let Value::Number(x) = tenth.engineering(&TypedValue::U16(raw)).unwrap() else {
+                panic!()
+            };
+            assert_eq!(
+                x.to_string().split_once('.').map_or(0, |(_, f)| f.len()),
+                usize::from(raw % 10 != 0)
+            );
+            assert_eq!(
+                tenth.raw_for(&Value::Number(x)).unwrap(),
+                TypedValue::U16(raw)
+            );
+        }
+        let f = point(DataType::F32, 1.0, 0.0);
+        assert_eq!(
+            f.engineering(&TypedValue::F32(230.1)).unwrap(),
+            Value::Number(230.1)
+        );
+        assert_eq!(
+            f.raw_for(&Value::Number(230.1)).unwrap(),
+            TypedValue::F32(230.1)
+        );
+        let f = point(DataType::F32, 0.01, 0.5);
+        assert_eq!(
+            f.engineering(&TypedValue::F32(1234.5)).unwrap(),
+            Value::Number(12.845)
+        );
+        let milli = point(DataType::I32, 0.001, -273.15);
+        assert_eq!(
+            milli.engineering(&TypedValue::I32(300_123)).unwrap(),
+            Value::Number(26.973)
+        );
+        // Beyond what decimals can carry exactly, the product is kept.
+        let big = point(DataType::U64, 0.1, 0.0);
+        let x = u64::MAX - 5;
+        assert_eq!(
+            big.engineering(&TypedValue::U64(x)).unwrap(),
+            Value::Number(x as f64 * 0.1)
+        );
+        let plain = point(DataType::F64, 1.0, 0.0);
+        assert_eq!(
+            plain
+                .engineering(&TypedValue::F64(std::f64::consts::PI))
+                .unwrap(),
+            Value::Number(std::f64::consts::PI)
         );
     }
 

@@ -14,6 +14,7 @@ use crate::backoff::Backoff;
 use crate::event::{hand_over, now_ms, DriverEvent, PointError, PointFailure, Readings};
 use crate::health::{DeviceCounters, HealthTracker, Observation};
 use crate::modbus::connector::open_serial;
+use crate::pointmap::point::scale_decimal;
 use crate::pointmap::{SerialLineDevice, SerialSettings};
 use crate::serial_line::framing::{Frame, LineFramer};
 use crate::serial_line::parse::{parse_line, FieldValue};
@@ -199,7 +200,7 @@ impl<O: LineOpener> LineReader<O> {
             };
             let numeric = p.scale != 1.0 || p.offset != 0.0;
             let value = match v {
-                FieldValue::Number(x) => Ok(Value::Number(x * p.scale + p.offset)),
+                FieldValue::Number(x) => Ok(Value::Number(scale_decimal(*x, p.scale, p.offset))),
                 FieldValue::Bool(b) if !numeric => Ok(Value::Bool(*b)),
                 FieldValue::Text(s) if !numeric => Ok(Value::Str(s.clone())),
                 _ => Err(PointError::Field {
