@@ -51,9 +51,11 @@ fn locate_or_build() -> Result<PathBuf, String> {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
     let mut cmd = Command::new(cargo);
+    // `--locked`: the lock file the outer build used; this build never rewrites it.
     cmd.args([
         "build",
         "--quiet",
+        "--locked",
         "-p",
         "fieldlink-agent",
         "--bin",
