@@ -8,11 +8,12 @@
 //! Client → server, JSON text frames:
 //! `{"type": "subscribe", "topic": "telemetry", "gateway": "gw-1", "device": "meter", "metric": "power"}`
 //! (each filter optional, also for `alerts`), `{"type": "subscribe", "topic": "commands" |
-//! "gateway_status" | "alerts"}`, and
+//! "gateway_status" | "alerts"}`, `{"type": "subscribe", "topic": "device_status", "gateway":
+//! "gw-1", "device": "meter"}` (filters optional), and
 //! `{"type": "unsubscribe", "topic": "…"}` (drops every subscription to that topic).
 //!
 //! Server → client: `subscribed`, `unsubscribed`, `telemetry`, `command`, `gateway_status`, `alert`,
-//! `lagged`, `error`.
+//! `device_status` (see [`device`]), `lagged`, `error`.
 //!
 //! Backpressure, the named policy: each client reads the committed-batch and command-status
 //! broadcasts through its own bounded receiver ([`crate::ingest::COMMITTED_CAPACITY`] batches,
@@ -37,7 +38,9 @@ use crate::api::time::rfc3339;
 use crate::api::ApiState;
 use crate::auth::{admit, bearer, Role};
 use crate::commands::CommandRecord;
-use crate::store::WriteBatch;
+use crate::store::{DeviceHealth, WriteBatch};
+
+mod device;
 
 /// Command-status updates kept per client.
 pub const COMMAND_QUEUE: usize = 1_024;
@@ -69,6 +72,7 @@ enum Topic {
     Commands,
     GatewayStatus,
     Alerts,
+    DeviceStatus,
 }
 
 /// One telemetry filter; absent parts match everything.
@@ -97,6 +101,7 @@ struct Subscriptions {
     commands: Vec<Filter>,
     gateway_status: Vec<Filter>,
     alerts: Vec<Filter>,
+    device_status: Vec<Filter>,
 }
 
 impl Subscriptions {
@@ -106,6 +111,7 @@ impl Subscriptions {
             Topic::Commands => &mut self.commands,
             Topic::GatewayStatus => &mut self.gateway_status,
             Topic::Alerts => &mut self.alerts,
+            Topic::DeviceStatus => &mut self.device_status,
         }
     }
 }
@@ -193,7 +199,8 @@ pub async fn upgrade(
     let batches = s.ingest.as_ref().map(|i| i.subscribe_committed());
     let commands = s.commands.as_ref().map(|c| c.subscribe());
     let alerts = s.alerts.as_ref().map(|a| a.subscribe());
-    ws.on_upgrade(move |socket| client(socket, batches, commands, alerts))
+    let health = s.ingest.as_ref().map(|i| i.subscribe_device_health());
+    ws.on_upgrade(move |socket| client(socket, batches, commands, alerts, health))
 }
 
 /// Whether a receiver has been behind since its last lag notice.
@@ -220,10 +227,11 @@ async fn client(
     mut batches: Option<Receiver<Arc<WriteBatch>>>,
     mut commands: Option<Receiver<CommandRecord>>,
     mut alerts: Option<Receiver<crate::alerts::AlertView>>,
+    mut health: Option<Receiver<Arc<Vec<DeviceHealth>>>>,
 ) {
     let mut subs = Subscriptions::default();
     let (mut batch_lag, mut command_lag) = (LagState::default(), LagState::default());
-    let mut alert_lag = LagState::default();
+    let (mut alert_lag, mut health_lag) = (LagState::default(), LagState::default());
     loop {
         let next = tokio::select! {
             m = socket.recv() => match m {
@@ -275,6 +283,20 @@ async fn client(
                     Next::Lagged(n)
                 }
                 Err(RecvError::Closed) => { alerts = None; Next::Send(Vec::new()) }
+            },
+            h = recv_or_pending(&mut health) => match h {
+                Ok(changes) => {
+                    if health.as_ref().is_some_and(|r| r.is_empty()) {
+                        health_lag.behind = false;
+                    }
+                    Next::Send(device::messages(&subs.device_status, &changes))
+                }
+                Err(RecvError::Lagged(_)) if health_lag.behind => Next::Lagged(u64::MAX),
+                Err(RecvError::Lagged(n)) => {
+                    health_lag.behind = true;
+                    Next::Lagged(n)
+                }
+                Err(RecvError::Closed) => { health = None; Next::Send(Vec::new()) }
             },
         };
         let out = match next {

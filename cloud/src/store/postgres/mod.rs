@@ -8,6 +8,7 @@
 
 mod migrate;
 mod read;
+mod registry;
 mod write;
 
 use std::collections::HashMap;
