@@ -134,8 +134,8 @@ pub(super) async fn write_health(
         .prepare(
             "INSERT INTO devices (gateway, device, health_state, health_at, health_epoch,
                                   health_seq, last_error, last_error_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7::text,
-                     CASE WHEN $7::text IS NULL THEN NULL ELSE $4 END)
+             VALUES ($1, $2, $3, $4::timestamptz, $5, $6, $7::text,
+                     CASE WHEN $7::text IS NULL THEN NULL ELSE $4::timestamptz END)
              ON CONFLICT (gateway, device) DO UPDATE
              SET health_state = excluded.health_state, health_at = excluded.health_at,
                  health_epoch = excluded.health_epoch, health_seq = excluded.health_seq,
