@@ -17,6 +17,7 @@ pub mod http;
 pub mod ingest;
 pub mod metrics;
 pub mod notify;
+pub mod registry;
 pub mod service;
 pub mod store;
 pub mod ws;

@@ -39,6 +39,9 @@ enum Command {
     /// Manage API bearer tokens (create prints the secret once).
     #[command(subcommand)]
     Token(fieldlink_cloud::auth::cli::TokenCommand),
+    /// Register, list and remove gateways (for `ingest.require_registration`).
+    #[command(subcommand)]
+    Gateway(fieldlink_cloud::registry::cli::GatewayCommand),
 }
 
 fn main() -> ExitCode {
@@ -82,6 +85,10 @@ fn main() -> ExitCode {
             }
             Command::Token(cmd) => {
                 fieldlink_cloud::auth::cli::run(&settings.store, cmd, &mut std::io::stdout()).await
+            }
+            Command::Gateway(cmd) => {
+                fieldlink_cloud::registry::cli::run(&settings.store, cmd, &mut std::io::stdout())
+                    .await
             }
             _ => {
                 let stop = CancellationToken::new();

@@ -97,7 +97,12 @@ async fn behaviour(spec: StoreSpec) {
     }
 
     let devices = get(a, "/api/v1/gateways/gw-1/devices", &t).await.json();
-    assert_eq!(devices["items"], serde_json::json!(["meter"]));
+    assert_eq!(devices["items"][0]["device"], "meter", "{devices}");
+    assert_eq!(devices["items"][0]["gateway"], "gw-1");
+    // Nothing reported its health: unknown, since nobody knows when.
+    assert_eq!(devices["items"][0]["state"], "unknown");
+    assert!(devices["items"][0]["since"].is_null());
+    assert_eq!(devices["items"].as_array().unwrap().len(), 1);
     let series = get(a, "/api/v1/gateways/gw-1/devices/meter/series", &t)
         .await
         .json();
@@ -211,6 +216,7 @@ fn the_served_document_lists_every_route_with_bearer_auth() {
                 "/api/v1/gateways/{gateway}",
                 "/api/v1/gateways/{gateway}/commands",
                 "/api/v1/gateways/{gateway}/devices",
+                "/api/v1/gateways/{gateway}/devices/{device}",
                 "/api/v1/gateways/{gateway}/devices/{device}/latest",
                 "/api/v1/gateways/{gateway}/devices/{device}/series",
                 "/api/v1/notification-receivers",

@@ -9,6 +9,7 @@ const SPARK_POINTS = 60;
 const state = {
   token: localStorage.getItem(TOKEN_KEY) || '',
   gateways: new Map(),   // gateway id -> {online, last_seen, devices: [name]}
+  health: new Map(),     // "gw/device" -> {state, since, reported_state, last_error, last_error_at}
   series: new Map(),     // "gw/device/metric" -> {id, gateway, device, metric, unit, writable, live: [[ms, v]]}
   selected: null,        // series key shown in the big chart
   range: 'live',
@@ -70,8 +71,9 @@ async function loadAll() {
   const page = await api('/api/v1/gateways?limit=1000');
   for (const g of page.items) {
     const devices = await api(`/api/v1/gateways/${encodeURIComponent(g.gateway)}/devices?limit=1000`);
-    state.gateways.set(g.gateway, { ...g, devices: devices.items });
-    for (const d of devices.items) {
+    state.gateways.set(g.gateway, { ...g, devices: devices.items.map((d) => d.device) });
+    for (const h of devices.items) state.health.set(`${h.gateway}/${h.device}`, h);
+    for (const d of devices.items.map((x) => x.device)) {
       const base = `/api/v1/gateways/${encodeURIComponent(g.gateway)}/devices/${encodeURIComponent(d)}`;
       const [series, latest] = await Promise.all([api(`${base}/series`), api(`${base}/latest`)]);
       for (const s of series) {
@@ -105,7 +107,7 @@ function connect() {
   const ws = new WebSocket(`${proto}//${location.host}/api/v1/ws?token=${encodeURIComponent(state.token)}`);
   state.socket = ws;
   ws.onopen = () => {
-    for (const topic of ['telemetry', 'gateway_status', 'commands', 'alerts']) {
+    for (const topic of ['telemetry', 'gateway_status', 'device_status', 'commands', 'alerts']) {
       ws.send(JSON.stringify({ type: 'subscribe', topic }));
     }
     setStatus('live');
@@ -114,6 +116,7 @@ function connect() {
     const m = JSON.parse(ev.data);
     if (m.type === 'telemetry') onTelemetry(m);
     else if (m.type === 'gateway_status') onGatewayStatus(m);
+    else if (m.type === 'device_status') onDeviceStatus(m.device);
     else if (m.type === 'command') onCommand(m.command);
     else if (m.type === 'alert') { state.alerts.set(m.alert.alert_id, m.alert); renderAlerts(); }
     else if (m.type === 'lagged') setStatus(`live (skipped ${m.missed} updates)`);
@@ -142,6 +145,34 @@ function onGatewayStatus(m) {
   renderGateways();
 }
 
+function onDeviceStatus(h) {
+  const g = state.gateways.get(h.gateway);
+  if (!g || !g.devices.includes(h.device)) { scheduleReload(); return; }
+  state.health.set(`${h.gateway}/${h.device}`, h);
+  for (const badge of document.querySelectorAll(`[data-device="${CSS.escape(`${h.gateway}/${h.device}`)}"] .badge`)) {
+    fillDeviceBadge(badge, h);
+  }
+}
+
+// A device's health badge: its state, with since when and the last error as a tooltip.
+function deviceBadge(gw, d) {
+  const badge = el('span', { class: 'badge' });
+  fillDeviceBadge(badge, state.health.get(`${gw}/${d}`));
+  return badge;
+}
+
+function fillDeviceBadge(badge, h) {
+  const s = h ? h.state : 'unknown';
+  badge.className = `badge ${s}`;
+  badge.dataset.state = s;
+  badge.textContent = s;
+  const lines = [];
+  if (h && h.since) lines.push(`since ${new Date(h.since).toLocaleString()}`);
+  if (h && s === 'unknown' && h.reported_state) lines.push(`last reported ${h.reported_state}`);
+  if (h && h.last_error) lines.push(`last error: ${h.last_error}${h.last_error_at ? ` (${new Date(h.last_error_at).toLocaleString()})` : ''}`);
+  badge.title = lines.join('\n');
+}
+
 let reloadTimer = null;
 function scheduleReload() {
   if (reloadTimer) return;
@@ -166,7 +197,7 @@ function renderGateways() {
     box.append(el('div', { class: 'card gateway', 'data-gateway': id },
       el('h3', {}, id, el('span', { class: `badge ${g.online ? 'online' : 'offline'}` }, g.online ? 'online' : 'offline')),
       el('div', { class: 'seen' }, seen),
-      el('ul', {}, ...g.devices.map((d) => el('li', {}, d)))));
+      el('ul', {}, ...g.devices.map((d) => el('li', { 'data-device': `${id}/${d}` }, d, ' ', deviceBadge(id, d))))));
   }
 }
 
@@ -178,7 +209,7 @@ function renderDevices() {
       const rows = [...state.series.values()].filter((s) => s.gateway === gw && s.device === d);
       const table = el('table', {}, ...rows.map(metricRow));
       const card = el('div', { class: 'card device', 'data-device': `${gw}/${d}` },
-        el('h3', {}, `${d}`, el('span', { class: 'seen' }, ` · ${gw}`)), table);
+        el('h3', {}, `${d}`, el('span', { class: 'seen' }, ` · ${gw}`), deviceBadge(gw, d)), table);
       const writable = rows.filter((s) => s.writable);
       if (writable.length) card.append(writeForm(gw, d, writable));
       box.append(card);
@@ -461,6 +492,7 @@ function logout(message) {
 async function reload() {
   setStatus('loading…');
   state.gateways.clear();
+  state.health.clear();
   await loadAll();
   await loadAlerts();
   $('login').hidden = true; $('app').hidden = false; $('logout').hidden = false;

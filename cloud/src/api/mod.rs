@@ -12,7 +12,9 @@
 mod alerts;
 mod commands;
 pub mod db;
+mod devices;
 mod error;
+mod gateways;
 mod openapi;
 mod telemetry;
 pub mod time;
@@ -29,6 +31,7 @@ use utoipa_axum::routes;
 
 pub use commands::CommandView;
 pub use db::ApiDb;
+pub use devices::Device;
 pub use error::ApiError;
 
 use crate::auth::{cors, require, Cors, Guard, Role, TokenStore};
@@ -101,6 +104,7 @@ fn parts() -> (Vec<(Role, Router<ApiState>)>, utoipa::openapi::OpenApi) {
         .routes(routes!(commands::list_commands))
         .routes(routes!(alerts::list_rules))
         .routes(routes!(alerts::list_alerts))
+        .routes(routes!(devices::get_device))
         .split_for_parts();
     let (operator, operator_doc) = OpenApiRouter::<ApiState>::new()
         .routes(routes!(commands::create_command))
@@ -115,6 +119,8 @@ fn parts() -> (Vec<(Role, Router<ApiState>)>, utoipa::openapi::OpenApi) {
         .routes(routes!(alerts::create_rule))
         .routes(routes!(alerts::update_rule, alerts::delete_rule))
         .routes(routes!(alerts::list_receivers))
+        .routes(routes!(gateways::register_gateway))
+        .routes(routes!(gateways::remove_gateway))
         .split_for_parts();
     doc.merge(admin_doc);
     (

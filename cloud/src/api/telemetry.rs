@@ -74,6 +74,8 @@ pub struct Gateway {
     pub registered: bool,
     /// RFC 3339.
     pub last_seen: Option<String>,
+    /// The operator's name for it, given when registering.
+    pub name: Option<String>,
 }
 
 impl From<GatewayInfo> for Gateway {
@@ -85,6 +87,7 @@ impl From<GatewayInfo> for Gateway {
             config_hash: g.config_hash,
             registered: g.registered,
             last_seen: g.last_seen_ms.map(rfc3339),
+            name: g.name,
         }
     }
 }
@@ -141,11 +144,11 @@ pub async fn get_gateway(
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DevicePage {
-    pub items: Vec<String>,
+    pub items: Vec<super::Device>,
     pub next_offset: Option<u64>,
 }
 
-/// Devices of a gateway, ordered by name. Role: viewer.
+/// Devices of a gateway with their health, ordered by name. Role: viewer.
 #[utoipa::path(get, path = "/api/v1/gateways/{gateway}/devices", tag = "registry",
     params(("gateway" = String, Path, description = "gateway id"), PageQuery),
     responses((status = 200, body = DevicePage), (status = 400, body = ErrorBody),
@@ -160,15 +163,14 @@ pub async fn list_devices(
     let Query(q) = q.map_err(ApiError::rejection)?;
     let (offset, limit) = q.window()?;
     let gw = known_gateway(&s, &gateway).await?.gateway;
-    let mut all: Vec<String> = s
+    let all: Vec<super::Device> = s
         .store
-        .devices(&gw)
+        .device_health(&gw, None)
         .await
         .map_err(ApiError::database)?
         .into_iter()
-        .map(|d| d.to_string())
+        .map(super::Device::from)
         .collect();
-    all.sort();
     let (items, next_offset) = page(all, offset, limit);
     Ok(Json(DevicePage { items, next_offset }))
 }

@@ -9,11 +9,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use fieldlink_protocol::{
-    decode_telemetry, json, Ack, DecodeError, Event, Ident, Status, TopicKind, TopicPrefix,
-    ValidationError,
+    decode_telemetry, json, Ack, DecodeError, Event, EventKind, Ident, Status, TopicKind,
+    TopicPrefix, ValidationError,
 };
 
-use crate::store::{DeadLetter, GatewayMessage, GatewayStatus, PointRow, SeriesKey, SeriesMeta};
+use crate::store::{
+    DeadLetter, GatewayMessage, GatewayStatus, HealthReport, PointRow, ReportedState, SeriesKey,
+    SeriesMeta,
+};
 
 /// What the classifier needs to know.
 #[derive(Debug, Clone)]
@@ -36,7 +39,9 @@ pub enum Content {
         status: GatewayStatus,
         series: Vec<SeriesMeta>,
     },
-    Event(GatewayMessage),
+    /// An event, with the device health it reports when it is a device_up, device_degraded
+    /// or device_down event.
+    Event(GatewayMessage, Option<HealthReport>),
     Ack(GatewayMessage),
     /// An empty retained message clearing a status: nothing to store.
     Ignore,
@@ -49,7 +54,7 @@ impl Content {
         match self {
             Content::Telemetry { gateway, .. } => Some(gateway),
             Content::Status { status, .. } => Some(&status.gateway),
-            Content::Event(m) | Content::Ack(m) => Some(&m.gateway),
+            Content::Event(m, _) | Content::Ack(m) => Some(&m.gateway),
             Content::Ignore | Content::Dead(_) => None,
         }
     }
@@ -207,11 +212,17 @@ pub fn classify(rules: &Rules, topic: &str, payload: &[u8], received_ms: i64) ->
             Err(e) => dead(decode_reason(&e), e.to_string()),
             Ok(ev) if ev.gateway != parsed.gateway => mismatch(&ev.gateway),
             Ok(ev) => match serde_json::to_value(&ev) {
-                Ok(body) => Content::Event(GatewayMessage {
-                    gateway: ev.gateway,
-                    received_ms,
-                    body,
-                }),
+                Ok(body) => {
+                    let health = health_report(&ev, received_ms);
+                    Content::Event(
+                        GatewayMessage {
+                            gateway: ev.gateway,
+                            received_ms,
+                            body,
+                        },
+                        health,
+                    )
+                }
                 Err(e) => dead("decode", e.to_string()),
             },
         },
@@ -231,6 +242,30 @@ pub fn classify(rules: &Rules, topic: &str, payload: &[u8], received_ms: i64) ->
             "command topics flow from the cloud to gateways; the cloud does not ingest them".into(),
         ),
     }
+}
+
+/// The device health an event reports. Its time is the gateway's, but never later than the
+/// receive time (a gateway clock running ahead cannot date a state in the future).
+fn health_report(ev: &Event, received_ms: i64) -> Option<HealthReport> {
+    let (device, state, error) = match &ev.kind {
+        EventKind::DeviceUp { device } => (device, ReportedState::Online, None),
+        EventKind::DeviceDegraded { device, error } => {
+            (device, ReportedState::Degraded, Some(error.clone()))
+        }
+        EventKind::DeviceDown { device, error } => {
+            (device, ReportedState::Offline, Some(error.clone()))
+        }
+        _ => return None,
+    };
+    Some(HealthReport {
+        gateway: ev.gateway.clone(),
+        device: device.clone(),
+        state,
+        error,
+        at_ms: ev.ts_ms.min(received_ms),
+        boot_epoch: i64::try_from(ev.boot_epoch).unwrap_or(i64::MAX),
+        seq: i64::try_from(ev.seq).unwrap_or(i64::MAX),
+    })
 }
 
 #[cfg(test)]
@@ -373,5 +408,65 @@ mod tests {
             classify(&rules(), "fieldlink/v1/gw-1/status", b"", NOW),
             Content::Ignore
         );
+    }
+
+    #[test]
+    fn device_events_carry_health_dated_no_later_than_receipt() {
+        let event = |kind: EventKind, ts_ms: i64| {
+            json::encode(&Event {
+                gateway: id("gw"),
+                boot_epoch: 2,
+                seq: 7,
+                ts_ms,
+                kind,
+            })
+            .unwrap()
+        };
+        let down = event(
+            EventKind::DeviceDown {
+                device: id("meter"),
+                error: "timeout".into(),
+            },
+            NOW - 5_000,
+        );
+        let Content::Event(m, Some(h)) = classify(&rules(), "fieldlink/v1/gw/events", &down, NOW)
+        else {
+            panic!("not a health event");
+        };
+        assert_eq!(m.body["event"], "device_down");
+        assert_eq!(
+            (h.device.as_str(), h.state, h.error.as_deref(), h.at_ms),
+            (
+                "meter",
+                ReportedState::Offline,
+                Some("timeout"),
+                NOW - 5_000
+            )
+        );
+        assert_eq!((h.boot_epoch, h.seq), (2, 7));
+        let ahead = event(
+            EventKind::DeviceUp {
+                device: id("meter"),
+            },
+            NOW + 60_000,
+        );
+        let Content::Event(_, Some(h)) = classify(&rules(), "fieldlink/v1/gw/events", &ahead, NOW)
+        else {
+            panic!("not a health event");
+        };
+        assert_eq!(
+            (h.state, h.error, h.at_ms),
+            (ReportedState::Online, None, NOW)
+        );
+        let other = event(
+            EventKind::ConfigApplied {
+                config_hash: "cafe".into(),
+            },
+            NOW,
+        );
+        assert!(matches!(
+            classify(&rules(), "fieldlink/v1/gw/events", &other, NOW),
+            Content::Event(_, None)
+        ));
     }
 }

@@ -27,7 +27,7 @@ mod classify;
 mod mqtt;
 mod writer;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -97,6 +97,8 @@ pub struct IngestHandle {
     connected: Arc<AtomicBool>,
     /// Every batch the writer committed, after its commit (for the WebSocket and alerts).
     committed: tokio::sync::broadcast::Sender<Arc<crate::store::WriteBatch>>,
+    /// Device health after each commit that may have changed it (for the WebSocket).
+    health: tokio::sync::broadcast::Sender<Arc<Vec<crate::store::DeviceHealth>>>,
 }
 
 impl IngestHandle {
@@ -112,6 +114,15 @@ impl IngestHandle {
         &self,
     ) -> tokio::sync::broadcast::Receiver<Arc<crate::store::WriteBatch>> {
         self.committed.subscribe()
+    }
+
+    /// Device health as commits change it (see
+    /// [`WriteOutcome::device_health`](crate::store::WriteOutcome::device_health)), with the
+    /// same never-wait rule and capacity as [`IngestHandle::subscribe_committed`].
+    pub fn subscribe_device_health(
+        &self,
+    ) -> tokio::sync::broadcast::Receiver<Arc<Vec<crate::store::DeviceHealth>>> {
+        self.health.subscribe()
     }
 }
 
@@ -169,8 +180,10 @@ pub fn start(
         metrics.clone(),
     ));
     let (committed, _) = tokio::sync::broadcast::channel(COMMITTED_CAPACITY);
+    let (health, _) = tokio::sync::broadcast::channel(COMMITTED_CAPACITY);
     let writer = writer::Writer {
         committed: committed.clone(),
+        health: health.clone(),
         store,
         client,
         metrics,
@@ -184,7 +197,58 @@ pub fn start(
     Ok(IngestHandle {
         connected,
         committed,
+        health,
     })
+}
+
+/// How long the classifier trusts its copy of the registered set: a gateway removed by an
+/// operator (on any instance) is refused within this time.
+pub const REGISTRATION_REFRESH: Duration = Duration::from_secs(5);
+/// How long a gateway found unregistered is refused without asking the store again, so a
+/// stream from an unknown gateway costs one lookup per second, not one per message.
+const UNREGISTERED_RECHECK: Duration = Duration::from_secs(1);
+
+/// The classifier's view of which gateways an operator registered. The whole set is reloaded
+/// every [`REGISTRATION_REFRESH`]; a gateway missing from it is looked up on its own (at most
+/// every [`UNREGISTERED_RECHECK`]), so a gateway registered a moment ago is accepted at once.
+#[derive(Default)]
+struct Registrations {
+    registered: HashSet<Ident>,
+    loaded: Option<Instant>,
+    refused: HashMap<Ident, Instant>,
+}
+
+impl Registrations {
+    async fn check(&mut self, store: &Store, gw: &Ident) -> Result<bool, crate::store::StoreError> {
+        let now = Instant::now();
+        if self
+            .loaded
+            .is_none_or(|at| now.duration_since(at) >= REGISTRATION_REFRESH)
+        {
+            self.registered = store.registered_gateways().await?.into_iter().collect();
+            self.loaded = Some(now);
+            self.refused.clear();
+        }
+        if self.registered.contains(gw) {
+            return Ok(true);
+        }
+        if let Some(at) = self.refused.get(gw) {
+            if now.duration_since(*at) < UNREGISTERED_RECHECK {
+                return Ok(false);
+            }
+        }
+        match store.gateway(gw).await? {
+            Some(info) if info.registered => {
+                self.refused.remove(gw);
+                self.registered.insert(gw.clone());
+                Ok(true)
+            }
+            _ => {
+                self.refused.insert(gw.clone(), now);
+                Ok(false)
+            }
+        }
+    }
 }
 
 async fn run_classifier(
@@ -195,7 +259,7 @@ async fn run_classifier(
     store: Arc<Store>,
     metrics: Arc<Metrics>,
 ) {
-    let mut registered: HashSet<Ident> = HashSet::new();
+    let mut registrations = Registrations::default();
     while let Some(publish) = rx.recv().await {
         let received = Instant::now();
         let received_ms = now_ms();
@@ -203,28 +267,24 @@ async fn run_classifier(
         let mut content = classify(&rules, &publish.topic, &publish.payload, received_ms);
         if require_registration {
             if let Some(gw) = content.gateway() {
-                if !registered.contains(gw) {
-                    match store.gateway(gw).await {
-                        Ok(Some(info)) if info.registered => {
-                            registered.insert(gw.clone());
-                        }
-                        Ok(_) => {
-                            content = classify::dead_letter(
-                                &publish.topic,
-                                &publish.payload,
-                                received_ms,
-                                "unregistered",
-                                format!("gateway {gw} is not registered"),
-                            );
-                        }
-                        Err(e) => {
-                            // Unknown for now: leave it unacknowledged; the broker redelivers
-                            // it after the next reconnect.
-                            tracing::warn!(error = %e, gateway = %gw,
-                                "could not check registration; message left unacknowledged");
-                            metrics.unacked_messages.dec();
-                            continue;
-                        }
+                match registrations.check(&store, gw).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        content = classify::dead_letter(
+                            &publish.topic,
+                            &publish.payload,
+                            received_ms,
+                            "unregistered",
+                            format!("gateway {gw} is not registered"),
+                        );
+                    }
+                    Err(e) => {
+                        // Unknown for now: leave it unacknowledged; the broker redelivers
+                        // it after the next reconnect.
+                        tracing::warn!(error = %e, gateway = %gw,
+                            "could not check registration; message left unacknowledged");
+                        metrics.unacked_messages.dec();
+                        continue;
                     }
                 }
             }
@@ -235,7 +295,7 @@ async fn run_classifier(
                 metrics.points_received.inc_by(points.len() as u64);
             }
             Content::Status { .. } => metrics.message("status"),
-            Content::Event(_) => metrics.message("events"),
+            Content::Event(..) => metrics.message("events"),
             Content::Ack(_) => metrics.message("ack"),
             Content::Ignore => metrics.message("ignored"),
             Content::Dead(d) => {

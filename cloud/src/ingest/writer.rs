@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::classify::{dead_letter, Content};
 use crate::metrics::Metrics;
-use crate::store::{Store, StoreError, WriteBatch};
+use crate::store::{DeviceHealth, Store, StoreError, WriteBatch, WriteOutcome};
 
 /// When the writer flushes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +72,10 @@ fn assemble(items: &[Item]) -> WriteBatch {
                 b.statuses.push(status.clone());
                 b.series_meta.extend(series.iter().cloned());
             }
-            Content::Event(m) => b.events.push(m.clone()),
+            Content::Event(m, health) => {
+                b.events.push(m.clone());
+                b.health.extend(health.iter().cloned());
+            }
             Content::Ack(m) => b.acks.push(m.clone()),
             Content::Dead(d) => b.dead_letters.push(d.clone()),
             Content::Ignore => {}
@@ -84,6 +87,8 @@ fn assemble(items: &[Item]) -> WriteBatch {
 pub(super) struct Writer {
     /// Committed batches go here after their acknowledgements; a send never waits.
     pub committed: tokio::sync::broadcast::Sender<Arc<WriteBatch>>,
+    /// Device health after each commit that may have changed it; a send never waits.
+    pub health: tokio::sync::broadcast::Sender<Arc<Vec<DeviceHealth>>>,
     pub store: Arc<Store>,
     pub client: AsyncClient,
     pub metrics: Arc<Metrics>,
@@ -134,9 +139,10 @@ impl Writer {
     async fn flush(&self, items: Vec<Item>) {
         let batch = Arc::new(assemble(&items));
         match self.commit(&batch).await {
-            Ok(()) => {
+            Ok(outcome) => {
                 self.ack(&items).await;
                 let _ = self.committed.send(batch);
+                self.publish_health(outcome);
             }
             Err(e) if !e.is_transient() => {
                 tracing::error!(error = %e, messages = items.len(),
@@ -150,8 +156,14 @@ impl Writer {
         }
     }
 
+    fn publish_health(&self, outcome: WriteOutcome) {
+        if !outcome.device_health.is_empty() {
+            let _ = self.health.send(Arc::new(outcome.device_health));
+        }
+    }
+
     /// Commits, retrying transient errors until it succeeds or the service stops.
-    async fn commit(&self, batch: &Arc<WriteBatch>) -> Result<(), StoreError> {
+    async fn commit(&self, batch: &Arc<WriteBatch>) -> Result<WriteOutcome, StoreError> {
         let mut backoff = Duration::from_millis(50);
         loop {
             let t0 = Instant::now();
@@ -162,7 +174,7 @@ impl Writer {
                         .observe(t0.elapsed().as_secs_f64());
                     self.metrics.batches.inc();
                     self.metrics.points_stored.inc_by(outcome.points_inserted);
-                    return Ok(());
+                    return Ok(outcome);
                 }
                 Err(e) => {
                     self.metrics.write_errors.inc();
@@ -205,11 +217,12 @@ impl Writer {
                 r => (r, item),
             };
             match result {
-                (Ok(()), item) => {
+                (Ok(outcome), item) => {
                     self.ack(std::slice::from_ref(&item)).await;
                     let _ = self
                         .committed
                         .send(Arc::new(assemble(std::slice::from_ref(&item))));
+                    self.publish_health(outcome);
                 }
                 (Err(e), item) => tracing::error!(error = %e, topic = %item.publish.topic,
                     "could not store a message nor its dead letter; leaving it unacknowledged"),

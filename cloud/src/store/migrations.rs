@@ -95,6 +95,13 @@ pub const POSTGRES: &[Migration] = &[
         flavour: Flavour::Any,
         sql: include_str!("../../../migrations/postgres/0104_notifications.sql"),
     },
+    // 0140 and up: device health and gateway registration.
+    Migration {
+        version: 140,
+        name: "device_health",
+        flavour: Flavour::Any,
+        sql: include_str!("../../../migrations/postgres/0140_device_health.sql"),
+    },
 ];
 
 pub const SQLITE: &[Migration] = &[
@@ -139,6 +146,12 @@ pub const SQLITE: &[Migration] = &[
         name: "notifications",
         flavour: Flavour::Any,
         sql: include_str!("../../../migrations/sqlite/0104_notifications.sql"),
+    },
+    Migration {
+        version: 140,
+        name: "device_health",
+        flavour: Flavour::Any,
+        sql: include_str!("../../../migrations/sqlite/0140_device_health.sql"),
     },
 ];
 

@@ -11,6 +11,7 @@
 //! - Migrations run before anything else touches the database; on PostgreSQL under an advisory
 //!   lock, so instances starting together apply each version once.
 
+mod health;
 mod migrations;
 mod postgres;
 mod sqlite;
@@ -19,6 +20,7 @@ mod types;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use health::{DeviceHealth, DeviceState, HealthReport, ReportedState};
 pub use migrations::{Flavour, Migration};
 pub use postgres::{channel as pg_channel, InsertPath, PgStore, DEFAULT_STATEMENT_ROWS};
 pub use sqlite::SqliteStore;
@@ -195,7 +197,41 @@ impl Store {
 
     /// Marks a gateway as registered by an operator (for `require_registration`).
     pub async fn register_gateway(&self, gateway: &Ident) -> Result<(), StoreError> {
-        dispatch!(self, s => s.register_gateway(gateway).await)
+        self.register(gateway, None).await.map(|_| ())
+    }
+
+    /// Registers a gateway (creating its entry when ingest never heard from it), setting its
+    /// name when one is given. Returns whether it was not registered before.
+    pub async fn register(&self, gateway: &Ident, name: Option<&str>) -> Result<bool, StoreError> {
+        let name = name.map(str::to_string);
+        dispatch!(self, s => s.register(gateway, name).await)
+    }
+
+    /// Withdraws an operator's registration. Data is never deleted: an entry is removed only
+    /// when nothing was ever heard from the gateway (see [`Unregistered`]).
+    pub async fn unregister(&self, gateway: &Ident) -> Result<Unregistered, StoreError> {
+        dispatch!(self, s => s.unregister(gateway).await)
+    }
+
+    /// Ids of the gateways an operator registered.
+    pub async fn registered_gateways(&self) -> Result<Vec<Ident>, StoreError> {
+        Ok(self
+            .gateways()
+            .await?
+            .into_iter()
+            .filter(|g| g.registered)
+            .map(|g| g.gateway)
+            .collect())
+    }
+
+    /// Health of a gateway's devices (one device when `device` is given), ordered by name.
+    pub async fn device_health(
+        &self,
+        gateway: &Ident,
+        device: Option<&Ident>,
+    ) -> Result<Vec<DeviceHealth>, StoreError> {
+        let device = device.cloned();
+        dispatch!(self, s => s.device_health(gateway, device).await)
     }
 
     /// Whether a gateway is known, registered by an operator or by ingest.
@@ -294,6 +330,27 @@ pub const QUERY_MAX_MS: i64 = 9_000_000_000_000_000;
 
 fn clamp_ms(ms: i64) -> i64 {
     ms.clamp(QUERY_MIN_MS, QUERY_MAX_MS)
+}
+
+/// The gateways a batch may have changed device health for, each with the devices concerned
+/// (`None`: all of them, because the gateway's status changed).
+pub(crate) fn health_touched(
+    batch: &WriteBatch,
+) -> std::collections::BTreeMap<Ident, Option<std::collections::BTreeSet<Ident>>> {
+    let mut touched: std::collections::BTreeMap<Ident, Option<std::collections::BTreeSet<Ident>>> =
+        std::collections::BTreeMap::new();
+    for s in &batch.statuses {
+        touched.insert(s.gateway.clone(), None);
+    }
+    for h in &batch.health {
+        if let Some(devices) = touched
+            .entry(h.gateway.clone())
+            .or_insert_with(|| Some(Default::default()))
+        {
+            devices.insert(h.device.clone());
+        }
+    }
+    touched
 }
 
 /// Distinct hour starts (ms) touched by a set of points.

@@ -16,6 +16,7 @@ use fieldlink_protocol::Ident;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
+use super::health::HealthRow;
 use super::migrations::{Flavour, SQLITE};
 use super::types::{join_value, quality_code, quality_from, split_value};
 use super::*;
@@ -132,15 +133,81 @@ impl SqliteStore {
         self.call(move |st| write(st, &batch)).await
     }
 
-    pub async fn register_gateway(&self, gateway: &Ident) -> Result<(), StoreError> {
+    pub async fn register(
+        &self,
+        gateway: &Ident,
+        name: Option<String>,
+    ) -> Result<bool, StoreError> {
         let gw = gateway.clone();
         self.call(move |st| {
-            st.conn.execute(
-                "INSERT INTO gateways (gateway, registered, first_seen) VALUES (?1, 1, ?2)
-                 ON CONFLICT (gateway) DO UPDATE SET registered = 1",
-                params![gw.as_str(), now_ms()],
+            let tx = st
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let before: Option<bool> = tx
+                .query_row(
+                    "SELECT registered FROM gateways WHERE gateway = ?1",
+                    [gw.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            tx.execute(
+                "INSERT INTO gateways (gateway, registered, first_seen, name) VALUES (?1, 1, ?2, ?3)
+                 ON CONFLICT (gateway) DO UPDATE
+                 SET registered = 1, name = coalesce(excluded.name, name)",
+                params![gw.as_str(), now_ms(), name],
             )?;
-            Ok(())
+            tx.commit()?;
+            Ok(before != Some(true))
+        })
+        .await
+    }
+
+    pub async fn unregister(&self, gateway: &Ident) -> Result<Unregistered, StoreError> {
+        let gw = gateway.clone();
+        self.call(move |st| {
+            let tx = st
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let row: Option<(bool, bool)> = tx
+                .query_row(
+                    "SELECT registered,
+                            last_seen IS NULL AND status_at IS NULL
+                            AND NOT EXISTS (SELECT 1 FROM devices d WHERE d.gateway = g.gateway)
+                            AND NOT EXISTS (SELECT 1 FROM commands c WHERE c.gateway = g.gateway)
+                     FROM gateways g WHERE gateway = ?1",
+                    [gw.as_str()],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let outcome = match row {
+                None | Some((false, _)) => Unregistered::NotRegistered,
+                Some((true, true)) => {
+                    tx.execute("DELETE FROM gateways WHERE gateway = ?1", [gw.as_str()])?;
+                    Unregistered::Deleted
+                }
+                Some((true, false)) => {
+                    tx.execute(
+                        "UPDATE gateways SET registered = 0 WHERE gateway = ?1",
+                        [gw.as_str()],
+                    )?;
+                    Unregistered::Kept
+                }
+            };
+            tx.commit()?;
+            Ok(outcome)
+        })
+        .await
+    }
+
+    pub async fn device_health(
+        &self,
+        gateway: &Ident,
+        device: Option<Ident>,
+    ) -> Result<Vec<DeviceHealth>, StoreError> {
+        let gw = gateway.clone();
+        self.call(move |st| {
+            let rows = health_rows(&st.conn, &gw, device.as_ref())?;
+            Ok(rows.into_iter().map(HealthRow::resolve).collect())
         })
         .await
     }
@@ -385,7 +452,7 @@ fn stored_point(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredPoint> {
 
 fn gateways(conn: &Connection, only: Option<&str>) -> Result<Vec<GatewayInfo>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT gateway, online, agent_version, config_hash, registered, last_seen
+        "SELECT gateway, online, agent_version, config_hash, registered, last_seen, name
          FROM gateways WHERE ?1 IS NULL OR gateway = ?1 ORDER BY gateway",
     )?;
     let rows = stmt
@@ -397,12 +464,13 @@ fn gateways(conn: &Connection, only: Option<&str>) -> Result<Vec<GatewayInfo>, S
                 r.get::<_, Option<String>>(3)?,
                 r.get::<_, bool>(4)?,
                 r.get::<_, Option<i64>>(5)?,
+                r.get::<_, Option<String>>(6)?,
             ))
         })?
         .collect::<Result<Vec<_>, _>>()?;
     rows.into_iter()
         .map(
-            |(g, online, agent_version, config_hash, registered, last_seen_ms)| {
+            |(g, online, agent_version, config_hash, registered, last_seen_ms, name)| {
                 Ok(GatewayInfo {
                     gateway: ident(g)?,
                     online,
@@ -410,10 +478,72 @@ fn gateways(conn: &Connection, only: Option<&str>) -> Result<Vec<GatewayInfo>, S
                     config_hash,
                     registered,
                     last_seen_ms,
+                    name,
                 })
             },
         )
         .collect()
+}
+
+fn health_rows(
+    conn: &Connection,
+    gateway: &Ident,
+    device: Option<&Ident>,
+) -> Result<Vec<HealthRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT d.device, d.health_state, d.health_at, d.health_epoch, d.last_error,
+                d.last_error_at, g.online, g.boot_epoch, g.status_at
+         FROM devices d JOIN gateways g USING (gateway)
+         WHERE d.gateway = ?1 AND (?2 IS NULL OR d.device = ?2) ORDER BY d.device",
+    )?;
+    let rows = stmt
+        .query_map(params![gateway.as_str(), device.map(|d| d.as_str())], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, Option<i64>>(5)?,
+                r.get::<_, bool>(6)?,
+                r.get::<_, Option<i64>>(7)?,
+                r.get::<_, Option<i64>>(8)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(
+            |(d, state, at, epoch, error, error_at, online, gw_epoch, status_at)| {
+                Ok(HealthRow {
+                    gateway: gateway.clone(),
+                    device: ident(d)?,
+                    health_state: state,
+                    health_at_ms: at,
+                    health_epoch: epoch,
+                    last_error: error,
+                    last_error_ms: error_at,
+                    gateway_online: online,
+                    gateway_epoch: gw_epoch,
+                    status_at_ms: status_at,
+                })
+            },
+        )
+        .collect()
+}
+
+/// Health after the commit of every device `batch` may have changed (see
+/// [`WriteOutcome::device_health`]).
+fn touched_health(conn: &Connection, batch: &WriteBatch) -> Result<Vec<DeviceHealth>, StoreError> {
+    let touched = super::health_touched(batch);
+    let mut out = Vec::new();
+    for (gw, devices) in touched {
+        for row in health_rows(conn, &gw, None)? {
+            if devices.as_ref().is_none_or(|d| d.contains(&row.device)) {
+                out.push(row.resolve());
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn write(st: &mut SqliteState, batch: &WriteBatch) -> Result<WriteOutcome, StoreError> {
@@ -533,6 +663,30 @@ fn write(st: &mut SqliteState, batch: &WriteBatch) -> Result<WriteOutcome, Store
                 e.body.to_string()
             ])?;
         }
+        let mut health = tx.prepare_cached(
+            "INSERT INTO devices (gateway, device, first_seen, health_state, health_at,
+                                  health_epoch, health_seq, last_error, last_error_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, CASE WHEN ?8 IS NULL THEN NULL ELSE ?5 END)
+             ON CONFLICT (gateway, device) DO UPDATE
+             SET health_state = excluded.health_state, health_at = excluded.health_at,
+                 health_epoch = excluded.health_epoch, health_seq = excluded.health_seq,
+                 last_error = coalesce(excluded.last_error, last_error),
+                 last_error_at = coalesce(excluded.last_error_at, last_error_at)
+             WHERE health_epoch IS NULL
+                OR (excluded.health_epoch, excluded.health_seq) > (health_epoch, health_seq)",
+        )?;
+        for h in &batch.health {
+            health.execute(params![
+                h.gateway.as_str(),
+                h.device.as_str(),
+                now,
+                h.state.as_str(),
+                h.at_ms,
+                h.boot_epoch,
+                h.seq,
+                h.error
+            ])?;
+        }
         let mut ack = tx.prepare_cached(
             "INSERT INTO command_acks (gateway, received_at, body) VALUES (?1, ?2, ?3)",
         )?;
@@ -544,9 +698,11 @@ fn write(st: &mut SqliteState, batch: &WriteBatch) -> Result<WriteOutcome, Store
             ])?;
         }
     }
+    let device_health = touched_health(&tx, batch)?;
     tx.commit()?;
     st.series.extend(new_series);
     Ok(WriteOutcome {
         points_inserted: inserted,
+        device_health,
     })
 }

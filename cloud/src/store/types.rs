@@ -77,6 +77,8 @@ pub struct WriteBatch {
     pub seen: Vec<(Ident, i64)>,
     pub events: Vec<GatewayMessage>,
     pub acks: Vec<GatewayMessage>,
+    /// Device health from the events above, in arrival order.
+    pub health: Vec<super::HealthReport>,
 }
 
 impl WriteBatch {
@@ -88,14 +90,19 @@ impl WriteBatch {
             && self.seen.is_empty()
             && self.events.is_empty()
             && self.acks.is_empty()
+            && self.health.is_empty()
     }
 }
 
 /// What a committed batch changed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteOutcome {
     /// Points that were new; replays are not counted.
     pub points_inserted: u64,
+    /// After the commit, the health of every device the batch may have changed: those it
+    /// carried a report for, and every device of a gateway whose status it carried. A device
+    /// can appear with an unchanged state (a stale report, a repeated birth).
+    pub device_health: Vec<super::DeviceHealth>,
 }
 
 /// A stored reading as read back.
@@ -167,6 +174,20 @@ pub struct GatewayInfo {
     pub config_hash: Option<String>,
     pub registered: bool,
     pub last_seen_ms: Option<i64>,
+    /// The operator's name for it, given when registering.
+    pub name: Option<String>,
+}
+
+/// What unregistering a gateway did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unregistered {
+    /// No operator had registered it (unknown, or registered by ingest).
+    NotRegistered,
+    /// It had never been heard from and nothing refers to it: its entry is gone.
+    Deleted,
+    /// Its devices, series and history stay; it is no longer registered, so with
+    /// `require_registration` its messages are dead-lettered from now on.
+    Kept,
 }
 
 /// The value column encoding shared by every store: numbers and booleans in `value`, strings in

@@ -8,11 +8,12 @@
 //! Client → server, JSON text frames:
 //! `{"type": "subscribe", "topic": "telemetry", "gateway": "gw-1", "device": "meter", "metric": "power"}`
 //! (each filter optional, also for `alerts`), `{"type": "subscribe", "topic": "commands" |
-//! "gateway_status" | "alerts"}`, and
+//! "gateway_status" | "alerts"}`, `{"type": "subscribe", "topic": "device_status", "gateway":
+//! "gw-1", "device": "meter"}` (filters optional), and
 //! `{"type": "unsubscribe", "topic": "…"}` (drops every subscription to that topic).
 //!
 //! Server → client: `subscribed`, `unsubscribed`, `telemetry`, `command`, `gateway_status`, `alert`,
-//! `lagged`, `error`.
+//! `device_status` (see [`device`]), `lagged`, `error`.
 //!
 //! Backpressure, the named policy: each client reads the committed-batch and command-status
 //! broadcasts through its own bounded receiver ([`crate::ingest::COMMITTED_CAPACITY`] batches,
@@ -46,7 +47,9 @@ use crate::api::time::rfc3339;
 use crate::api::{ApiState, CommandView};
 use crate::auth::{admit, bearer, Role};
 use crate::commands::CommandRecord;
-use crate::store::WriteBatch;
+use crate::store::{DeviceHealth, WriteBatch};
+
+mod device;
 
 /// Command-status updates kept per client.
 pub const COMMAND_QUEUE: usize = 1_024;
@@ -78,6 +81,7 @@ enum Topic {
     Commands,
     GatewayStatus,
     Alerts,
+    DeviceStatus,
 }
 
 /// One telemetry filter; absent parts match everything.
@@ -106,6 +110,7 @@ struct Subscriptions {
     commands: Vec<Filter>,
     gateway_status: Vec<Filter>,
     alerts: Vec<Filter>,
+    device_status: Vec<Filter>,
 }
 
 impl Subscriptions {
@@ -115,6 +120,7 @@ impl Subscriptions {
             Topic::Commands => &mut self.commands,
             Topic::GatewayStatus => &mut self.gateway_status,
             Topic::Alerts => &mut self.alerts,
+            Topic::DeviceStatus => &mut self.device_status,
         }
     }
 }
@@ -212,6 +218,7 @@ pub async fn upgrade(
         batches,
         commands,
         alerts,
+        health: s.ingest.as_ref().map(|i| i.subscribe_device_health()),
         remote: remote.map(|Extension(f)| f.subscribe()),
     };
     ws.on_upgrade(move |socket| client(socket, feeds))
@@ -222,6 +229,7 @@ struct Feeds {
     batches: Option<Receiver<Arc<WriteBatch>>>,
     commands: Option<Receiver<CommandRecord>>,
     alerts: Option<Receiver<crate::alerts::AlertView>>,
+    health: Option<Receiver<Arc<Vec<DeviceHealth>>>>,
     remote: Option<Receiver<fanout::Remote>>,
 }
 
@@ -249,11 +257,13 @@ async fn client(mut socket: WebSocket, feeds: Feeds) {
         mut batches,
         mut commands,
         mut alerts,
+        mut health,
         mut remote,
     } = feeds;
     let mut subs = Subscriptions::default();
     let (mut batch_lag, mut command_lag) = (LagState::default(), LagState::default());
     let (mut alert_lag, mut remote_lag) = (LagState::default(), LagState::default());
+    let mut health_lag = LagState::default();
     loop {
         let next = tokio::select! {
             m = socket.recv() => match m {
@@ -319,6 +329,20 @@ async fn client(mut socket: WebSocket, feeds: Feeds) {
                     Next::Lagged(n)
                 }
                 Err(RecvError::Closed) => { remote = None; Next::Send(Vec::new()) }
+            },
+            h = recv_or_pending(&mut health) => match h {
+                Ok(changes) => {
+                    if health.as_ref().is_some_and(|r| r.is_empty()) {
+                        health_lag.behind = false;
+                    }
+                    Next::Send(device::messages(&subs.device_status, &changes))
+                }
+                Err(RecvError::Lagged(_)) if health_lag.behind => Next::Lagged(u64::MAX),
+                Err(RecvError::Lagged(n)) => {
+                    health_lag.behind = true;
+                    Next::Lagged(n)
+                }
+                Err(RecvError::Closed) => { health = None; Next::Send(Vec::new()) }
             },
         };
         let out = match next {

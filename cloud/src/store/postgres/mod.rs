@@ -9,6 +9,7 @@
 pub mod channel;
 mod migrate;
 mod read;
+mod registry;
 mod write;
 
 use std::collections::HashMap;

@@ -39,18 +39,6 @@ fn bucket(r: &Row) -> Bucket {
 }
 
 impl PgStore {
-    pub async fn register_gateway(&self, gateway: &Ident) -> Result<(), StoreError> {
-        let mut held = self.hold().await?;
-        held.client()
-            .execute(
-                "INSERT INTO gateways (gateway, registered) VALUES ($1, true)
-                 ON CONFLICT (gateway) DO UPDATE SET registered = true",
-                &[&gateway.as_str()],
-            )
-            .await?;
-        Ok(())
-    }
-
     pub async fn gateway(&self, gateway: &Ident) -> Result<Option<GatewayInfo>, StoreError> {
         Ok(self.gateways_where(Some(gateway.as_str())).await?.pop())
     }
@@ -64,7 +52,7 @@ impl PgStore {
         let rows = held
             .client()
             .query(
-                "SELECT gateway, online, agent_version, config_hash, registered, last_seen
+                "SELECT gateway, online, agent_version, config_hash, registered, last_seen, name
                  FROM gateways WHERE $1::text IS NULL OR gateway = $1 ORDER BY gateway",
                 &[&only],
             )
@@ -78,6 +66,7 @@ impl PgStore {
                     config_hash: r.get(3),
                     registered: r.get(4),
                     last_seen_ms: r.get::<_, Option<std::time::SystemTime>>(5).map(from_time),
+                    name: r.get(6),
                 })
             })
             .collect()

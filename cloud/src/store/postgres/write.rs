@@ -88,6 +88,7 @@ impl PgStore {
             InsertPath::Values => insert_values(&tx, &columns, self.statement_rows).await?,
         };
         write_messages(&tx, &batch).await?;
+        super::registry::write_health(&tx, &batch.health).await?;
         if self.backend == Backend::Postgres && !batch.points.is_empty() {
             let hours: Vec<SystemTime> = touched_hours(&batch.points)
                 .into_iter()
@@ -100,10 +101,12 @@ impl PgStore {
             )
             .await?;
         }
+        let device_health = super::registry::touched_health(&tx, &batch).await?;
         tx.commit().await?;
         session.series.extend(new_series);
         Ok(WriteOutcome {
             points_inserted: inserted,
+            device_health,
         })
     }
 
