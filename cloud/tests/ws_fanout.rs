@@ -6,8 +6,9 @@
 //!   that both instances ingested a share and delivered the other's notifications.
 //! - Commands and alert changes made through the REST API of one instance reach the client of
 //!   the other.
-//! - PostgreSQL restarts: each instance reports the gap in listening, and the fan-out resumes
-//!   (telemetry ingested after the restart by either instance reaches both clients, once).
+//! - PostgreSQL restarts: each instance reports the gap in listening (metrics, and a `gap`
+//!   message to its clients), and the fan-out resumes (telemetry ingested after the restart by
+//!   either instance reaches both clients, once).
 
 mod api_support;
 
@@ -496,6 +497,15 @@ fn instances_on_one_database_fan_out_live_events_to_each_others_clients() {
             )
             .await;
         }
+        // Their clients are told what time the gap covers.
+        for (client, who) in [(&on_a, "a"), (&on_b, "b")] {
+            let gap = eventually(10, &format!("a gap message on {who}'s client"), || async {
+                client.of("gap").pop()
+            })
+            .await;
+            let (from, to) = (gap["from"].as_str().unwrap(), gap["to"].as_str().unwrap());
+            assert!(from < to, "{gap}");
+        }
         let before = (
             ingested(a.http, "telemetry").await,
             ingested(b.http, "telemetry").await,
@@ -513,6 +523,8 @@ fn instances_on_one_database_fan_out_live_events_to_each_others_clients() {
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert_once(&on_a.points(), &all);
         assert_once(&on_b.points(), &all);
+        assert_eq!(on_a.of("gap").len(), 1, "one gap, one message");
+        assert_eq!(on_b.of("gap").len(), 1, "one gap, one message");
         let shares_after = (
             ingested(a.http, "telemetry").await - before.0,
             ingested(b.http, "telemetry").await - before.1,

@@ -33,8 +33,9 @@
 //! with its length, and recorded in `fieldlink_cloud_fanout_listen_gap_seconds` (count and
 //! total); `fieldlink_cloud_fanout_listening` is 0 during it; the payloads found missing
 //! afterwards by their sequence numbers are counted in
-//! `fieldlink_cloud_fanout_notifications_missed_total`. Clients that must not miss anything
-//! read REST after a reconnect of their own; live events are a view, not a record.
+//! `fieldlink_cloud_fanout_notifications_missed_total`. Every client is told with a `gap`
+//! message (its `from` and `to` times), so a dashboard can read REST again; live events are a
+//! view, not a record.
 
 mod wire;
 
@@ -283,6 +284,11 @@ async fn receive(
         ListenerEvent::Listening { gap: Some(gap) } => {
             metrics.fanout_listening.set(1);
             metrics.fanout_listen_gap_seconds.observe(gap.as_secs_f64());
+            let to_ms = crate::api::time::now_ms();
+            let _ = feed.send(Remote::Gap {
+                from_ms: to_ms - gap.as_millis() as i64,
+                to_ms,
+            });
             tracing::warn!(gap_ms = gap.as_millis() as u64,
                 "listening for other instances' live events again; what they published during the gap did not reach this instance's WebSocket clients");
         }

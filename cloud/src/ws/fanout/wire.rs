@@ -54,6 +54,12 @@ pub enum Remote {
     Batch(Arc<WriteBatch>),
     Command(Arc<CommandView>),
     Alert(Arc<AlertView>),
+    /// This instance was not listening between these times (milliseconds since the Unix
+    /// epoch): what other instances published then is missing.
+    Gap {
+        from_ms: i64,
+        to_ms: i64,
+    },
 }
 
 /// Why a local event was not published.
