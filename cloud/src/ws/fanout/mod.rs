@@ -37,7 +37,7 @@
 //! message (its `from` and `to` times), so a dashboard can read REST again; live events are a
 //! view, not a record.
 
-mod wire;
+pub mod wire;
 
 use std::sync::Arc;
 use std::time::Instant;
