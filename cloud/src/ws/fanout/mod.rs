@@ -121,14 +121,14 @@ pub fn start(
 }
 
 /// Payloads waiting for the next send, and how many local events they carry.
-struct Outbox {
+struct Unsent {
     encoder: Encoder,
     payloads: Vec<String>,
     events: u64,
     metrics: Arc<Metrics>,
 }
 
-impl Outbox {
+impl Unsent {
     fn shed(&self, reason: &str, n: u64) {
         self.metrics.fanout_shed(reason, n);
     }
@@ -205,7 +205,7 @@ async fn publish(
     let mut batches = Some(local.batches);
     let mut commands = Some(local.commands);
     let mut alerts = Some(local.alerts);
-    let mut out = Outbox {
+    let mut out = Unsent {
         encoder,
         payloads: Vec::new(),
         events: 0,
