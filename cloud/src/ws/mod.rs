@@ -1,5 +1,5 @@
-//! The WebSocket: one endpoint, `GET /api/v1/ws`, for live telemetry, command status and
-//! gateway status.
+//! The WebSocket: one endpoint, `GET /api/v1/ws`, for live telemetry, gateway status, command
+//! status and alerts.
 //!
 //! Auth is checked before the upgrade, with the same rule as REST (viewer or above; 401/403):
 //! an `Authorization: Bearer` header, or `?token=` because browsers cannot set headers on a
@@ -13,7 +13,9 @@
 //! `{"type": "unsubscribe", "topic": "…"}` (drops every subscription to that topic).
 //!
 //! Server → client: `subscribed`, `unsubscribed`, `telemetry`, `command`, `gateway_status`, `alert`,
-//! `device_status` (see [`device`]), `lagged`, `error`.
+//! `device_status` (see [`device`]), `lagged`, `gap`, `error`. `{"type": "gap", "from": "…",
+//! "to": "…"}` (RFC 3339) says this instance could not hear the other instances' events between
+//! those times (a database restart, see [`fanout`]): read REST for what may be missing.
 //!
 //! Backpressure, the named policy: each client reads the committed-batch and command-status
 //! broadcasts through its own bounded receiver ([`crate::ingest::COMMITTED_CAPACITY`] batches,
@@ -190,6 +192,11 @@ fn remote_messages(subs: &Subscriptions, e: &fanout::Remote) -> Vec<serde_json::
         fanout::Remote::Batch(b) => batch_messages(subs, b),
         fanout::Remote::Command(c) => command_message(subs, c).into_iter().collect(),
         fanout::Remote::Alert(a) => alert_message(subs, a).into_iter().collect(),
+        fanout::Remote::Gap { from_ms, to_ms } => vec![serde_json::json!({
+            "type": "gap",
+            "from": rfc3339(*from_ms),
+            "to": rfc3339(*to_ms),
+        })],
     }
 }
 

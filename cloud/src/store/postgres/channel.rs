@@ -143,11 +143,9 @@ pub async fn listen(
         let r = session(url, channel, &stop, &mut |ev| {
             if let ListenerEvent::Listening { .. } = ev {
                 listened = true;
-                let gap = if ever {
-                    Some(lost_at.take().map(|t| t.elapsed()).unwrap_or_default())
-                } else {
-                    None
-                };
+                // Failures before the first LISTEN are no gap: nothing was listened to yet.
+                let since = lost_at.take();
+                let gap = ever.then(|| since.map(|t| t.elapsed()).unwrap_or_default());
                 ever = true;
                 on(ListenerEvent::Listening { gap });
             } else {

@@ -33,10 +33,11 @@
 //! with its length, and recorded in `fieldlink_cloud_fanout_listen_gap_seconds` (count and
 //! total); `fieldlink_cloud_fanout_listening` is 0 during it; the payloads found missing
 //! afterwards by their sequence numbers are counted in
-//! `fieldlink_cloud_fanout_notifications_missed_total`. Clients that must not miss anything
-//! read REST after a reconnect of their own; live events are a view, not a record.
+//! `fieldlink_cloud_fanout_notifications_missed_total`. Every client is told with a `gap`
+//! message (its `from` and `to` times), so a dashboard can read REST again; live events are a
+//! view, not a record.
 
-mod wire;
+pub mod wire;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -120,14 +121,14 @@ pub fn start(
 }
 
 /// Payloads waiting for the next send, and how many local events they carry.
-struct Outbox {
+struct Unsent {
     encoder: Encoder,
     payloads: Vec<String>,
     events: u64,
     metrics: Arc<Metrics>,
 }
 
-impl Outbox {
+impl Unsent {
     fn shed(&self, reason: &str, n: u64) {
         self.metrics.fanout_shed(reason, n);
     }
@@ -204,7 +205,7 @@ async fn publish(
     let mut batches = Some(local.batches);
     let mut commands = Some(local.commands);
     let mut alerts = Some(local.alerts);
-    let mut out = Outbox {
+    let mut out = Unsent {
         encoder,
         payloads: Vec::new(),
         events: 0,
@@ -283,6 +284,11 @@ async fn receive(
         ListenerEvent::Listening { gap: Some(gap) } => {
             metrics.fanout_listening.set(1);
             metrics.fanout_listen_gap_seconds.observe(gap.as_secs_f64());
+            let to_ms = crate::api::time::now_ms();
+            let _ = feed.send(Remote::Gap {
+                from_ms: to_ms - gap.as_millis() as i64,
+                to_ms,
+            });
             tracing::warn!(gap_ms = gap.as_millis() as u64,
                 "listening for other instances' live events again; what they published during the gap did not reach this instance's WebSocket clients");
         }

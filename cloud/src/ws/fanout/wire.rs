@@ -54,6 +54,12 @@ pub enum Remote {
     Batch(Arc<WriteBatch>),
     Command(Arc<CommandView>),
     Alert(Arc<AlertView>),
+    /// This instance was not listening between these times (milliseconds since the Unix
+    /// epoch): what other instances published then is missing.
+    Gap {
+        from_ms: i64,
+        to_ms: i64,
+    },
 }
 
 /// Why a local event was not published.
@@ -403,13 +409,20 @@ struct Source {
 /// pieces.
 pub struct Inbox {
     own: String,
+    /// How this instance's own payloads begin, so they are dropped without being parsed (a
+    /// lone instance hears every one of its own).
+    own_head: String,
     sources: HashMap<String, Source>,
 }
 
 impl Inbox {
     pub fn new(own: &str) -> Inbox {
+        let mut own_head = String::from("{\"i\":");
+        json_str(&mut own_head, own);
+        own_head.push(',');
         Inbox {
             own: own.to_string(),
+            own_head,
             sources: HashMap::new(),
         }
     }
@@ -421,6 +434,9 @@ impl Inbox {
             missed,
             source,
         };
+        if payload.starts_with(&self.own_head) {
+            return taken(Outcome::Own, None, 0, Some(self.own.clone()));
+        }
         let env: Envelope = match serde_json::from_str(payload) {
             Ok(e) => e,
             Err(_) => return taken(Outcome::Undecodable, None, 0, None),
