@@ -1,5 +1,6 @@
 // Drives Debian's Chromium (headless) through the dashboard of a running fieldlink-demo:
-// sign in with the token, watch a live value change, write the pump's speed setpoint and
+// sign in with the token, see the energy meter's health badge say online, watch a live value
+// change, write the pump's speed setpoint and
 // watch the command reach `executed`, see the written value come back and raise the demo's
 // alert, acknowledge it, load the past hour, save a screenshot.
 //
@@ -65,6 +66,16 @@ try {
   await page.click('#login-form button[type=submit]');
   await page.locator('[data-gateway="demo-gw"] .badge.online').waitFor({ timeout: PATIENCE_MS });
   if (await page.locator('#login').isVisible()) throw new Error('the sign-in form is still shown');
+
+  step = 'the energy meter reports online in its health badge';
+  // The agent reports each device's health on its first poll (device_up): the badge shows it
+  // whether it came with the page's first load or later over the WebSocket.
+  for (const where of ['li[data-device="demo-gw/energy-meter"]', 'div.device[data-device="demo-gw/energy-meter"] h3']) {
+    await page.locator(`${where} .badge[data-state="online"]`).waitFor({ timeout: PATIENCE_MS });
+  }
+  const since = await page.locator('li[data-device="demo-gw/energy-meter"] .badge').getAttribute('title');
+  if (!since || !since.startsWith('since ')) throw new Error(`badge title ${JSON.stringify(since)}`);
+  console.log('energy-meter badge: online');
 
   step = 'a live value changes without a reload';
   const voltage = 'demo-gw/energy-meter/voltage_l1';
