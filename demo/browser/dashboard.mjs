@@ -64,7 +64,7 @@ try {
   step = 'signing in with the demo token shows the gateway online';
   await page.fill('#token', token);
   await page.click('#login-form button[type=submit]');
-  await page.locator('[data-gateway="demo-gw"] .badge.online').waitFor({ timeout: PATIENCE_MS });
+  await page.locator('[data-gateway="demo-gw"] > h3 > .badge.online').waitFor({ timeout: PATIENCE_MS });
   if (await page.locator('#login').isVisible()) throw new Error('the sign-in form is still shown');
 
   step = 'the energy meter reports online in its health badge';
