@@ -14,7 +14,8 @@ use support::Demo;
 const CHROMIUM: &str = "/usr/bin/chromium";
 
 #[test]
-fn dashboard_signs_in_shows_device_health_and_live_values_executes_a_write_and_acknowledges_its_alert() {
+fn dashboard_signs_in_shows_device_health_and_live_values_executes_a_write_and_acknowledges_its_alert(
+) {
     let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
     assert!(
         Path::new(CHROMIUM).exists(),
