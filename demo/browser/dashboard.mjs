@@ -1,6 +1,6 @@
 // Drives Debian's Chromium (headless) through the dashboard of a running fieldlink-demo:
-// sign in with the token, see the energy meter's health badge say online, watch a live value
-// change, write the pump's speed setpoint and
+// sign in with the token, see the energy meter's health badge say online and the weather
+// station's turn offline when its serial line is cut, watch a live value change, write the pump's speed setpoint and
 // watch the command reach `executed`, see the written value come back and raise the demo's
 // alert, acknowledge it, load the past hour, save a screenshot.
 //
@@ -76,6 +76,17 @@ try {
   const since = await page.locator('li[data-device="demo-gw/energy-meter"] .badge').getAttribute('title');
   if (!since || !since.startsWith('since ')) throw new Error(`badge title ${JSON.stringify(since)}`);
   console.log('energy-meter badge: online');
+
+  step = 'the weather station turns offline live when its serial line is cut';
+  // Printing the line below asks demo/tests/browser.rs to stop the demo's socat (the cable
+  // pulled); the page is not reloaded, so the new state can only come over the WebSocket.
+  const weather = 'li[data-device="demo-gw/weather"] .badge';
+  await page.locator(`${weather}[data-state="online"]`).waitFor({ timeout: PATIENCE_MS });
+  console.log('cut the weather line');
+  await page.locator(`${weather}[data-state="offline"]`).waitFor({ timeout: PATIENCE_MS });
+  const why = await page.locator(weather).getAttribute('title');
+  if (!why || !why.includes('last error: ')) throw new Error(`badge title ${JSON.stringify(why)}`);
+  console.log(`weather badge: offline (${why.split('\n').pop()})`);
 
   step = 'a live value changes without a reload';
   const voltage = 'demo-gw/energy-meter/voltage_l1';
