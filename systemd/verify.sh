@@ -99,7 +99,9 @@ require fieldlink-agent.service "${common[@]}" \
 require fieldlink-cloud.service "${common[@]}" \
   "ExecStart=/usr/bin/fieldlink-cloud serve --config /etc/fieldlink/cloud.toml" \
   "StateDirectory=fieldlink/cloud" "User=fieldlink-cloud"
-grep -qE '^WatchdogSec=[1-9]' "$here/fieldlink-agent.service" || fail "fieldlink-agent.service has no WatchdogSec="
+for unit in "${units[@]}"; do
+  grep -qE '^WatchdogSec=[1-9]' "$here/$unit" || fail "$unit has no WatchdogSec="
+done
 grep -qE '^MemoryMax=' "$here/fieldlink-agent.service" || fail "fieldlink-agent.service has no MemoryMax="
 grep -qE '^CPUQuota=' "$here/fieldlink-agent.service" || fail "fieldlink-agent.service has no CPUQuota="
 [ "$failures" -eq 0 ] && echo "ok: required directives present"

@@ -1,5 +1,8 @@
 //! `fieldlink-cloud`: parses arguments, loads the configuration, runs a subcommand, and maps
-//! failures to exit codes (2: bad configuration, 1: anything else).
+//! failures to exit codes (2: bad configuration, 1: anything else). Under systemd, `serve`
+//! reports readiness, watchdog pings and its stop through [`systemd`].
+
+mod systemd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use fieldlink_cloud::config::{Settings, DEFAULT_TOML};
 use fieldlink_cloud::service;
+use systemd::SystemdNotifier;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -89,7 +93,19 @@ fn main() -> ExitCode {
             _ => {
                 let stop = CancellationToken::new();
                 tokio::spawn(stop_on_signal(stop.clone()));
-                service::serve(settings, stop, None).await?;
+                let (started_tx, started) = tokio::sync::oneshot::channel();
+                let notifier = SystemdNotifier::from_env();
+                let announcing = notifier
+                    .is_enabled()
+                    .then(|| tokio::spawn(announce(notifier, started, stop.clone())));
+                let served = service::serve(settings, stop.clone(), Some(started_tx)).await;
+                // Ended by a signal or by a failure: either way the service is stopping, and
+                // the announcement says so before the process exits.
+                stop.cancel();
+                if let Some(task) = announcing {
+                    let _ = task.await;
+                }
+                served?;
                 Ok(())
             }
         }
@@ -116,4 +132,26 @@ async fn stop_on_signal(stop: CancellationToken) {
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupt received"),
     }
     stop.cancel();
+}
+
+/// Tells systemd that the service is ready once `serve` reports it serves, pings the watchdog
+/// while it runs, and says when a stop begins.
+async fn announce(
+    notifier: SystemdNotifier,
+    started: tokio::sync::oneshot::Receiver<service::Running>,
+    stop: CancellationToken,
+) {
+    let running = tokio::select! {
+        r = started => r.ok(),
+        _ = stop.cancelled() => None,
+    };
+    if let Some(running) = running {
+        notifier.ready(&format!("serving HTTP on {}", running.http));
+        if let Some(every) = notifier.watchdog_every() {
+            tracing::debug!(every = ?every, "pinging the systemd watchdog");
+        }
+        notifier.watchdog(stop.clone()).await;
+    }
+    stop.cancelled().await;
+    notifier.stopping("stopping");
 }

@@ -32,6 +32,18 @@ pub struct Metrics {
     pub ingest_lag_seconds: Histogram,
     /// Messages received but not yet acknowledged to the broker.
     pub unacked_messages: Gauge,
+    /// Live-event notifications this instance sent to the others.
+    pub fanout_notifications_sent: Counter,
+    /// Notifications taken off the live channel, by outcome.
+    pub fanout_notifications_received: Family<Labels, Counter>,
+    /// Notifications of other instances found missing by their sequence numbers.
+    pub fanout_notifications_missed: Counter,
+    /// Local events not published to the other instances, by reason.
+    pub fanout_events_shed: Family<Labels, Counter>,
+    /// 1 while the live channel is listened to.
+    pub fanout_listening: Gauge,
+    /// Length of each gap in listening to the live channel.
+    pub fanout_listen_gap_seconds: Histogram,
 }
 
 impl Default for Metrics {
@@ -54,6 +66,12 @@ impl Metrics {
             write_seconds: Histogram::new(exponential_buckets(0.000_5, 2.0, 16)),
             ingest_lag_seconds: Histogram::new(exponential_buckets(0.000_5, 2.0, 18)),
             unacked_messages: Gauge::default(),
+            fanout_notifications_sent: Counter::default(),
+            fanout_notifications_received: Family::default(),
+            fanout_notifications_missed: Counter::default(),
+            fanout_events_shed: Family::default(),
+            fanout_listening: Gauge::default(),
+            fanout_listen_gap_seconds: Histogram::new(exponential_buckets(0.1, 2.0, 14)),
         };
         registry.register(
             "points_received",
@@ -102,7 +120,52 @@ impl Metrics {
             "Messages received and not yet acknowledged to the broker",
             m.unacked_messages.clone(),
         );
+        registry.register(
+            "fanout_notifications_sent",
+            "Live-event notifications sent to the other instances",
+            m.fanout_notifications_sent.clone(),
+        );
+        registry.register(
+            "fanout_notifications_received",
+            "Notifications taken off the live channel, by outcome (delivered, own, duplicate, part, undecodable)",
+            m.fanout_notifications_received.clone(),
+        );
+        registry.register(
+            "fanout_notifications_missed",
+            "Notifications of other instances that never arrived (holes in their sequence numbers)",
+            m.fanout_notifications_missed.clone(),
+        );
+        registry.register(
+            "fanout_events_shed",
+            "Local live events not published to the other instances, by reason",
+            m.fanout_events_shed.clone(),
+        );
+        registry.register(
+            "fanout_listening",
+            "1 while the live channel is listened to, 0 during a gap",
+            m.fanout_listening.clone(),
+        );
+        registry.register_with_unit(
+            "fanout_listen_gap",
+            "Length of each gap in listening to the live channel",
+            Unit::Seconds,
+            m.fanout_listen_gap_seconds.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    pub fn fanout_received(&self, outcome: &str) {
+        self.fanout_notifications_received
+            .get_or_create(&vec![("outcome", outcome.to_string())])
+            .inc();
+    }
+
+    pub fn fanout_shed(&self, reason: &str, events: u64) {
+        if events > 0 {
+            self.fanout_events_shed
+                .get_or_create(&vec![("reason", reason.to_string())])
+                .inc_by(events);
+        }
     }
 
     pub fn message(&self, kind: &str) {

@@ -1,5 +1,6 @@
 //! `serve` and `migrate`: wiring the store, the broker, ingest, the rollup, alerts and their
-//! notifications, and HTTP under one shutdown root (a `CancellationToken` and a `TaskTracker`).
+//! notifications, the live-event fan-out between instances (PostgreSQL only), and HTTP under
+//! one shutdown root (a `CancellationToken` and a `TaskTracker`).
 //!
 //! Stop order: the token fires (signal or caller); HTTP stops accepting; the event loop stops
 //! forwarding; the classifier and the writer drain what they hold; the writer commits and its
@@ -114,7 +115,7 @@ pub async fn serve(
     let state = AppState {
         store: store.clone(),
         ingest: handle.clone(),
-        metrics,
+        metrics: metrics.clone(),
     };
     let listen = settings.http_listen;
     let http_stop = stop.clone();
@@ -160,13 +161,28 @@ pub async fn serve(
         ingest_stop.clone(),
     ));
     tracker.spawn(notifier.run(ingest_stop.clone(), settings.shutdown_grace));
+    let remote = crate::ws::fanout::start(
+        &settings.store,
+        crate::ws::fanout::LocalEvents {
+            batches: handle.subscribe_committed(),
+            commands: commands.subscribe(),
+            alerts: alerts.subscribe(),
+        },
+        metrics.clone(),
+        ingest_stop.clone(),
+        &tracker,
+    )
+    .map_err(|e| ServiceError::Api(format!("live-event fan-out: {e}")))?;
     let api_state = crate::api::ApiState::new(store.clone(), api_db)
         .with_alerts(alerts)
         .with_commands(commands)
         .with_ingest(handle.clone());
-    let router = http::router(state)
+    let mut router = http::router(state)
         .merge(crate::api::router(api_state, &settings.api))
         .merge(crate::dashboard::router());
+    if let Some(remote) = remote {
+        router = router.layer(axum::Extension(remote));
+    }
     let http = tokio::spawn(crate::api::serve(listen, router, http_stop, bound_tx));
     let http_addr = match bound_rx.await {
         Ok(addr) => addr,

@@ -11,7 +11,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use fieldlink_protocol::binary::{self, EncodeOptions, NumberCoding};
-use fieldlink_protocol::{json, reference, Point, TelemetryBatch, Value};
+use fieldlink_protocol::{json, reference, Point, SeriesAliases, TelemetryBatch, Value};
 use miniz_oxide::deflate::compress_to_vec;
 use miniz_oxide::inflate::decompress_to_vec;
 use serde_json::{Map, Value as Json};
@@ -35,10 +35,42 @@ fn main() {
         println!("{name:<58} {a:>9.2} {b:>11.2}");
     }
     println!();
+    per_cycle(&steady, &jitter);
+    println!();
     throughput(&steady);
 }
 
-type SizeFn = Box<dyn Fn(&TelemetryBatch) -> usize>;
+/// The same readings sent as one batch per poll cycle (100 points), as an agent publishing at
+/// low latency does: the named form repeats the names in every batch, the aliased form does
+/// not.
+fn per_cycle(steady: &TelemetryBatch, jitter: &TelemetryBatch) {
+    let aliases = SeriesAliases::from_birth(&reference::birth());
+    let per_point = |b: &TelemetryBatch, f: &SizeOf<'_>| {
+        let bytes: usize = reference::per_cycle(b).iter().map(f).sum();
+        bytes as f64 / b.points.len() as f64
+    };
+    let rows: [(&str, &SizeOf<'_>); 3] = [
+        ("binary, named (version 1)", &|b| {
+            binary::encode(b).unwrap().len()
+        }),
+        ("binary, aliased (version 2)", &|b| {
+            binary::encode_aliased(b, &aliases).unwrap().len()
+        }),
+        ("JSON", &|b| json::encode(b).unwrap().len()),
+    ];
+    println!(
+        "{:<58} {:>9} {:>9}",
+        "bytes per point, one batch per poll cycle", "steady", "jitter 0-9 ms"
+    );
+    for (name, f) in rows {
+        let a = per_point(steady, f);
+        let b = per_point(jitter, f);
+        println!("{name:<58} {a:>9.2} {b:>11.2}");
+    }
+}
+
+type SizeOf<'a> = dyn Fn(&TelemetryBatch) -> usize + 'a;
+type SizeFn = Box<SizeOf<'static>>;
 
 fn size_alternatives() -> Vec<(&'static str, SizeFn)> {
     let bin = |o: EncodeOptions| move |b: &TelemetryBatch| binary::encode_with(b, o).unwrap();
@@ -168,6 +200,8 @@ fn throughput(b: &TelemetryBatch) {
     let js = json::encode(b).unwrap();
     let flat = flat_json(b);
     let deflated = compress_to_vec(&bin, 6);
+    let aliases = SeriesAliases::from_birth(&reference::birth());
+    let aliased = binary::encode_aliased(b, &aliases).unwrap();
 
     let base_enc = rate(time(|| flat_json(black_box(b))));
     let base_dec = rate(time(|| {
@@ -187,6 +221,20 @@ fn throughput(b: &TelemetryBatch) {
         (
             "decode binary",
             rate(time(|| binary::decode(black_box(&bin)).unwrap())),
+            base_dec,
+        ),
+        (
+            "encode binary, aliased",
+            rate(time(|| {
+                binary::encode_aliased(black_box(b), &aliases).unwrap()
+            })),
+            base_enc,
+        ),
+        (
+            "decode binary, aliased",
+            rate(time(|| {
+                binary::decode_aliased(black_box(&aliased), &aliases).unwrap()
+            })),
             base_dec,
         ),
         (

@@ -6,7 +6,7 @@
 
 use crate::error::{DecodeError, EncodeError};
 use crate::limits::MAX_PAYLOAD_BYTES;
-use crate::{binary, json, TelemetryBatch};
+use crate::{binary, json, SeriesAliases, TelemetryBatch};
 
 /// The two encodings of a telemetry batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -41,17 +41,48 @@ pub fn encode_telemetry(
     }
 }
 
-/// Reads a telemetry batch in either encoding and validates it.
+/// [`encode_telemetry`], naming the series of a birth by their aliases in the binary
+/// encoding (JSON always names series).
+pub fn encode_telemetry_aliased(
+    batch: &TelemetryBatch,
+    encoding: Encoding,
+    aliases: &SeriesAliases,
+) -> Result<Vec<u8>, EncodeError> {
+    match encoding {
+        Encoding::Json => json::encode(batch),
+        Encoding::Binary => binary::encode_aliased(batch, aliases),
+    }
+}
+
+/// Reads a telemetry batch in either encoding and validates it. A binary payload in the
+/// aliased form is refused with `BinaryError::NeedsBirth`: see
+/// [`decode_telemetry_aliased`] and [`binary::birth_ref`].
 pub fn decode_telemetry(payload: &[u8]) -> Result<TelemetryBatch, DecodeError> {
+    decode_telemetry_with(payload, None)
+}
+
+/// [`decode_telemetry`], resolving aliases with the table of the birth the payload names.
+pub fn decode_telemetry_aliased(
+    payload: &[u8],
+    aliases: &SeriesAliases,
+) -> Result<TelemetryBatch, DecodeError> {
+    decode_telemetry_with(payload, Some(aliases))
+}
+
+fn decode_telemetry_with(
+    payload: &[u8],
+    aliases: Option<&SeriesAliases>,
+) -> Result<TelemetryBatch, DecodeError> {
     if payload.len() > MAX_PAYLOAD_BYTES {
         return Err(DecodeError::TooLarge {
             len: payload.len(),
             max: MAX_PAYLOAD_BYTES,
         });
     }
-    match detect(payload)? {
-        Encoding::Binary => binary::decode(payload),
-        Encoding::Json => json::decode(payload),
+    match (detect(payload)?, aliases) {
+        (Encoding::Binary, None) => binary::decode(payload),
+        (Encoding::Binary, Some(a)) => binary::decode_aliased(payload, a),
+        (Encoding::Json, _) => json::decode(payload),
     }
 }
 

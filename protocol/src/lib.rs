@@ -9,6 +9,7 @@
 //!
 //! `protocol/README.md` documents the wire format byte by byte with examples.
 
+pub mod alias;
 pub mod binary;
 mod codec;
 pub mod error;
@@ -21,7 +22,11 @@ pub mod reference;
 pub mod topic;
 pub mod validate;
 
-pub use codec::{decode_telemetry, detect, encode_telemetry, Encoding};
+pub use alias::{BirthRef, SeriesAliases};
+pub use codec::{
+    decode_telemetry, decode_telemetry_aliased, detect, encode_telemetry, encode_telemetry_aliased,
+    Encoding,
+};
 pub use error::{DecodeError, EncodeError, ValidationError};
 pub use ident::{Ident, IdentError};
 pub use message::{

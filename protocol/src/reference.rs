@@ -7,7 +7,7 @@
 //! deterministic random walk of at most ±2 counts of the last digit per second (energy only
 //! grows). The generator is a fixed xorshift, so the batch is identical on every machine.
 
-use crate::{Ident, Point, TelemetryBatch};
+use crate::{Birth, DataKind, DeviceInfo, Ident, Point, PointInfo, TelemetryBatch};
 
 /// Metric name, starting value in register counts, and decimal places.
 const METRICS: [(&str, i64, i32); 10] = [
@@ -39,6 +39,51 @@ pub fn batch() -> TelemetryBatch {
 /// as when timestamps are taken when a read completes.
 pub fn batch_with_jitter(max_jitter_ms: u32) -> TelemetryBatch {
     build(max_jitter_ms)
+}
+
+/// The birth of the reference gateway: its 10 meters with their 10 metrics each, in the
+/// batch's order, so that the alias table numbers the reference series 0 to 99.
+pub fn birth() -> Birth {
+    Birth {
+        gateway: Ident::new("gw-01").expect("valid name"),
+        boot_epoch: 1,
+        ts_ms: T0_MS,
+        agent_version: "0.1.0".into(),
+        config_hash: "5eedf1e1d11c0a4b".into(),
+        devices: (1..=DEVICES)
+            .map(|d| DeviceInfo {
+                name: Ident::new(&format!("meter-{d:02}")).expect("valid name"),
+                points: METRICS
+                    .iter()
+                    .map(|(m, _, _)| PointInfo {
+                        name: Ident::new(m).expect("valid name"),
+                        unit: None,
+                        kind: DataKind::Number,
+                        writable: false,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+/// `batch` cut into one batch per poll cycle (every meter's poll of one second, 100 points),
+/// numbered on from `batch.seq`: the shape of an agent publishing at low latency.
+pub fn per_cycle(batch: &TelemetryBatch) -> Vec<TelemetryBatch> {
+    let mut out: Vec<TelemetryBatch> = (0..CYCLES)
+        .map(|c| {
+            TelemetryBatch::new(
+                batch.gateway.clone(),
+                batch.boot_epoch,
+                batch.seq + c as u64,
+            )
+        })
+        .collect();
+    for p in &batch.points {
+        let cycle = ((p.ts_ms - T0_MS) / 1_000).clamp(0, CYCLES as i64 - 1) as usize;
+        out[cycle].points.push(p.clone());
+    }
+    out
 }
 
 struct XorShift(u64);
@@ -117,5 +162,16 @@ mod tests {
             .zip(&b.points)
             .all(|(a, b)| (0..=9).contains(&(a.ts_ms - b.ts_ms))));
         assert_ne!(j, b);
+        let cycles = per_cycle(&j);
+        assert_eq!(cycles.len(), CYCLES);
+        assert!(cycles
+            .iter()
+            .all(|c| c.points.len() == DEVICES * METRICS.len()));
+        let aliases = crate::SeriesAliases::from_birth(&birth());
+        assert_eq!(aliases.len(), 100);
+        assert_eq!(
+            aliases.alias(&b.points[0].device, &b.points[0].metric),
+            Some(0)
+        );
     }
 }

@@ -87,6 +87,30 @@ proptest! {
     }
 
     #[test]
+    fn damaged_aliased_telemetry(b in batch(), a in aliases(), d in vec(damage(), 1..4)) {
+        let bytes = apply(encode_telemetry_aliased(&b, Encoding::Binary, &a).unwrap(), &d);
+        decode_all(&bytes);
+        let _ = binary::birth_ref(&bytes);
+        if let Ok(b) = decode_telemetry_aliased(&bytes, &a) {
+            assert_eq!(b.validate(), Ok(()));
+            let again = encode_telemetry_aliased(&b, Encoding::Binary, &a).unwrap();
+            assert_eq!(decode_telemetry_aliased(&again, &a).unwrap(), b.in_series_order());
+        }
+    }
+
+    #[test]
+    fn arbitrary_bytes_after_an_aliased_header(a in aliases(), bytes in vec(any::<u8>(), 0..512)) {
+        let mut b = vec![binary::MAGIC, binary::VERSION_ALIASED, 0, 1, 1, 2, b'g', b'w'];
+        b.push(a.config_hash().len() as u8);
+        b.extend_from_slice(a.config_hash().as_bytes());
+        b.extend_from_slice(&a.check().to_le_bytes());
+        b.extend_from_slice(&bytes);
+        if let Ok(batch) = decode_telemetry_aliased(&b, &a) {
+            assert_eq!(batch.validate(), Ok(()));
+        }
+    }
+
+    #[test]
     fn damaged_messages(
         s in status(), e in event(), c in command(), a in ack(),
         which in 0..4usize, d in vec(damage(), 1..4),

@@ -30,6 +30,26 @@ proptest! {
     }
 
     #[test]
+    fn telemetry_aliased_round_trip(b in batch(), a in aliases()) {
+        let bytes = encode_telemetry_aliased(&b, Encoding::Binary, &a).unwrap();
+        prop_assert_eq!(detect(&bytes).unwrap(), Encoding::Binary);
+        prop_assert_eq!(binary::birth_ref(&bytes).unwrap(), Some(a.birth_ref()));
+        let back = decode_telemetry_aliased(&bytes, &a).unwrap();
+        let want = b.in_series_order();
+        prop_assert_eq!(&back, &want);
+        assert_same_points(&back.points, &want.points);
+        // Without the birth: a typed refusal naming it.
+        let refused = matches!(
+            decode_telemetry(&bytes),
+            Err(DecodeError::Binary(binary::BinaryError::NeedsBirth(r))) if r == a.birth_ref()
+        );
+        prop_assert!(refused);
+        // JSON never uses aliases.
+        let json = encode_telemetry_aliased(&b, Encoding::Json, &a).unwrap();
+        prop_assert_eq!(decode_telemetry(&json).unwrap(), want);
+    }
+
+    #[test]
     fn encodings_agree(b in batch()) {
         let j = decode_telemetry(&encode_telemetry(&b, Encoding::Json).unwrap()).unwrap();
         let k = decode_telemetry(&encode_telemetry(&b, Encoding::Binary).unwrap()).unwrap();

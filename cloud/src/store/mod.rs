@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 pub use health::{DeviceHealth, DeviceState, HealthReport, ReportedState};
 pub use migrations::{Flavour, Migration};
-pub use postgres::{InsertPath, PgStore, DEFAULT_STATEMENT_ROWS};
+pub use postgres::{channel as pg_channel, InsertPath, PgStore, DEFAULT_STATEMENT_ROWS};
 pub use sqlite::SqliteStore;
 pub use types::*;
 

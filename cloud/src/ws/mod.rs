@@ -20,9 +20,17 @@
 //! [`COMMAND_QUEUE`] updates). Publishing into them never waits, so a slow client never slows
 //! ingest. A client that falls behind loses the oldest items and gets `{"type": "lagged",
 //! "missed": n}`; if it lags again before it has caught up (its queue emptied once), it is
-//! closed with code 1008 and reason "lagging". Fan-out is in-process: with several cloud
-//! instances on one shared subscription, each instance's clients see the batches that
-//! instance ingested (see the report in issue 7: LISTEN/NOTIFY fan-out is not built yet).
+//! closed with code 1008 and reason "lagging".
+//!
+//! Several instances: a client sees every instance's events, not only those of the instance it
+//! is connected to. This instance's own events come from its in-process broadcasts; with a
+//! PostgreSQL store, the other instances' events arrive over LISTEN/NOTIFY ([`fanout`]) into
+//! one more bounded receiver per client ([`fanout::REMOTE_CAPACITY`] events, the same lag
+//! policy), and are filtered and rendered exactly like local ones. Each event reaches a client
+//! once: an instance drops its own notifications. With the embedded SQLite store there is one
+//! instance, and fan-out is in-process only.
+
+pub mod fanout;
 
 use std::sync::Arc;
 
@@ -30,12 +38,13 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::broadcast::Receiver;
 
 use crate::api::time::rfc3339;
-use crate::api::ApiState;
+use crate::api::{ApiState, CommandView};
 use crate::auth::{admit, bearer, Role};
 use crate::commands::CommandRecord;
 use crate::store::{DeviceHealth, WriteBatch};
@@ -161,16 +170,11 @@ fn batch_messages(subs: &Subscriptions, batch: &WriteBatch) -> Vec<serde_json::V
     out
 }
 
-fn command_message(subs: &Subscriptions, c: &CommandRecord) -> Option<serde_json::Value> {
+fn command_message(subs: &Subscriptions, c: &CommandView) -> Option<serde_json::Value> {
     subs.commands
         .iter()
-        .any(|f| f.matches(c.gateway.as_str(), None, None))
-        .then(|| {
-            serde_json::json!({
-                "type": "command",
-                "command": crate::api::CommandView::from(c.clone()),
-            })
-        })
+        .any(|f| f.matches(&c.gateway, None, None))
+        .then(|| serde_json::json!({"type": "command", "command": c}))
 }
 
 fn alert_message(subs: &Subscriptions, a: &crate::alerts::AlertView) -> Option<serde_json::Value> {
@@ -180,9 +184,20 @@ fn alert_message(subs: &Subscriptions, a: &crate::alerts::AlertView) -> Option<s
         .then(|| serde_json::json!({"type": "alert", "alert": a}))
 }
 
-/// `GET /api/v1/ws`: authenticates, then upgrades.
+/// The messages an event of another instance gives a client with these subscriptions.
+fn remote_messages(subs: &Subscriptions, e: &fanout::Remote) -> Vec<serde_json::Value> {
+    match e {
+        fanout::Remote::Batch(b) => batch_messages(subs, b),
+        fanout::Remote::Command(c) => command_message(subs, c).into_iter().collect(),
+        fanout::Remote::Alert(a) => alert_message(subs, a).into_iter().collect(),
+    }
+}
+
+/// `GET /api/v1/ws`: authenticates, then upgrades. Other instances' events come from the
+/// [`fanout::RemoteFeed`] extension when the service installed one.
 pub async fn upgrade(
     State(s): State<ApiState>,
+    remote: Option<Extension<fanout::RemoteFeed>>,
     headers: HeaderMap,
     q: Result<Query<WsQuery>, axum::extract::rejection::QueryRejection>,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
@@ -199,8 +214,23 @@ pub async fn upgrade(
     let batches = s.ingest.as_ref().map(|i| i.subscribe_committed());
     let commands = s.commands.as_ref().map(|c| c.subscribe());
     let alerts = s.alerts.as_ref().map(|a| a.subscribe());
-    let health = s.ingest.as_ref().map(|i| i.subscribe_device_health());
-    ws.on_upgrade(move |socket| client(socket, batches, commands, alerts, health))
+    let feeds = Feeds {
+        batches,
+        commands,
+        alerts,
+        health: s.ingest.as_ref().map(|i| i.subscribe_device_health()),
+        remote: remote.map(|Extension(f)| f.subscribe()),
+    };
+    ws.on_upgrade(move |socket| client(socket, feeds))
+}
+
+/// A client's receivers; an absent one is a source this instance does not have.
+struct Feeds {
+    batches: Option<Receiver<Arc<WriteBatch>>>,
+    commands: Option<Receiver<CommandRecord>>,
+    alerts: Option<Receiver<crate::alerts::AlertView>>,
+    health: Option<Receiver<Arc<Vec<DeviceHealth>>>>,
+    remote: Option<Receiver<fanout::Remote>>,
 }
 
 /// Whether a receiver has been behind since its last lag notice.
@@ -222,16 +252,18 @@ async fn recv_or_pending<T: Clone>(rx: &mut Option<Receiver<T>>) -> Result<T, Re
     }
 }
 
-async fn client(
-    mut socket: WebSocket,
-    mut batches: Option<Receiver<Arc<WriteBatch>>>,
-    mut commands: Option<Receiver<CommandRecord>>,
-    mut alerts: Option<Receiver<crate::alerts::AlertView>>,
-    mut health: Option<Receiver<Arc<Vec<DeviceHealth>>>>,
-) {
+async fn client(mut socket: WebSocket, feeds: Feeds) {
+    let Feeds {
+        mut batches,
+        mut commands,
+        mut alerts,
+        mut health,
+        mut remote,
+    } = feeds;
     let mut subs = Subscriptions::default();
     let (mut batch_lag, mut command_lag) = (LagState::default(), LagState::default());
-    let (mut alert_lag, mut health_lag) = (LagState::default(), LagState::default());
+    let (mut alert_lag, mut remote_lag) = (LagState::default(), LagState::default());
+    let mut health_lag = LagState::default();
     loop {
         let next = tokio::select! {
             m = socket.recv() => match m {
@@ -261,7 +293,7 @@ async fn client(
                     if commands.as_ref().is_some_and(|r| r.is_empty()) {
                         command_lag.behind = false;
                     }
-                    Next::Send(command_message(&subs, &rec).into_iter().collect())
+                    Next::Send(command_message(&subs, &CommandView::from(rec)).into_iter().collect())
                 }
                 Err(RecvError::Lagged(_)) if command_lag.behind => Next::Lagged(u64::MAX),
                 Err(RecvError::Lagged(n)) => {
@@ -283,6 +315,20 @@ async fn client(
                     Next::Lagged(n)
                 }
                 Err(RecvError::Closed) => { alerts = None; Next::Send(Vec::new()) }
+            },
+            e = recv_or_pending(&mut remote) => match e {
+                Ok(event) => {
+                    if remote.as_ref().is_some_and(|r| r.is_empty()) {
+                        remote_lag.behind = false;
+                    }
+                    Next::Send(remote_messages(&subs, &event))
+                }
+                Err(RecvError::Lagged(_)) if remote_lag.behind => Next::Lagged(u64::MAX),
+                Err(RecvError::Lagged(n)) => {
+                    remote_lag.behind = true;
+                    Next::Lagged(n)
+                }
+                Err(RecvError::Closed) => { remote = None; Next::Send(Vec::new()) }
             },
             h = recv_or_pending(&mut health) => match h {
                 Ok(changes) => {

@@ -8,11 +8,14 @@ use super::timestamps;
 use super::values::{self, Codec};
 use super::{
     BinaryError, FLAG_HISTORICAL, HEADER_CODEC, HEADER_QUALITY, HEADER_SAME_TIMESTAMPS, MAGIC,
-    VERSION,
+    VERSION, VERSION_ALIASED,
 };
+use crate::alias::{BirthRef, SeriesAliases};
 use crate::error::DecodeError;
-use crate::limits::{MAX_PAYLOAD_BYTES, MAX_POINTS_PER_BATCH, MAX_SERIES_PER_BATCH};
-use crate::{Point, Quality, TelemetryBatch, Value};
+use crate::limits::{
+    MAX_CONFIG_HASH_LEN, MAX_PAYLOAD_BYTES, MAX_POINTS_PER_BATCH, MAX_SERIES_PER_BATCH,
+};
+use crate::{Ident, Point, Quality, TelemetryBatch, Value};
 
 /// Most entries in the string table: a device and a metric name per series.
 const MAX_STRINGS: usize = 2 * MAX_SERIES_PER_BATCH;
@@ -20,25 +23,71 @@ const MAX_STRINGS: usize = 2 * MAX_SERIES_PER_BATCH;
 /// Fewest bytes a series can take: two string indices, the header and one value byte.
 const MIN_SERIES_BYTES: usize = 4;
 
-/// Reads a batch in the binary form and validates it.
+/// Fewest bytes a series of a run takes in the aliased form: one value byte.
+const MIN_ALIASED_SERIES_BYTES: usize = 1;
+
+/// Reads a batch in the named binary form (version 1) and validates it. A payload in the
+/// aliased form (version 2) is refused with [`BinaryError::NeedsBirth`], naming the birth it
+/// needs; read it with [`decode_aliased`].
 pub fn decode(bytes: &[u8]) -> Result<TelemetryBatch, DecodeError> {
+    decode_with(bytes, None)
+}
+
+/// Reads a batch in either binary form and validates it; `aliases` resolves the aliased form
+/// (version 2) and must be the table of the birth the payload names.
+pub fn decode_aliased(
+    bytes: &[u8],
+    aliases: &SeriesAliases,
+) -> Result<TelemetryBatch, DecodeError> {
+    decode_with(bytes, Some(aliases))
+}
+
+fn decode_with(
+    bytes: &[u8],
+    aliases: Option<&SeriesAliases>,
+) -> Result<TelemetryBatch, DecodeError> {
     if bytes.len() > MAX_PAYLOAD_BYTES {
         return Err(DecodeError::TooLarge {
             len: bytes.len(),
             max: MAX_PAYLOAD_BYTES,
         });
     }
-    let batch = read(&mut Reader::new(bytes))?;
+    let batch = read(&mut Reader::new(bytes), aliases)?;
     batch.validate_points()?;
     Ok(batch)
 }
 
-fn read(r: &mut Reader<'_>) -> Result<TelemetryBatch, BinaryError> {
+/// The birth an aliased payload (version 2) was written against, or `None` for the named
+/// form. Reads the header only; the rest is checked by [`decode_aliased`].
+pub fn birth_ref(bytes: &[u8]) -> Result<Option<BirthRef>, DecodeError> {
+    if bytes.len() > MAX_PAYLOAD_BYTES {
+        return Err(DecodeError::TooLarge {
+            len: bytes.len(),
+            max: MAX_PAYLOAD_BYTES,
+        });
+    }
+    let r = &mut Reader::new(bytes);
+    let header = read_header(r)?;
+    if header.version != VERSION_ALIASED {
+        return Ok(None);
+    }
+    Ok(Some(read_birth_ref(r)?))
+}
+
+struct Header {
+    version: u8,
+    flags: u8,
+    boot_epoch: u64,
+    seq: u64,
+    gateway: Ident,
+}
+
+fn read_header(r: &mut Reader<'_>) -> Result<Header, BinaryError> {
     if r.u8("magic")? != MAGIC {
         return Err(BinaryError::BadMagic);
     }
     let version = r.u8("version")?;
-    if version != VERSION {
+    if version != VERSION && version != VERSION_ALIASED {
         return Err(BinaryError::UnsupportedVersion(version));
     }
     let offset = r.offset();
@@ -50,34 +99,39 @@ fn read(r: &mut Reader<'_>) -> Result<TelemetryBatch, BinaryError> {
             value: flags,
         });
     }
-    let boot_epoch = r.varint("boot epoch")?;
-    let seq = r.varint("sequence number")?;
-    let gateway = r.ident("gateway")?;
+    Ok(Header {
+        version,
+        flags,
+        boot_epoch: r.varint("boot epoch")?,
+        seq: r.varint("sequence number")?,
+        gateway: r.ident("gateway")?,
+    })
+}
 
-    let n_strings = bounded_count(r, MAX_STRINGS, 2, "string count")?;
-    let mut strings = Vec::with_capacity(n_strings);
-    for _ in 0..n_strings {
-        strings.push(r.ident("device or metric name")?);
+fn read_birth_ref(r: &mut Reader<'_>) -> Result<BirthRef, BinaryError> {
+    let offset = r.offset();
+    let hash = r.str(MAX_CONFIG_HASH_LEN, "config hash")?;
+    if hash.is_empty() || hash.chars().any(char::is_control) {
+        return Err(BinaryError::BadConfigHash { offset });
     }
+    let check = r.bytes(4, "alias table check")?;
+    Ok(BirthRef {
+        config_hash: hash.to_string(),
+        check: u32::from_le_bytes([check[0], check[1], check[2], check[3]]),
+    })
+}
 
-    let n_series = bounded_count(r, MAX_SERIES_PER_BATCH, MIN_SERIES_BYTES, "series count")?;
-    let mut points: Vec<Point> = Vec::new();
-    let mut ts: Vec<i64> = Vec::new();
-    let mut vals: Vec<Value> = Vec::new();
-    for series in 0..n_series {
-        let name = |r: &mut Reader<'_>| {
-            let index = r.varint("string index")?;
-            strings
-                .get(index as usize)
-                .cloned()
-                .ok_or(BinaryError::StringIndex {
-                    series,
-                    index,
-                    len: strings.len(),
-                })
-        };
-        let device = name(r)?;
-        let metric = name(r)?;
+/// The timestamp and value columns read so far, and the points made of them.
+#[derive(Default)]
+struct Body {
+    points: Vec<Point>,
+    ts: Vec<i64>,
+    vals: Vec<Value>,
+}
+
+impl Body {
+    /// Reads a series' header byte.
+    fn header(&self, r: &mut Reader<'_>, series: usize) -> Result<(u8, Codec), BinaryError> {
         let offset = r.offset();
         let header = r.u8("series header")?;
         if header & !(HEADER_CODEC | HEADER_QUALITY | HEADER_SAME_TIMESTAMPS) != 0 {
@@ -91,27 +145,31 @@ fn read(r: &mut Reader<'_>) -> Result<TelemetryBatch, BinaryError> {
             series,
             codec: header & HEADER_CODEC,
         })?;
-        let room = MAX_POINTS_PER_BATCH - points.len();
+        Ok((header, codec))
+    }
+
+    /// Reads the timestamp column announced by `header` (or keeps the previous one), after
+    /// checking that `columns` columns of that length fit the batch.
+    fn timestamps(
+        &mut self,
+        r: &mut Reader<'_>,
+        header: u8,
+        columns: usize,
+        series: usize,
+    ) -> Result<(), BinaryError> {
+        let room = MAX_POINTS_PER_BATCH - self.points.len();
+        let offset = r.offset();
         if header & HEADER_SAME_TIMESTAMPS != 0 {
-            if ts.is_empty() {
+            if self.ts.is_empty() {
                 return Err(BinaryError::NoPreviousTimestamps);
             }
-            if ts.len() > room {
-                return Err(BinaryError::TooLarge {
-                    what: "points in batch",
-                    offset,
-                    value: (points.len() + ts.len()) as u64,
-                    max: MAX_POINTS_PER_BATCH as u64,
-                });
-            }
         } else {
-            let offset = r.offset();
             let n = r.count(room, "points in series")?;
             if n == 0 {
                 return Err(BinaryError::EmptySeries { series });
             }
             // Even bit-packed booleans take a bit per point.
-            if n.div_ceil(8) > r.remaining() {
+            if n.saturating_mul(columns).div_ceil(8) > r.remaining() {
                 return Err(BinaryError::CountExceedsInput {
                     what: "points in series",
                     offset,
@@ -119,26 +177,146 @@ fn read(r: &mut Reader<'_>) -> Result<TelemetryBatch, BinaryError> {
                     remaining: r.remaining(),
                 });
             }
-            let prev_t0 = ts.first().copied().unwrap_or(0);
-            timestamps::decode(r, n, prev_t0, series, &mut ts)?;
+            let prev_t0 = self.ts.first().copied().unwrap_or(0);
+            timestamps::decode(r, n, prev_t0, series, &mut self.ts)?;
         }
-        let n = ts.len();
-        values::decode(r, codec, n, series, &mut vals)?;
+        let total = self.ts.len().saturating_mul(columns);
+        if total > room {
+            return Err(BinaryError::TooLarge {
+                what: "points in batch",
+                offset,
+                value: (self.points.len() + total) as u64,
+                max: MAX_POINTS_PER_BATCH as u64,
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads one value column (and its quality column) over the current timestamps.
+    fn column(
+        &mut self,
+        r: &mut Reader<'_>,
+        (header, codec): (u8, Codec),
+        shared_scale: Option<u8>,
+        (device, metric): (&Ident, &Ident),
+        series: usize,
+    ) -> Result<(), BinaryError> {
+        let n = self.ts.len();
+        values::decode_column(r, codec, shared_scale, n, series, &mut self.vals)?;
         let quality = if header & HEADER_QUALITY != 0 {
             Some(read_quality(r, n, series)?)
         } else {
             None
         };
-        points.reserve(n);
-        for (i, value) in vals.drain(..).enumerate() {
-            points.push(Point {
+        self.points.reserve(n);
+        for (i, value) in self.vals.drain(..).enumerate() {
+            self.points.push(Point {
                 device: device.clone(),
                 metric: metric.clone(),
-                ts_ms: ts[i],
+                ts_ms: self.ts[i],
                 value,
                 quality: quality.as_ref().map_or(Quality::Good, |q| q[i]),
             });
         }
+        Ok(())
+    }
+}
+
+fn read(
+    r: &mut Reader<'_>,
+    aliases: Option<&SeriesAliases>,
+) -> Result<TelemetryBatch, BinaryError> {
+    let Header {
+        version,
+        flags,
+        boot_epoch,
+        seq,
+        gateway,
+    } = read_header(r)?;
+    let aliases = if version == VERSION_ALIASED {
+        let found = read_birth_ref(r)?;
+        match aliases {
+            None => return Err(BinaryError::NeedsBirth(found)),
+            Some(a) if !a.matches(&found) => {
+                return Err(BinaryError::WrongBirth {
+                    found,
+                    have: a.birth_ref(),
+                })
+            }
+            Some(a) => Some(a),
+        }
+    } else {
+        None
+    };
+
+    let n_strings = bounded_count(r, MAX_STRINGS, 2, "string count")?;
+    let mut strings = Vec::with_capacity(n_strings);
+    for _ in 0..n_strings {
+        strings.push(r.ident("device or metric name")?);
+    }
+    let name = |r: &mut Reader<'_>, series: usize| {
+        let index = r.varint("string index")?;
+        strings
+            .get(index as usize)
+            .cloned()
+            .ok_or(BinaryError::StringIndex {
+                series,
+                index,
+                len: strings.len(),
+            })
+    };
+
+    let min_series_bytes = if aliases.is_some() {
+        MIN_ALIASED_SERIES_BYTES
+    } else {
+        MIN_SERIES_BYTES
+    };
+    let n_series = bounded_count(r, MAX_SERIES_PER_BATCH, min_series_bytes, "series count")?;
+    let mut body = Body::default();
+    let mut series = 0;
+    while series < n_series {
+        let run = match aliases {
+            None => 0,
+            Some(_) => {
+                let offset = r.offset();
+                let run = r.varint("series run length")?;
+                if run > (n_series - series) as u64 {
+                    return Err(BinaryError::TooLarge {
+                        what: "series run length",
+                        offset,
+                        value: run,
+                        max: (n_series - series) as u64,
+                    });
+                }
+                run as usize
+            }
+        };
+        let Some(table) = aliases.filter(|_| run > 0) else {
+            let device = name(r, series)?;
+            let metric = name(r, series)?;
+            let header = body.header(r, series)?;
+            body.timestamps(r, header.0, 1, series)?;
+            body.column(r, header, None, (&device, &metric), series)?;
+            series += 1;
+            continue;
+        };
+        let first = r.varint("first alias")?;
+        let header = body.header(r, series)?;
+        body.timestamps(r, header.0, run, series)?;
+        let scale = match header.1 {
+            Codec::Decimal => Some(values::read_scale(r)?),
+            _ => None,
+        };
+        for k in 0..run {
+            let alias = first.saturating_add(k as u64);
+            let (device, metric) = table.series(alias).ok_or(BinaryError::UnknownAlias {
+                series: series + k,
+                alias,
+                len: table.len(),
+            })?;
+            body.column(r, header, scale, (device, metric), series + k)?;
+        }
+        series += run;
     }
     if r.remaining() > 0 {
         return Err(BinaryError::TrailingBytes {
@@ -150,7 +328,7 @@ fn read(r: &mut Reader<'_>) -> Result<TelemetryBatch, BinaryError> {
         boot_epoch,
         seq,
         historical: flags & FLAG_HISTORICAL != 0,
-        points,
+        points: body.points,
     })
 }
 

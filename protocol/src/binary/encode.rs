@@ -3,13 +3,16 @@
 use std::collections::HashMap;
 
 use super::timestamps;
-use super::values;
+use super::values::{self, Codec};
 use super::varint::put_u64;
-use super::{FLAG_HISTORICAL, HEADER_QUALITY, HEADER_SAME_TIMESTAMPS, MAGIC, VERSION};
+use super::{
+    FLAG_HISTORICAL, HEADER_QUALITY, HEADER_SAME_TIMESTAMPS, MAGIC, VERSION, VERSION_ALIASED,
+};
+use crate::alias::SeriesAliases;
 use crate::error::EncodeError;
-use crate::limits::{MAX_PAYLOAD_BYTES, MAX_SERIES_PER_BATCH};
-use crate::message::series;
-use crate::{validate, Quality, TelemetryBatch, Value};
+use crate::limits::{MAX_CONFIG_HASH_LEN, MAX_PAYLOAD_BYTES, MAX_SERIES_PER_BATCH};
+use crate::message::series::{self, Series};
+use crate::{validate, Point, Quality, TelemetryBatch, Value};
 
 /// Choices the encoder makes. [`Default`] is what [`encode`] does; the alternatives exist so
 /// that the benchmark can measure what each part of the design saves. Every choice produces a
@@ -117,6 +120,10 @@ pub fn encode_with<'a>(
         }
     }
 
+    finish(out)
+}
+
+fn finish(out: Vec<u8>) -> Result<Vec<u8>, EncodeError> {
     if out.len() > MAX_PAYLOAD_BYTES {
         return Err(EncodeError::TooLarge {
             len: out.len(),
@@ -124,6 +131,177 @@ pub fn encode_with<'a>(
         });
     }
     Ok(out)
+}
+
+/// What starting another run costs at least: run length, first alias, header, scale.
+const NEW_RUN_BYTES: usize = 4;
+
+/// One series, ready to write: its timestamps and values in batch order and how they are coded.
+struct Column<'s, 'p> {
+    alias: Option<u32>,
+    series: &'s Series<'p>,
+    ts: Vec<i64>,
+    vals: Vec<&'p Value>,
+    codec: Codec,
+    scale: u8,
+    quality: bool,
+}
+
+impl<'s, 'p> Column<'s, 'p> {
+    fn new(s: &'s Series<'p>, points: &'p [Point], aliases: &SeriesAliases) -> Self {
+        let vals: Vec<&Value> = s.points.iter().map(|&i| &points[i].value).collect();
+        let (codec, scale) = values::choose(&vals, NumberCoding::Auto);
+        Column {
+            alias: aliases.alias(s.device, s.metric),
+            series: s,
+            ts: s.points.iter().map(|&i| points[i].ts_ms).collect(),
+            vals,
+            codec,
+            scale,
+            quality: s.points.iter().any(|&i| !points[i].quality.is_good()),
+        }
+    }
+
+    fn header(&self, same_timestamps: bool) -> u8 {
+        let mut h = self.codec as u8;
+        if self.quality {
+            h |= HEADER_QUALITY;
+        }
+        if same_timestamps {
+            h |= HEADER_SAME_TIMESTAMPS;
+        }
+        h
+    }
+}
+
+/// Validates `batch` and writes it in the aliased binary form (version 2): series that
+/// `aliases` knows are named by alias, in runs of consecutive aliases that share a timestamp
+/// column, a codec and a decimal scale; any other series by name, as in version 1.
+pub fn encode_aliased<'a>(
+    batch: &'a TelemetryBatch,
+    aliases: &SeriesAliases,
+) -> Result<Vec<u8>, EncodeError> {
+    batch.validate_points()?;
+    validate::label(aliases.config_hash(), MAX_CONFIG_HASH_LEN, || {
+        "config_hash".into()
+    })?;
+    let points = &batch.points;
+    let series = series::group(points);
+    validate::count(series.len(), MAX_SERIES_PER_BATCH, || "series".into())?;
+    let cols: Vec<Column<'_, 'a>> = series
+        .iter()
+        .map(|s| Column::new(s, points, aliases))
+        .collect();
+
+    let mut out = Vec::with_capacity(64 + points.len() * 3);
+    out.extend_from_slice(&[MAGIC, VERSION_ALIASED]);
+    out.push(if batch.historical { FLAG_HISTORICAL } else { 0 });
+    put_u64(&mut out, batch.boot_epoch);
+    put_u64(&mut out, batch.seq);
+    put_str(&mut out, batch.gateway.as_str());
+    put_str(&mut out, aliases.config_hash());
+    out.extend_from_slice(&aliases.check().to_le_bytes());
+
+    // String table of the series the birth does not know.
+    let mut index: HashMap<&str, u64> = HashMap::new();
+    let mut strings: Vec<&str> = Vec::new();
+    let mut refs: Vec<(u64, u64)> = Vec::new();
+    for c in cols.iter().filter(|c| c.alias.is_none()) {
+        let mut intern = |name: &'a str| -> u64 {
+            *index.entry(name).or_insert_with(|| {
+                strings.push(name);
+                strings.len() as u64 - 1
+            })
+        };
+        refs.push((
+            intern(c.series.device.as_str()),
+            intern(c.series.metric.as_str()),
+        ));
+    }
+    put_u64(&mut out, strings.len() as u64);
+    for s in &strings {
+        put_str(&mut out, s);
+    }
+
+    put_u64(&mut out, cols.len() as u64);
+    let mut refs = refs.into_iter();
+    let mut prev_ts: &[i64] = &[];
+    let mut i = 0;
+    while i < cols.len() {
+        let c = &cols[i];
+        let same = !prev_ts.is_empty() && c.ts == prev_ts;
+        let Some(first) = c.alias else {
+            let (d, m) = refs.next().unwrap_or_default();
+            put_u64(&mut out, 0);
+            put_u64(&mut out, d);
+            put_u64(&mut out, m);
+            out.push(c.header(same));
+            if !same {
+                put_u64(&mut out, c.ts.len() as u64);
+                timestamps::encode(&mut out, &c.ts, prev_ts.first().copied().unwrap_or(0));
+                prev_ts = &c.ts;
+            }
+            values::encode(&mut out, c.codec, c.scale, &c.vals);
+            if c.quality {
+                put_quality(&mut out, c.series.points.iter().map(|&i| points[i].quality));
+            }
+            i += 1;
+            continue;
+        };
+        // The longest run from `i` of consecutive aliases with one timestamp column, codec,
+        // quality presence and (for decimals) a scale every member fits.
+        let mut end = i + 1;
+        let mut scale = c.scale;
+        while let Some(n) = cols.get(end) {
+            let next_alias = u64::from(first) + (end - i) as u64;
+            if n.alias.map(u64::from) != Some(next_alias)
+                || n.codec != c.codec
+                || n.quality != c.quality
+                || n.ts != c.ts
+            {
+                break;
+            }
+            if c.codec == Codec::Decimal {
+                // Join at the larger scale only when that costs less than a new run would.
+                let k = scale.max(n.scale);
+                let at = |m: &Column<'_, '_>, k: u8| values::decimal_len(&m.vals, k);
+                let joined = cols[i..=end]
+                    .iter()
+                    .map(|m| at(m, k))
+                    .sum::<Option<usize>>();
+                let apart = cols[i..end]
+                    .iter()
+                    .map(|m| at(m, scale))
+                    .sum::<Option<usize>>()
+                    .zip(at(n, n.scale))
+                    .map(|(a, b)| a + b + NEW_RUN_BYTES);
+                match (joined, apart) {
+                    (Some(j), Some(a)) if j <= a => scale = k,
+                    _ => break,
+                }
+            }
+            end += 1;
+        }
+        put_u64(&mut out, (end - i) as u64);
+        put_u64(&mut out, u64::from(first));
+        out.push(c.header(same));
+        if !same {
+            put_u64(&mut out, c.ts.len() as u64);
+            timestamps::encode(&mut out, &c.ts, prev_ts.first().copied().unwrap_or(0));
+            prev_ts = &c.ts;
+        }
+        if c.codec == Codec::Decimal {
+            out.push(scale);
+        }
+        for m in &cols[i..end] {
+            values::encode_column(&mut out, m.codec, scale, false, &m.vals);
+            if m.quality {
+                put_quality(&mut out, m.series.points.iter().map(|&i| points[i].quality));
+            }
+        }
+        i = end;
+    }
+    finish(out)
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {

@@ -8,7 +8,7 @@
 pub enum BinaryError {
     #[error("payload does not start with the magic byte {:#04x}", super::MAGIC)]
     BadMagic,
-    #[error("binary version {0} is not supported (this build reads version {v})", v = super::VERSION)]
+    #[error("binary version {0} is not supported (this build reads versions {v} and {a})", v = super::VERSION, a = super::VERSION_ALIASED)]
     UnsupportedVersion(u8),
     #[error("truncated at offset {offset}: {what} needs {needed} more bytes")]
     Truncated {
@@ -71,6 +71,27 @@ pub enum BinaryError {
         series: usize,
         run: u64,
         left: usize,
+    },
+    #[error("series {series}: alias {alias} is outside the birth's table of {len}")]
+    UnknownAlias {
+        series: usize,
+        alias: u64,
+        len: usize,
+    },
+    #[error("config hash at offset {offset} is empty or holds a control character")]
+    BadConfigHash { offset: usize },
+    #[error(
+        "payload names series by the aliases of birth {} (table check {:08x}); decode it with that birth's table",
+        .0.config_hash, .0.check
+    )]
+    NeedsBirth(crate::alias::BirthRef),
+    #[error(
+        "payload was written against birth {} (table check {:08x}), not the birth given, {} ({:08x})",
+        found.config_hash, found.check, have.config_hash, have.check
+    )]
+    WrongBirth {
+        found: crate::alias::BirthRef,
+        have: crate::alias::BirthRef,
     },
     #[error("{count} bytes left over after the last series")]
     TrailingBytes { count: usize },

@@ -30,6 +30,23 @@
 //! ```
 //!
 //! The payload ends exactly after the last series.
+//!
+//! Version 2, the aliased form, names the series of the gateway's birth by alias
+//! ([`crate::alias`]) and groups them in runs:
+//!
+//! ```text
+//! byte    0xFB magic, byte 0x02 version, byte flags, varint boot epoch, varint seq, str gateway
+//! str     config hash of the birth the aliases come from
+//! 4 bytes alias table check, little-endian
+//! varint  S, then S × str: names of the series the birth does not have
+//! varint  N, the number of series; then entries until N series are read:
+//!   varint  run length R
+//!   R = 0:  one named series exactly as in version 1 (indices, header, columns)
+//!   R ≥ 1:  varint first alias a (the run is a, a+1, …, a+R-1), byte header as above
+//!           (shared by the run), unless bit 4 the count and timestamp column (shared),
+//!           if decimal a scale byte (shared), then R value columns, each without its own
+//!           scale byte and followed by its quality column when bit 3 is set
+//! ```
 
 mod decode;
 mod encode;
@@ -39,16 +56,19 @@ mod timestamps;
 mod values;
 mod varint;
 
-pub use decode::decode;
-pub use encode::{encode, encode_with, EncodeOptions, NumberCoding};
+pub use decode::{birth_ref, decode, decode_aliased};
+pub use encode::{encode, encode_aliased, encode_with, EncodeOptions, NumberCoding};
 pub use error::BinaryError;
 
 /// First byte of every binary payload. `0xFB` never starts JSON (which begins with white
 /// space, `{`, `[`, `"`, a digit, `-`, `t`, `f` or `n`) and never occurs in UTF-8 at all.
 pub const MAGIC: u8 = 0xFB;
 
-/// Layout version written after the magic byte.
+/// Layout version of the named form, written after the magic byte.
 pub const VERSION: u8 = 1;
+
+/// Layout version of the aliased form: series of the birth named by alias.
+pub const VERSION_ALIASED: u8 = 2;
 
 const FLAG_HISTORICAL: u8 = 0x01;
 const HEADER_CODEC: u8 = 0x07;

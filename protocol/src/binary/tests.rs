@@ -77,7 +77,7 @@ fn binary_err(bytes: &[u8]) -> BinaryError {
 #[test]
 fn malformed_payloads_give_reasons() {
     assert_eq!(binary_err(&[0x7b]), BinaryError::BadMagic);
-    assert_eq!(binary_err(&[MAGIC, 2]), BinaryError::UnsupportedVersion(2));
+    assert_eq!(binary_err(&[MAGIC, 3]), BinaryError::UnsupportedVersion(3));
     assert!(matches!(
         binary_err(&[MAGIC, VERSION, 0x02]),
         BinaryError::ReservedBits { what: "flags", .. }
@@ -202,11 +202,10 @@ fn encode_enforces_limits() {
     ));
 }
 
-/// The byte-by-byte example in the README is what the encoder writes.
-#[test]
-fn readme_example_is_exact() {
+/// The hex bytes at the start of each line of the first `text` block after `heading`.
+fn readme_bytes(heading: &str) -> Vec<u8> {
     let readme = include_str!("../../README.md");
-    let section = &readme[readme.find("### Example, byte by byte").expect("section")..];
+    let section = &readme[readme.find(heading).expect("section")..];
     let block = &section[section.find("```text\n").expect("block") + 8..];
     let block = &block[..block.find("```").expect("closed block")];
     let bytes: Vec<u8> = block
@@ -218,6 +217,222 @@ fn readme_example_is_exact() {
                 .collect::<Vec<_>>()
         })
         .collect();
+    bytes
+}
+
+/// The byte-by-byte example in the README is what the encoder writes.
+#[test]
+fn readme_example_is_exact() {
+    let bytes = readme_bytes("### Example, byte by byte");
     assert_eq!(bytes, encode(&small()).unwrap());
+    let readme = include_str!("../../README.md");
     assert!(readme.contains(&format!("{} bytes (checked", bytes.len())));
+}
+
+/// So is the aliased example.
+#[test]
+fn aliased_readme_example_is_exact() {
+    let bytes = readme_bytes("### Aliased example, byte by byte");
+    let (b, a) = aliased_example();
+    assert_eq!(bytes, encode_aliased(&b, &a).unwrap());
+    let readme = include_str!("../../README.md");
+    assert!(readme.contains(&format!(
+        "{} bytes (checked\nby `binary::tests::aliased",
+        bytes.len()
+    )));
+}
+
+fn birth_aliases(hash: &str, devices: &[(&str, &[&str])]) -> crate::SeriesAliases {
+    let birth = crate::Birth {
+        gateway: id("gw"),
+        boot_epoch: 3,
+        ts_ms: 0,
+        agent_version: "0.1.0".into(),
+        config_hash: hash.into(),
+        devices: devices
+            .iter()
+            .map(|(d, ps)| crate::DeviceInfo {
+                name: id(d),
+                points: ps
+                    .iter()
+                    .map(|p| crate::PointInfo {
+                        name: id(p),
+                        unit: None,
+                        kind: crate::DataKind::Number,
+                        writable: false,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
+    crate::SeriesAliases::from_birth(&birth)
+}
+
+/// The aliased example of the README: `d/v`, `d/i` and `d/on` are in the birth, `e/v` is not.
+fn aliased_example() -> (TelemetryBatch, crate::SeriesAliases) {
+    let mut b = TelemetryBatch::new(id("gw"), 3, 9);
+    b.points.push(Point::new(id("d"), id("v"), 1000, 230.1));
+    b.points.push(Point::new(id("d"), id("i"), 1000, 5.0));
+    b.points.push(Point::new(id("d"), id("on"), 1000, true));
+    b.points
+        .push(Point::new(id("e"), id("v"), 1500, "ok").with_quality(Quality::Bad));
+    (b, birth_aliases("c1", &[("d", &["v", "i", "on"])]))
+}
+
+#[test]
+fn aliased_layout_is_exact() {
+    let (b, a) = aliased_example();
+    let bytes = encode_aliased(&b, &a).unwrap();
+    let check = a.check().to_le_bytes();
+    #[rustfmt::skip]
+    let want: Vec<u8> = [
+        &[0xFB, 0x02, 0x00,           // magic, version 2, live
+          3, 9,                       // boot epoch, seq
+          2, b'g', b'w',              // gateway
+          2, b'c', b'1'][..],         // config hash of the birth
+        &check,                       // alias table check
+        &[2, 1, b'e', 1, b'v',        // names of series not in the birth
+          4,                          // four series
+          2, 0, 0x00,                 // a run of 2 from alias 0 (d/v, d/i), decimal
+          1, 0xd0, 0x0f,              // 1 point at 1000
+          1,                          // scale 1, shared
+          0xfa, 0x23,                 // 230.1
+          0x64,                       // 5.0 = 50 / 10
+          1, 2, 0x12,                 // a run of 1 from alias 2 (d/on), bool, same timestamps
+          0b1,                        // true
+          0, 0, 1, 0x0b,              // a named series: e / v, string, quality
+          1, 0xe8, 0x07,              // 1 point, 500 after the previous column's t0
+          2, b'o', b'k',              // "ok"
+          0b10][..],                  // bad
+    ]
+    .concat();
+    assert_eq!(bytes, want);
+    assert_eq!(decode_aliased(&bytes, &a).unwrap(), b.in_series_order());
+}
+
+#[test]
+fn aliased_payloads_need_their_own_birth() {
+    let (b, a) = aliased_example();
+    let bytes = encode_aliased(&b, &a).unwrap();
+    assert_eq!(
+        birth_ref(&bytes).unwrap(),
+        Some(crate::BirthRef {
+            config_hash: "c1".into(),
+            check: a.check()
+        })
+    );
+    assert_eq!(birth_ref(&encode(&b).unwrap()).unwrap(), None);
+    assert_eq!(binary_err(&bytes), BinaryError::NeedsBirth(a.birth_ref()));
+    // Same hash, another table (points reordered): refused, not misread.
+    let other = birth_aliases("c1", &[("d", &["i", "v", "on"])]);
+    assert!(matches!(
+        decode_aliased(&bytes, &other),
+        Err(DecodeError::Binary(BinaryError::WrongBirth { .. }))
+    ));
+    let other = birth_aliases("c2", &[("d", &["v", "i", "on"])]);
+    assert!(matches!(
+        decode_aliased(&bytes, &other),
+        Err(DecodeError::Binary(BinaryError::WrongBirth { .. }))
+    ));
+    // A named payload still decodes with a table at hand.
+    assert_eq!(
+        decode_aliased(&encode(&b).unwrap(), &a).unwrap(),
+        b.in_series_order()
+    );
+    for cut in 0..bytes.len() {
+        let e = decode_aliased(&bytes[..cut], &a).unwrap_err();
+        assert!(matches!(e, DecodeError::Binary(_)), "{cut}: {e}");
+    }
+    let mut long = bytes.clone();
+    long.push(0);
+    assert!(matches!(
+        decode_aliased(&long, &a),
+        Err(DecodeError::Binary(BinaryError::TrailingBytes { count: 1 }))
+    ));
+}
+
+#[test]
+fn malformed_aliased_payloads_give_reasons() {
+    let a = birth_aliases("c1", &[("d", &["v", "i"])]);
+    let with = |series: &[u8]| {
+        let mut b = vec![MAGIC, VERSION_ALIASED, 0, 1, 1, 1, b'g', 2, b'c', b'1'];
+        b.extend_from_slice(&a.check().to_le_bytes());
+        b.extend_from_slice(series);
+        b
+    };
+    let err = |bytes: &[u8]| match decode_aliased(bytes, &a) {
+        Err(DecodeError::Binary(e)) => e,
+        other => panic!("{bytes:?} gave {other:?}"),
+    };
+    // Alias 2 is past the table of 2.
+    assert_eq!(
+        err(&with(&[0, 1, 1, 2, 0x02, 1, 0, 0])),
+        BinaryError::UnknownAlias {
+            series: 0,
+            alias: 2,
+            len: 2
+        }
+    );
+    // A run of 2 from alias 1 runs past the table.
+    assert!(matches!(
+        err(&with(&[0, 2, 2, 1, 0x02, 1, 0, 0, 0])),
+        BinaryError::UnknownAlias { alias: 2, .. }
+    ));
+    // A run longer than the series announced.
+    assert!(matches!(
+        err(&with(&[0, 1, 2, 0, 0x02, 1, 0, 0, 0])),
+        BinaryError::TooLarge {
+            what: "series run length",
+            ..
+        }
+    ));
+    // A shared decimal scale above 15.
+    assert!(matches!(
+        err(&with(&[0, 1, 1, 0, 0x00, 1, 0, 16, 0])),
+        BinaryError::TooLarge {
+            what: "decimal scale",
+            ..
+        }
+    ));
+    // A config hash with a control character.
+    let mut bad = vec![MAGIC, VERSION_ALIASED, 0, 1, 1, 1, b'g', 2, b'c', b'\n'];
+    bad.extend_from_slice(&[0; 4]);
+    bad.extend_from_slice(&[0, 0]);
+    assert!(matches!(
+        err(&bad),
+        BinaryError::BadConfigHash { offset: 7 }
+    ));
+    // Well formed: two booleans in a run.
+    let ok = decode_aliased(&with(&[0, 2, 2, 0, 0x02, 1, 0, 0b1, 0b0]), &a).unwrap();
+    assert_eq!(
+        ok.points,
+        [
+            Point::new(id("d"), id("v"), 0, true),
+            Point::new(id("d"), id("i"), 0, false)
+        ]
+    );
+}
+
+#[test]
+fn runs_break_where_series_differ() {
+    let a = birth_aliases("c1", &[("d", &["a", "b", "c", "x", "y"])]);
+    let mut b = TelemetryBatch::new(id("gw"), 1, 1);
+    // a, b share a column and a scale (1 after 0); c has other timestamps; y skips x.
+    b.points.push(Point::new(id("d"), id("a"), 10, 1.0));
+    b.points.push(Point::new(id("d"), id("b"), 10, 1.5));
+    b.points.push(Point::new(id("d"), id("c"), 11, 2.0));
+    b.points.push(Point::new(id("d"), id("y"), 11, 3.0));
+    // A number that is no short decimal cannot share a decimal run.
+    b.points.push(Point::new(id("d"), id("x"), 11, 0.1 + 0.2));
+    let bytes = encode_aliased(&b, &a).unwrap();
+    assert_eq!(decode_aliased(&bytes, &a).unwrap(), b.in_series_order());
+    // Header 17 bytes (magic to series count), then runs: [a b] [c] [y] [x].
+    let runs = &bytes[17..];
+    #[rustfmt::skip]
+    assert_eq!(runs, &[
+        2, 0, 0x00, 1, 20, 1, 20, 30,  // a, b at 10: scale 1, zigzag 10, 15
+        1, 2, 0x00, 1, 2, 0, 4,        // c at 11: scale 0, zigzag 2
+        1, 4, 0x10, 0, 6,              // y, same timestamps: scale 0, zigzag 3
+        1, 3, 0x11, 0x34, 0x33, 0x33, 0x33, 0x33, 0x33, 0xd3, 0x3f, // x: XOR, raw bits
+    ][..]);
 }

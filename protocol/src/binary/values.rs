@@ -106,6 +106,27 @@ pub(crate) fn choose(values: &[&Value], numbers: NumberCoding) -> (Codec, u8) {
     }
 }
 
+/// Bytes the decimal column of `values` takes at scale `k` (without the scale byte), or `None`
+/// if a value does not fit that scale.
+pub(crate) fn decimal_len(values: &[&Value], k: u8) -> Option<usize> {
+    if k > MAX_DECIMAL_SCALE {
+        return None;
+    }
+    let mut prev = 0i64;
+    let mut len = 0;
+    for v in values {
+        let Value::Number(x) = v else { return None };
+        let n = scaled(*x, k)?;
+        len += varint_len(super::varint::zigzag(n.wrapping_sub(prev)));
+        prev = n;
+    }
+    Some(len)
+}
+
+fn varint_len(v: u64) -> usize {
+    (64 - v.leading_zeros() as usize).max(1).div_ceil(7)
+}
+
 fn number(v: &Value) -> f64 {
     match v {
         Value::Number(x) => *x,
@@ -115,9 +136,23 @@ fn number(v: &Value) -> f64 {
 
 /// Appends `values` coded with `codec` (as chosen by [`choose`]).
 pub(crate) fn encode(out: &mut Vec<u8>, codec: Codec, scale: u8, values: &[&Value]) {
+    encode_column(out, codec, scale, true, values);
+}
+
+/// [`encode`]; with `write_scale` false the decimal scale byte is left out (a run of aliased
+/// series writes it once before its columns) and `values` must fit `scale`.
+pub(crate) fn encode_column(
+    out: &mut Vec<u8>,
+    codec: Codec,
+    scale: u8,
+    write_scale: bool,
+    values: &[&Value],
+) {
     match codec {
         Codec::Decimal => {
-            out.push(scale);
+            if write_scale {
+                out.push(scale);
+            }
             let mut prev = 0i64;
             for v in values {
                 let n = scaled(number(v), scale).unwrap_or(0);
@@ -188,10 +223,28 @@ fn put_xor(out: &mut Vec<u8>, x: u64) {
     out.extend_from_slice(&x.to_le_bytes()[trail as usize..(8 - lead) as usize]);
 }
 
-/// Reads `n` values coded with `codec` into `out`.
-pub(crate) fn decode(
+/// Reads a decimal scale byte.
+pub(crate) fn read_scale(r: &mut Reader<'_>) -> Result<u8, BinaryError> {
+    let offset = r.offset();
+    let scale = r.u8("decimal scale")?;
+    if scale > MAX_DECIMAL_SCALE {
+        return Err(BinaryError::TooLarge {
+            what: "decimal scale",
+            offset,
+            value: scale.into(),
+            max: MAX_DECIMAL_SCALE.into(),
+        });
+    }
+    Ok(scale)
+}
+
+/// Reads `n` values coded with `codec` into `out`. `shared_scale` is the decimal scale of a
+/// run of aliased series, read before its columns, in which case the column has no scale byte
+/// of its own.
+pub(crate) fn decode_column(
     r: &mut Reader<'_>,
     codec: Codec,
+    shared_scale: Option<u8>,
     n: usize,
     series: usize,
     out: &mut Vec<Value>,
@@ -200,16 +253,10 @@ pub(crate) fn decode(
     out.reserve(n);
     match codec {
         Codec::Decimal => {
-            let offset = r.offset();
-            let scale = r.u8("decimal scale")?;
-            if scale > MAX_DECIMAL_SCALE {
-                return Err(BinaryError::TooLarge {
-                    what: "decimal scale",
-                    offset,
-                    value: scale.into(),
-                    max: MAX_DECIMAL_SCALE.into(),
-                });
-            }
+            let scale = match shared_scale {
+                Some(k) => k,
+                None => read_scale(r)?,
+            };
             let mut n_prev = 0i64;
             for _ in 0..n {
                 n_prev = n_prev.wrapping_add(r.zigzag("decimal delta")?);
@@ -309,7 +356,7 @@ mod tests {
         encode(&mut out, codec, scale, &refs);
         let mut r = Reader::new(&out);
         let mut back = Vec::new();
-        decode(&mut r, codec, values.len(), 0, &mut back).unwrap();
+        decode_column(&mut r, codec, None, values.len(), 0, &mut back).unwrap();
         assert_eq!(r.remaining(), 0);
         assert_eq!(back.len(), values.len());
         for (a, b) in back.iter().zip(values) {
@@ -321,7 +368,7 @@ mod tests {
         // Every strict prefix is an error, never a panic.
         for cut in 0..out.len() {
             let mut r = Reader::new(&out[..cut]);
-            assert!(decode(&mut r, codec, values.len(), 0, &mut back).is_err());
+            assert!(decode_column(&mut r, codec, None, values.len(), 0, &mut back).is_err());
         }
         (codec, out.len())
     }
@@ -376,7 +423,7 @@ mod tests {
     fn malformed_columns_are_typed_errors() {
         let mut v = Vec::new();
         let dec = |bytes: &[u8], codec, n, v: &mut Vec<Value>| {
-            decode(&mut Reader::new(bytes), codec, n, 0, v)
+            decode_column(&mut Reader::new(bytes), codec, None, n, 0, v)
         };
         assert!(matches!(
             dec(&[16, 0], Codec::Decimal, 1, &mut v),

@@ -101,6 +101,51 @@ pub fn polled_points() -> impl Strategy<Value = Vec<Point>> {
         })
 }
 
+/// The alias table of a birth announcing some of the pooled series (those of [`point`] and
+/// [`polled_points`]) in a random order, so that batches mix aliased and named series and
+/// aliases come in and out of order.
+pub fn aliases() -> impl Strategy<Value = SeriesAliases> {
+    let all: Vec<(&str, &str)> = DEVICES
+        .iter()
+        .flat_map(|d| METRICS.iter().map(move |m| (*d, *m)))
+        .collect();
+    let n = all.len();
+    (
+        "[0-9a-f]{1,16}",
+        prop::sample::subsequence(all, 0..=n).prop_shuffle(),
+    )
+        .prop_map(|(config_hash, series)| {
+            let mut devices: Vec<DeviceInfo> = Vec::new();
+            for (d, m) in series {
+                let d = Ident::new(d).unwrap();
+                let at = match devices.iter().position(|x| x.name == d) {
+                    Some(at) => at,
+                    None => {
+                        devices.push(DeviceInfo {
+                            name: d,
+                            points: Vec::new(),
+                        });
+                        devices.len() - 1
+                    }
+                };
+                devices[at].points.push(PointInfo {
+                    name: Ident::new(m).unwrap(),
+                    unit: None,
+                    kind: DataKind::Number,
+                    writable: false,
+                });
+            }
+            SeriesAliases::from_birth(&Birth {
+                gateway: Ident::new("gw").unwrap(),
+                boot_epoch: 1,
+                ts_ms: 0,
+                agent_version: "0.1.0".into(),
+                config_hash,
+                devices,
+            })
+        })
+}
+
 pub fn batch() -> impl Strategy<Value = TelemetryBatch> {
     (
         ident(),

@@ -6,6 +6,7 @@
 //! while it was down (the writer retries them) and nothing else. The series cache survives
 //! reconnects: ids are never reused.
 
+pub mod channel;
 mod migrate;
 mod read;
 mod registry;
