@@ -396,6 +396,114 @@ async fn behaviour(store: Store) {
         .await
         .unwrap();
     assert_eq!(store.dead_letters(10).await.unwrap(), vec![dl]);
+    health_and_registration(&store).await;
+}
+
+/// Device health reports (newest by epoch and sequence wins, whatever the arrival order), the
+/// state derived with the gateway's status, and registering and unregistering.
+async fn health_and_registration(store: &Store) {
+    use fieldlink_cloud::store::{DeviceState, HealthReport, ReportedState, Unregistered};
+    let gw = id("gw-h");
+    let report = |state, error: Option<&str>, seq, at_ms| HealthReport {
+        gateway: gw.clone(),
+        device: id("meter"),
+        state,
+        error: error.map(str::to_string),
+        at_ms,
+        boot_epoch: 2,
+        seq,
+    };
+    let status = |online: bool, at_ms| GatewayStatus {
+        gateway: gw.clone(),
+        online,
+        at_ms,
+        boot_epoch: Some(2),
+        agent_version: online.then(|| "0.1.0".to_string()),
+        config_hash: None,
+    };
+    let out = store
+        .write(WriteBatch {
+            seen: vec![(gw.clone(), T0)],
+            statuses: vec![status(true, T0)],
+            health: vec![
+                report(ReportedState::Degraded, Some("exception 2"), 2, T0 + 2_000),
+                report(ReportedState::Online, None, 1, T0 + 1_000),
+            ],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(out.device_health.len(), 1, "{:?}", out.device_health);
+    let h = &out.device_health[0];
+    assert_eq!(
+        (h.state, h.since_ms),
+        (DeviceState::Degraded, Some(T0 + 2_000))
+    );
+    assert_eq!(h.last_error.as_deref(), Some("exception 2"));
+    let out = store
+        .write(WriteBatch {
+            seen: vec![(gw.clone(), T0)],
+            health: vec![report(ReportedState::Online, None, 3, T0 + 3_000)],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let h = &out.device_health[0];
+    assert_eq!(
+        (h.state, h.since_ms),
+        (DeviceState::Online, Some(T0 + 3_000))
+    );
+    assert_eq!(
+        (h.last_error.as_deref(), h.last_error_ms),
+        (Some("exception 2"), Some(T0 + 2_000)),
+        "the last error outlives the recovery"
+    );
+    let out = store
+        .write(WriteBatch {
+            statuses: vec![status(false, T0 + 9_000)],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let h = &out.device_health[0];
+    assert_eq!(
+        (h.state, h.since_ms, h.reported),
+        (
+            DeviceState::Unknown,
+            Some(T0 + 9_000),
+            Some(ReportedState::Online)
+        )
+    );
+    assert_eq!(
+        store.device_health(&gw, Some(&id("meter"))).await.unwrap(),
+        out.device_health
+    );
+    assert!(store
+        .device_health(&gw, Some(&id("nope")))
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Registering and unregistering.
+    let new = id("gw-new");
+    assert!(store.register(&new, Some("New one")).await.unwrap());
+    assert!(!store.register(&new, None).await.unwrap());
+    let info = store.gateway(&new).await.unwrap().unwrap();
+    assert_eq!(
+        (info.registered, info.name.as_deref()),
+        (true, Some("New one"))
+    );
+    assert!(store.registered_gateways().await.unwrap().contains(&new));
+    assert_eq!(store.unregister(&new).await.unwrap(), Unregistered::Deleted);
+    assert!(store.gateway(&new).await.unwrap().is_none());
+    assert_eq!(
+        store.unregister(&gw).await.unwrap(),
+        Unregistered::NotRegistered
+    );
+    assert!(store.register(&gw, None).await.unwrap());
+    assert_eq!(store.unregister(&gw).await.unwrap(), Unregistered::Kept);
+    assert!(!store.gateway(&gw).await.unwrap().unwrap().registered);
+    assert_eq!(store.device_health(&gw, None).await.unwrap().len(), 1);
 }
 
 fn rt() -> tokio::runtime::Runtime {

@@ -1,5 +1,6 @@
 // Drives Debian's Chromium (headless) through the dashboard of a running fieldlink-demo:
-// sign in with the token, watch a live value change, write the pump's speed setpoint and
+// sign in with the token, see the energy meter's health badge say online and the weather
+// station's turn offline when its serial line is cut, watch a live value change, write the pump's speed setpoint and
 // watch the command reach `executed`, see the written value come back and raise the demo's
 // alert, acknowledge it, load the past hour, save a screenshot.
 //
@@ -63,8 +64,29 @@ try {
   step = 'signing in with the demo token shows the gateway online';
   await page.fill('#token', token);
   await page.click('#login-form button[type=submit]');
-  await page.locator('[data-gateway="demo-gw"] .badge.online').waitFor({ timeout: PATIENCE_MS });
+  await page.locator('[data-gateway="demo-gw"] > h3 > .badge.online').waitFor({ timeout: PATIENCE_MS });
   if (await page.locator('#login').isVisible()) throw new Error('the sign-in form is still shown');
+
+  step = 'the energy meter reports online in its health badge';
+  // The agent reports each device's health on its first poll (device_up): the badge shows it
+  // whether it came with the page's first load or later over the WebSocket.
+  for (const where of ['li[data-device="demo-gw/energy-meter"]', 'div.device[data-device="demo-gw/energy-meter"] h3']) {
+    await page.locator(`${where} .badge[data-state="online"]`).waitFor({ timeout: PATIENCE_MS });
+  }
+  const since = await page.locator('li[data-device="demo-gw/energy-meter"] .badge').getAttribute('title');
+  if (!since || !since.startsWith('since ')) throw new Error(`badge title ${JSON.stringify(since)}`);
+  console.log('energy-meter badge: online');
+
+  step = 'the weather station turns offline live when its serial line is cut';
+  // Printing the line below asks demo/tests/browser.rs to stop the demo's socat (the cable
+  // pulled); the page is not reloaded, so the new state can only come over the WebSocket.
+  const weather = 'li[data-device="demo-gw/weather"] .badge';
+  await page.locator(`${weather}[data-state="online"]`).waitFor({ timeout: PATIENCE_MS });
+  console.log('cut the weather line');
+  await page.locator(`${weather}[data-state="offline"]`).waitFor({ timeout: PATIENCE_MS });
+  const why = await page.locator(weather).getAttribute('title');
+  if (!why || !why.includes('last error: ')) throw new Error(`badge title ${JSON.stringify(why)}`);
+  console.log(`weather badge: offline (${why.split('\n').pop()})`);
 
   step = 'a live value changes without a reload';
   const voltage = 'demo-gw/energy-meter/voltage_l1';

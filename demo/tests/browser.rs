@@ -6,15 +6,17 @@
 
 mod support;
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use support::Demo;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
 #[test]
-fn dashboard_signs_in_shows_live_values_executes_a_write_and_acknowledges_its_alert() {
+fn dashboard_signs_in_shows_device_health_and_live_values_executes_a_write_and_acknowledges_its_alert(
+) {
     let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
     assert!(
         Path::new(CHROMIUM).exists(),
@@ -34,23 +36,48 @@ fn dashboard_signs_in_shows_live_values_executes_a_write_and_acknowledges_its_al
 
     let dir = tempfile::tempdir().unwrap();
     let demo = Demo::start(&dir.path().join("data"));
-    let run = Command::new("node")
+    assert!(
+        demo.banner().contains("weather station on"),
+        "the weather station needs socat (apt-get install socat):\n{}",
+        demo.banner()
+    );
+    let mut node = Command::new("node")
         .arg(browser_dir.join("dashboard.mjs"))
         .current_dir(&browser_dir)
         .env("DASHBOARD_URL", demo.dashboard())
         .env("TOKEN", demo.token())
         .env("SCREENSHOT", &screenshot)
         .env("CHROMIUM", CHROMIUM)
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("node runs");
+    let mut stdout = String::new();
+    let mut cut = false;
+    for line in BufReader::new(node.stdout.take().unwrap()).lines() {
+        let line = line.expect("node's output");
+        if line == "cut the weather line" {
+            cut = demo.cut_serial_line();
+        }
+        stdout.push_str(&line);
+        stdout.push('\n');
+    }
+    let mut stderr = String::new();
+    node.stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = node.wait().unwrap();
     let stopped = demo.interrupt();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(
-        run.status.success(),
+        status.success(),
         "browser test failed:\n{stdout}\n{stderr}\ndemo output:\n{}",
         stopped.output
     );
+    assert!(stdout.contains("energy-meter badge: online"), "{stdout}");
+    assert!(cut, "no socat child to stop:\n{stdout}");
+    assert!(stdout.contains("weather badge: offline"), "{stdout}");
     assert!(stdout.contains("executed"), "{stdout}");
     assert!(stdout.contains("acknowledged"), "{stdout}");
     assert!(

@@ -154,8 +154,11 @@ function onDeviceStatus(h) {
   }
 }
 
-// A device's health badge: its state, with since when and the last error as a tooltip.
+// A device's health badge: its state, with since when and the last error as a tooltip. The
+// agent's own pseudo-device reports no health (the gateway's badge is its health).
+const SELF_DEVICE = '_gateway';
 function deviceBadge(gw, d) {
+  if (d === SELF_DEVICE) return '';
   const badge = el('span', { class: 'badge' });
   fillDeviceBadge(badge, state.health.get(`${gw}/${d}`));
   return badge;

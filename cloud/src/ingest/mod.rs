@@ -27,7 +27,7 @@ mod classify;
 mod mqtt;
 mod writer;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -204,18 +204,15 @@ pub fn start(
 /// How long the classifier trusts its copy of the registered set: a gateway removed by an
 /// operator (on any instance) is refused within this time.
 pub const REGISTRATION_REFRESH: Duration = Duration::from_secs(5);
-/// How long a gateway found unregistered is refused without asking the store again, so a
-/// stream from an unknown gateway costs one lookup per second, not one per message.
-const UNREGISTERED_RECHECK: Duration = Duration::from_secs(1);
 
 /// The classifier's view of which gateways an operator registered. The whole set is reloaded
-/// every [`REGISTRATION_REFRESH`]; a gateway missing from it is looked up on its own (at most
-/// every [`UNREGISTERED_RECHECK`]), so a gateway registered a moment ago is accepted at once.
+/// every [`REGISTRATION_REFRESH`]; a gateway missing from it is looked up on its own, so a
+/// gateway registered a moment ago is accepted at once. (Each message of an unregistered
+/// gateway costs that lookup, next to the dead letter it becomes anyway.)
 #[derive(Default)]
 struct Registrations {
     registered: HashSet<Ident>,
     loaded: Option<Instant>,
-    refused: HashMap<Ident, Instant>,
 }
 
 impl Registrations {
@@ -227,26 +224,16 @@ impl Registrations {
         {
             self.registered = store.registered_gateways().await?.into_iter().collect();
             self.loaded = Some(now);
-            self.refused.clear();
         }
         if self.registered.contains(gw) {
             return Ok(true);
         }
-        if let Some(at) = self.refused.get(gw) {
-            if now.duration_since(*at) < UNREGISTERED_RECHECK {
-                return Ok(false);
-            }
-        }
         match store.gateway(gw).await? {
             Some(info) if info.registered => {
-                self.refused.remove(gw);
                 self.registered.insert(gw.clone());
                 Ok(true)
             }
-            _ => {
-                self.refused.insert(gw.clone(), now);
-                Ok(false)
-            }
+            _ => Ok(false),
         }
     }
 }

@@ -128,6 +128,32 @@ impl Demo {
         &self.dashboard
     }
 
+    /// Stops the `socat` child that carries the weather station's serial line (the cable
+    /// pulled); returns whether there was one.
+    pub fn cut_serial_line(&self) -> bool {
+        let parent = self.child.id().to_string();
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return false;
+        };
+        for entry in entries.flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid …; comm may hold spaces, so split after the last ')'.
+            let Some((head, rest)) = stat.rsplit_once(')') else {
+                continue;
+            };
+            let ppid = rest.split_whitespace().nth(1);
+            if head.ends_with("(socat") && ppid == Some(parent.as_str()) {
+                return kill(Pid::from_raw(pid), Signal::SIGTERM).is_ok();
+            }
+        }
+        false
+    }
+
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }
