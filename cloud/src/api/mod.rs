@@ -15,6 +15,7 @@ pub mod db;
 mod error;
 mod openapi;
 mod telemetry;
+mod text;
 pub mod time;
 mod tokens;
 
