@@ -9,12 +9,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
+use super::text;
 use super::time::now_ms;
 use super::ApiState;
 use crate::alerts::{AlertEngine, AlertView, RuleSpec, Severity, StoredRule};
 use crate::notify::{NotificationView, Outbox};
 
 fn validate(e: &AlertEngine, spec: &RuleSpec) -> Result<(), ApiError> {
+    text::body(spec)?;
     spec.validate(&e.receiver_names())
         .map_err(|err| ApiError::bad_request(err.to_string()))
 }
@@ -89,6 +91,7 @@ pub async fn update_rule(
     body: Result<Json<RuleSpec>, JsonRejection>,
 ) -> Result<Json<StoredRule>, ApiError> {
     let Path(rule_id) = p.map_err(ApiError::rejection)?;
+    text::plain("rule_id", &rule_id)?;
     let Json(spec) = body.map_err(ApiError::rejection)?;
     let e = engine_of(&s)?;
     validate(e, &spec)?;
@@ -110,7 +113,8 @@ pub async fn update_rule(
 /// Deletes a rule; its open alerts are resolved without notification. Role: admin.
 #[utoipa::path(delete, path = "/api/v1/alert-rules/{rule_id}", tag = "alerts",
     params(("rule_id" = String, Path, description = "rule id")),
-    responses((status = 204, description = "deleted"), (status = 401, body = ErrorBody),
+    responses((status = 204, description = "deleted"), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 503, body = ErrorBody)))]
 pub async fn delete_rule(
@@ -118,6 +122,7 @@ pub async fn delete_rule(
     p: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
     let Path(rule_id) = p.map_err(ApiError::rejection)?;
+    text::plain("rule_id", &rule_id)?;
     let e = engine_of(&s)?;
     if !e
         .records()
@@ -135,10 +140,12 @@ pub async fn delete_rule(
 #[into_params(parameter_in = Query)]
 pub struct AlertQuery {
     /// pending, active, acknowledged or resolved.
+    #[param(pattern = "^(pending|active|acknowledged|resolved)$")]
     pub status: Option<String>,
     pub severity: Option<Severity>,
     pub gateway: Option<String>,
     /// 1 to 1000; 100 when absent.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     pub offset: Option<u32>,
 }
@@ -171,6 +178,9 @@ pub async fn list_alerts(
             ));
         }
     }
+    if let Some(g) = &q.gateway {
+        text::plain("gateway", g)?;
+    }
     let offset = q.offset.unwrap_or(0);
     let mut items = engine_of(&s)?
         .records()
@@ -192,6 +202,7 @@ pub async fn list_alerts(
 }
 
 async fn operator(s: &ApiState, id: &str, resolve: bool) -> Result<Json<AlertView>, ApiError> {
+    text::plain("alert_id", id)?;
     match engine_of(s)?
         .operator(id, resolve)
         .await
@@ -209,7 +220,8 @@ async fn operator(s: &ApiState, id: &str, resolve: bool) -> Result<Json<AlertVie
 /// Acknowledges an active alert: it stays until it resolves, without repeats. Role: operator.
 #[utoipa::path(post, path = "/api/v1/alerts/{alert_id}/acknowledge", tag = "alerts",
     params(("alert_id" = String, Path, description = "alert id")),
-    responses((status = 200, body = AlertView), (status = 401, body = ErrorBody),
+    responses((status = 200, body = AlertView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 503, body = ErrorBody)))]
 pub async fn acknowledge(
@@ -223,7 +235,8 @@ pub async fn acknowledge(
 /// Resolves an alert by hand. Role: operator.
 #[utoipa::path(post, path = "/api/v1/alerts/{alert_id}/resolve", tag = "alerts",
     params(("alert_id" = String, Path, description = "alert id")),
-    responses((status = 200, body = AlertView), (status = 401, body = ErrorBody),
+    responses((status = 200, body = AlertView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 503, body = ErrorBody)))]
 pub async fn resolve(
@@ -239,8 +252,10 @@ pub async fn resolve(
 pub struct NotificationQuery {
     pub alert_id: Option<String>,
     /// pending, delivered or failed.
+    #[param(pattern = "^(pending|delivered|failed)$")]
     pub status: Option<String>,
     /// 1 to 1000; 100 when absent.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     pub offset: Option<u32>,
 }
@@ -274,6 +289,9 @@ pub async fn list_notifications(
                 "status: must be pending, delivered or failed",
             ));
         }
+    }
+    if let Some(a) = &q.alert_id {
+        text::plain("alert_id", a)?;
     }
     let offset = q.offset.unwrap_or(0);
     let mut items = Outbox::new(s.db.clone())

@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
 use super::telemetry::PageQuery;
+use super::text;
 use super::time::rfc3339;
 use super::ApiState;
 use crate::auth::Caller;
@@ -26,8 +27,11 @@ pub struct NewCommand {
     pub kind: CommandKind,
     /// Seconds until the command expires unanswered; the configured default when absent,
     /// at most the configured maximum.
+    #[schema(minimum = 1)]
     pub expires_in_secs: Option<u64>,
-    /// A second request with the same key for the same gateway returns the first command.
+    /// A second request with the same key for the same gateway returns the first command;
+    /// 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub idempotency_key: Option<String>,
 }
 
@@ -36,7 +40,7 @@ pub struct NewCommand {
 pub struct CommandView {
     pub command_id: String,
     pub gateway: String,
-    #[schema(value_type = Object)]
+    /// The protocol's command, as created.
     pub kind: serde_json::Value,
     pub status: CommandStatus,
     /// RFC 3339.
@@ -44,8 +48,7 @@ pub struct CommandView {
     pub expires_at: String,
     pub updated_at: String,
     pub idempotency_key: Option<String>,
-    /// What a read or write returned.
-    #[schema(value_type = Object)]
+    /// What a read or write returned: any JSON value, or null before it has answered.
     pub result: Option<serde_json::Value>,
     pub error: Option<String>,
 }
@@ -80,7 +83,7 @@ fn service(s: &ApiState) -> Result<&Commands, ApiError> {
 /// Creates a command for a gateway, checked against its last birth; published at once when
 /// the gateway is online, else on its next birth. Role: operator.
 #[utoipa::path(post, path = "/api/v1/gateways/{gateway}/commands", tag = "commands",
-    params(("gateway" = String, Path, description = "gateway id")),
+    params(("gateway" = String, Path, description = "gateway id", example = "gw-1")),
     request_body = NewCommand,
     responses((status = 201, body = CommandView, description = "created"),
         (status = 200, body = CommandView, description = "an earlier command with this idempotency key"),
@@ -98,10 +101,12 @@ pub async fn create_command(
     let Json(new) = body.map_err(ApiError::rejection)?;
     let gw = Ident::new(&gateway)
         .map_err(|e| ApiError::bad_request(format!("gateway {gateway:?}: {e}")))?;
+    text::json("kind", &serde_json::to_value(&new.kind).unwrap_or_default())?;
     if let Some(k) = &new.idempotency_key {
-        if k.is_empty() || k.len() > 200 {
+        text::plain("idempotency_key", k)?;
+        if k.is_empty() || k.chars().count() > 200 {
             return Err(ApiError::bad_request(
-                "idempotency_key must be 1 to 200 bytes",
+                "idempotency_key must be 1 to 200 characters",
             ));
         }
     }
@@ -131,7 +136,8 @@ pub async fn create_command(
 /// One command. Role: viewer.
 #[utoipa::path(get, path = "/api/v1/commands/{command_id}", tag = "commands",
     params(("command_id" = String, Path, description = "command id")),
-    responses((status = 200, body = CommandView), (status = 401, body = ErrorBody),
+    responses((status = 200, body = CommandView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 503, body = ErrorBody)))]
 pub async fn get_command(
@@ -141,7 +147,7 @@ pub async fn get_command(
     let Path(id) = p.map_err(ApiError::rejection)?;
     service(&s)?
         .records()
-        .get(&id)
+        .get(text::plain("command_id", &id)?)
         .await
         .map_err(ApiError::database)?
         .map(|r| Json(r.into()))
@@ -157,7 +163,7 @@ pub struct CommandPage {
 
 /// A gateway's commands, newest first. Role: viewer.
 #[utoipa::path(get, path = "/api/v1/gateways/{gateway}/commands", tag = "commands",
-    params(("gateway" = String, Path, description = "gateway id"), PageQuery),
+    params(("gateway" = String, Path, description = "gateway id", example = "gw-1"), PageQuery),
     responses((status = 200, body = CommandPage), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 503, body = ErrorBody)))]

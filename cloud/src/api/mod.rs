@@ -17,6 +17,7 @@ mod error;
 mod gateways;
 mod openapi;
 mod telemetry;
+mod text;
 pub mod time;
 mod tokens;
 

@@ -32,8 +32,10 @@ fn ident(what: &str, s: &str) -> Result<Ident, ApiError> {
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// 1 to 1000; 100 when absent.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
-    /// Items to skip; 0 when absent.
+    /// Items to skip; 0 when absent. `offset + limit` may not exceed 100000.
+    #[param(maximum = 99_999)]
     pub offset: Option<u64>,
 }
 
@@ -130,7 +132,7 @@ async fn known_gateway(s: &ApiState, gateway: &str) -> Result<GatewayInfo, ApiEr
 
 /// One gateway. Role: viewer.
 #[utoipa::path(get, path = "/api/v1/gateways/{gateway}", tag = "registry",
-    params(("gateway" = String, Path, description = "gateway id")),
+    params(("gateway" = String, Path, description = "gateway id", example = "gw-1")),
     responses((status = 200, body = Gateway), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
@@ -150,7 +152,7 @@ pub struct DevicePage {
 
 /// Devices of a gateway with their health, ordered by name. Role: viewer.
 #[utoipa::path(get, path = "/api/v1/gateways/{gateway}/devices", tag = "registry",
-    params(("gateway" = String, Path, description = "gateway id"), PageQuery),
+    params(("gateway" = String, Path, description = "gateway id", example = "gw-1"), PageQuery),
     responses((status = 200, body = DevicePage), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
@@ -189,8 +191,8 @@ pub struct Series {
 
 /// Series of a device, ordered by metric. Role: viewer.
 #[utoipa::path(get, path = "/api/v1/gateways/{gateway}/devices/{device}/series", tag = "telemetry",
-    params(("gateway" = String, Path, description = "gateway id"),
-        ("device" = String, Path, description = "device name")),
+    params(("gateway" = String, Path, description = "gateway id", example = "gw-1"),
+        ("device" = String, Path, description = "device name", example = "meter-1")),
     responses((status = 200, body = Vec<Series>), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list_series(
@@ -219,13 +221,24 @@ pub async fn list_series(
     ))
 }
 
+/// The schema of a reading's value: a number, a boolean or a string.
+fn scalar_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+    OneOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::Number))
+        .item(ObjectBuilder::new().schema_type(Type::Boolean))
+        .item(ObjectBuilder::new().schema_type(Type::String))
+        .description(Some("A number, a boolean or a string."))
+        .build()
+        .into()
+}
+
 /// One reading.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Reading {
     /// RFC 3339.
     pub time: String,
-    /// A number, a boolean or a string.
-    #[schema(value_type = Object)]
+    #[schema(schema_with = scalar_schema)]
     pub value: serde_json::Value,
     /// `good`, `uncertain` or `bad`.
     pub quality: String,
@@ -255,8 +268,8 @@ pub struct LatestValue {
 
 /// The newest reading of each series of a device that has one. Role: viewer.
 #[utoipa::path(get, path = "/api/v1/gateways/{gateway}/devices/{device}/latest", tag = "telemetry",
-    params(("gateway" = String, Path, description = "gateway id"),
-        ("device" = String, Path, description = "device name")),
+    params(("gateway" = String, Path, description = "gateway id", example = "gw-1"),
+        ("device" = String, Path, description = "device name", example = "meter-1")),
     responses((status = 200, body = Vec<LatestValue>), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn latest_values(
@@ -294,10 +307,13 @@ pub async fn latest_values(
 #[into_params(parameter_in = Query)]
 pub struct PointsQuery {
     /// RFC 3339, inclusive.
+    #[param(format = DateTime, example = "2024-01-01T00:00:00Z")]
     pub from: Option<String>,
     /// RFC 3339, exclusive.
+    #[param(format = DateTime, example = "2030-01-01T00:00:00Z")]
     pub to: Option<String>,
     /// 1 to 1000; 100 when absent.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -327,7 +343,7 @@ pub struct PointPage {
 
 /// Raw readings of a series in `[from, to)`, oldest first. Role: viewer.
 #[utoipa::path(get, path = "/api/v1/series/{series_id}/points", tag = "telemetry",
-    params(("series_id" = i64, Path, description = "series id"), PointsQuery),
+    params(("series_id" = i64, Path, description = "series id", example = 1), PointsQuery),
     responses((status = 200, body = PointPage), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn raw_points(
@@ -362,10 +378,14 @@ pub async fn raw_points(
 #[into_params(parameter_in = Query)]
 pub struct AggregateQuery {
     /// RFC 3339; rounded down to a bucket start.
+    #[param(format = DateTime, example = "2024-01-01T00:00:00Z")]
     pub from: String,
     /// RFC 3339; rounded up to a bucket end.
+    #[param(format = DateTime, example = "2030-01-01T00:00:00Z")]
     pub to: String,
-    /// `1m`, `1h`, `1d`, or any whole number of seconds, minutes, hours or days (`15s`, `5m`).
+    /// `1m`, `1h`, `1d`, or any whole number of seconds, minutes, hours or days (`15s`, `5m`),
+    /// at most 366 days; the range may span at most 100000 buckets.
+    #[param(pattern = "^[0-9]+[smhd]$", example = "1d")]
     pub interval: String,
 }
 
@@ -407,7 +427,7 @@ pub struct Aggregate {
 
 /// Bucketed aggregates of a series; empty buckets are left out. Role: viewer.
 #[utoipa::path(get, path = "/api/v1/series/{series_id}/aggregates", tag = "telemetry",
-    params(("series_id" = i64, Path, description = "series id"), AggregateQuery),
+    params(("series_id" = i64, Path, description = "series id", example = 1), AggregateQuery),
     responses((status = 200, body = Vec<Aggregate>), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn aggregates(

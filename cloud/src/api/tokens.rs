@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
+use super::text;
 use super::ApiState;
 use crate::auth::{Role, TokenInfo};
 
@@ -21,7 +22,8 @@ pub async fn list_tokens(State(s): State<ApiState>) -> Result<Json<Vec<TokenInfo
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NewToken {
-    /// What the token is for, 1 to 200 characters.
+    /// What the token is for, 1 to 200 characters, not all blank.
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub name: String,
     pub role: Role,
 }
@@ -43,7 +45,7 @@ pub async fn create_token(
     body: Result<Json<NewToken>, JsonRejection>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     let Json(new) = body.map_err(ApiError::rejection)?;
-    let name = new.name.trim();
+    let name = text::plain("name", new.name.trim())?;
     if name.is_empty() || name.chars().count() > 200 {
         return Err(ApiError::bad_request("name must be 1 to 200 characters"));
     }
@@ -58,7 +60,8 @@ pub async fn create_token(
 /// Revokes a token at once. Role: admin.
 #[utoipa::path(delete, path = "/api/v1/tokens/{token_id}", tag = "auth",
     params(("token_id" = String, Path, description = "token id")),
-    responses((status = 204, description = "revoked"), (status = 401, body = ErrorBody),
+    responses((status = 204, description = "revoked"), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn revoke_token(
     State(s): State<ApiState>,
@@ -66,7 +69,7 @@ pub async fn revoke_token(
 ) -> Result<StatusCode, ApiError> {
     let Path(token_id) = p.map_err(ApiError::rejection)?;
     if s.tokens
-        .revoke(&token_id)
+        .revoke(text::plain("token_id", &token_id)?)
         .await
         .map_err(ApiError::database)?
     {
