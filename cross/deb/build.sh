@@ -25,6 +25,9 @@
 # does and for the same reason (feature unification). ARM builds use Debian's cross compilers
 # (cross/toolchain.sh). File times are the last commit's (SOURCE_DATE_EPOCH), so a rebuild of
 # the same commit gives the same package.
+
+# The deb_* variables come from cross/deb/packages/<package>.sh, sourced per package.
+# shellcheck disable=SC2154
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$(pwd)

@@ -31,7 +31,6 @@
 # Needs root (dpkg changes owners in the throwaway root). Exits non-zero on any failed check.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-repo=$(pwd)
 # shellcheck source=cross/toolchain.sh
 source cross/toolchain.sh
 
