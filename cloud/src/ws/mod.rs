@@ -190,6 +190,9 @@ fn remote_messages(subs: &Subscriptions, e: &fanout::Remote) -> Vec<serde_json::
         fanout::Remote::Batch(b) => batch_messages(subs, b),
         fanout::Remote::Command(c) => command_message(subs, c).into_iter().collect(),
         fanout::Remote::Alert(a) => alert_message(subs, a).into_iter().collect(),
+        fanout::Remote::Device(d) => device::message(&subs.device_status, d)
+            .into_iter()
+            .collect(),
     }
 }
 
