@@ -167,6 +167,7 @@ pub async fn serve(
             batches: handle.subscribe_committed(),
             commands: commands.subscribe(),
             alerts: alerts.subscribe(),
+            health: handle.subscribe_device_health(),
         },
         metrics.clone(),
         ingest_stop.clone(),

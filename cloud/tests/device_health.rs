@@ -2,7 +2,9 @@
 //! device_up / device_degraded / device_down events become each device's state in the
 //! registry, served on REST and pushed on the WebSocket (`device_status`); a replayed old event
 //! changes nothing; the gateway's death makes its devices unknown, a birth in the same boot
-//! epoch vouches for the last reports again, and a birth in a new epoch does not.
+//! epoch vouches for the last reports again, and a birth in a new epoch does not. With
+//! PostgreSQL, a second instance's WebSocket clients get the first instance's changes over
+//! LISTEN/NOTIFY.
 
 mod api_support;
 
@@ -307,4 +309,103 @@ fn device_health_on_postgres() {
         .create_database("device_health")
         .expect("create database");
     rt().block_on(scenario(StoreSpec::postgres(url, TimescaleMode::Off)));
+}
+
+/// Instance A ingests; instance B has no ingest of its own and serves a WebSocket client that
+/// gets A's device health changes through the database's notifications.
+#[test]
+fn device_status_reaches_another_instance_through_postgres() {
+    use fieldlink_cloud::ws::fanout::{self, LocalEvents};
+    use tokio::sync::broadcast;
+    let pg = fieldlink_testkit::Postgres::start().expect("start PostgreSQL (package postgresql)");
+    let url = pg
+        .create_database("device_fanout")
+        .expect("create database");
+    let spec = StoreSpec::postgres(url, TimescaleMode::Off);
+    rt().block_on(async {
+        let broker = fieldlink_testkit::Mosquitto::start().expect("start mosquitto");
+        let stop = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let metrics = Arc::new(Metrics::new());
+        // Neither instance sends commands or evaluates alerts here: idle broadcasts stand in.
+        let (commands, _) = broadcast::channel(16);
+        let (alerts, _) = broadcast::channel(16);
+        let (batches_b, _) = broadcast::channel(16);
+        let (health_b, _) = broadcast::channel(16);
+
+        let store_a = Arc::new(Store::open(&spec).await.unwrap());
+        store_a.migrate().await.unwrap();
+        let handle = ingest::start(
+            &mqtt(broker.port()),
+            IngestSettings::default(),
+            store_a,
+            metrics.clone(),
+            stop.clone(),
+            &tracker,
+        )
+        .unwrap();
+        let local_a = LocalEvents {
+            batches: handle.subscribe_committed(),
+            commands: commands.subscribe(),
+            alerts: alerts.subscribe(),
+            health: handle.subscribe_device_health(),
+        };
+        fanout::start(&spec, local_a, metrics.clone(), stop.clone(), &tracker)
+            .unwrap()
+            .expect("fan-out on PostgreSQL");
+
+        let local_b = LocalEvents {
+            batches: batches_b.subscribe(),
+            commands: commands.subscribe(),
+            alerts: alerts.subscribe(),
+            health: health_b.subscribe(),
+        };
+        let feed_b = fanout::start(&spec, local_b, metrics, stop.clone(), &tracker)
+            .unwrap()
+            .expect("fan-out on PostgreSQL");
+        let state_b = ApiState::new(
+            Arc::new(Store::open(&spec).await.unwrap()),
+            Arc::new(ApiDb::open(&spec).await.unwrap()),
+        );
+        let t = state_b.tokens.create("v", Role::Viewer).await.unwrap().1;
+        let router_b =
+            api::router(state_b, &ApiSettings::default()).layer(axum::Extension(feed_b));
+        let (b, _http) = serve_router(router_b).await;
+        let (mut ws, _) =
+            tokio_tungstenite::connect_async(format!("ws://{b}/api/v1/ws?token={t}"))
+                .await
+                .expect("connect to instance B");
+        let sub = json!({"type": "subscribe", "topic": "device_status", "gateway": GW, "device": "meter"});
+        ws.send(Message::Text(sub.to_string().into())).await.unwrap();
+
+        let (gw, mut el) =
+            AsyncClient::new(MqttOptions::new("gw-h-agent", "127.0.0.1", broker.port()), 64);
+        tokio::spawn(async move { while el.poll().await.is_ok() {} });
+        // Births until B's listener is in place and one comes through.
+        let first = loop {
+            gw.publish(format!("fieldlink/v1/{GW}/status"), QoS::AtLeastOnce, true, birth(1))
+                .await
+                .unwrap();
+            match tokio::time::timeout(Duration::from_millis(500), next_status(&mut ws, "meter"))
+                .await
+            {
+                Ok(d) => break d,
+                Err(_) => continue,
+            }
+        };
+        assert_eq!(first["state"], "unknown", "{first}");
+        gw.publish(
+            format!("fieldlink/v1/{GW}/events"),
+            QoS::AtLeastOnce,
+            false,
+            event(1, 1, now(), down("meter", "no answer")),
+        )
+        .await
+        .unwrap();
+        let d = status_until(&mut ws, "meter", "offline").await;
+        assert_eq!(d["last_error"], "no answer", "{d}");
+        stop.cancel();
+        tracker.close();
+        tracker.wait().await;
+    });
 }

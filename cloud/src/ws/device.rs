@@ -10,20 +10,25 @@ use super::Filter;
 use crate::api::Device;
 use crate::store::DeviceHealth;
 
-/// The messages a set of changes gives a client with these `device_status` filters.
+/// The messages a set of this instance's changes gives a client with these `device_status`
+/// filters.
 pub(super) fn messages(filters: &[Filter], changes: &[DeviceHealth]) -> Vec<serde_json::Value> {
     if filters.is_empty() {
         return Vec::new();
     }
     changes
         .iter()
-        .filter(|h| {
-            filters
-                .iter()
-                .any(|f| f.matches(h.gateway.as_str(), Some(h.device.as_str()), None))
-        })
-        .map(|h| serde_json::json!({"type": "device_status", "device": Device::from(h.clone())}))
+        .filter_map(|h| message(filters, &Device::from(h.clone())))
         .collect()
+}
+
+/// The message one device's health gives a client with these filters, if any (also for
+/// another instance's changes, which arrive as the REST view).
+pub(super) fn message(filters: &[Filter], d: &Device) -> Option<serde_json::Value> {
+    filters
+        .iter()
+        .any(|f| f.matches(&d.gateway, Some(&d.device), None))
+        .then(|| serde_json::json!({"type": "device_status", "device": d}))
 }
 
 #[cfg(test)]

@@ -197,6 +197,9 @@ fn remote_messages(subs: &Subscriptions, e: &fanout::Remote) -> Vec<serde_json::
             "from": rfc3339(*from_ms),
             "to": rfc3339(*to_ms),
         })],
+        fanout::Remote::Device(d) => device::message(&subs.device_status, d)
+            .into_iter()
+            .collect(),
     }
 }
 

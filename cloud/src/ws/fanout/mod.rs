@@ -12,7 +12,7 @@
 //! embedded SQLite store there is one instance and no fan-out.
 //!
 //! **Publishing.** One task subscribes to the same broadcasts the clients read (committed
-//! batches, command status changes, alert changes), turns what arrives into payloads
+//! batches, command status changes, alert changes, device health after commits), turns what arrives into payloads
 //! ([`wire`]: telemetry chunked into self-contained payloads, anything else one payload, or
 //! pieces when too large) and sends whatever has queued up in one `pg_notify` statement on a
 //! connection of its own. It never makes ingest wait: the broadcasts are bounded and their
@@ -54,7 +54,7 @@ use crate::api::CommandView;
 use crate::commands::CommandRecord;
 use crate::metrics::Metrics;
 use crate::store::pg_channel::{self, ListenerEvent, NotifySender};
-use crate::store::{StoreSpec, WriteBatch};
+use crate::store::{DeviceHealth, StoreSpec, WriteBatch};
 
 /// The notification channel every instance of one database publishes on and listens to.
 pub const CHANNEL: &str = "fieldlink_live";
@@ -84,6 +84,7 @@ pub struct LocalEvents {
     pub batches: Receiver<Arc<WriteBatch>>,
     pub commands: Receiver<CommandRecord>,
     pub alerts: Receiver<AlertView>,
+    pub health: Receiver<Arc<Vec<DeviceHealth>>>,
 }
 
 /// Starts publishing and listening when the store is PostgreSQL (`None` on SQLite, where the
@@ -169,6 +170,21 @@ impl Unsent {
         }
     }
 
+    fn health(&mut self, h: Result<Arc<Vec<DeviceHealth>>, RecvError>) {
+        match h {
+            Ok(h) => {
+                for d in h.iter() {
+                    let view = crate::api::Device::from(d.clone());
+                    match self.encoder.device(&view, &mut self.payloads) {
+                        Ok(()) => self.events += 1,
+                        Err(_) => self.shed("oversized", 1),
+                    }
+                }
+            }
+            Err(e) => self.lagged(e),
+        }
+    }
+
     fn lagged(&self, e: RecvError) {
         if let RecvError::Lagged(n) = e {
             self.shed("lagged", n);
@@ -205,6 +221,7 @@ async fn publish(
     let mut batches = Some(local.batches);
     let mut commands = Some(local.commands);
     let mut alerts = Some(local.alerts);
+    let mut health = Some(local.health);
     let mut out = Unsent {
         encoder,
         payloads: Vec::new(),
@@ -213,7 +230,7 @@ async fn publish(
     };
     let mut failing = false;
     loop {
-        if batches.is_none() && commands.is_none() && alerts.is_none() {
+        if batches.is_none() && commands.is_none() && alerts.is_none() && health.is_none() {
             return;
         }
         tokio::select! {
@@ -221,6 +238,7 @@ async fn publish(
             b = super::recv_or_pending(&mut batches) => { open(&mut batches, &b); out.batch(b) }
             c = super::recv_or_pending(&mut commands) => { open(&mut commands, &c); out.command(c) }
             a = super::recv_or_pending(&mut alerts) => { open(&mut alerts, &a); out.alert(a) }
+            h = super::recv_or_pending(&mut health) => { open(&mut health, &h); out.health(h) }
         }
         // Whatever queued up meanwhile goes in the same statement.
         while out.payloads.len() < SEND_MAX_PAYLOADS {
@@ -235,6 +253,10 @@ async fn publish(
             }
             if let Some(a) = ready(&mut alerts) {
                 out.alert(a);
+                any = true;
+            }
+            if let Some(h) = ready(&mut health) {
+                out.health(h);
                 any = true;
             }
             if !any {

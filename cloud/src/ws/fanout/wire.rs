@@ -17,6 +17,7 @@
 //! | `g` | a gateway's status | `g` gateway, `on` online, `at` time (ms), `e` boot epoch, `v` agent version, `h` configuration hash |
 //! | `c` | a command's status | `c`: the command as REST shows it |
 //! | `a` | an alert's change | `a`: the alert as REST shows it |
+//! | `d` | a device's health | `d`: the device as REST shows it |
 //! | `part` | a piece of a body too large for one payload | `n` index from 0, `of` count, `d` text |
 //!
 //! Telemetry is chunked: a committed batch's points, grouped by series, fill as many `p`
@@ -34,7 +35,7 @@ use fieldlink_protocol::{Ident, Quality, Value};
 use serde::{Deserialize, Serialize};
 
 use crate::alerts::AlertView;
-use crate::api::CommandView;
+use crate::api::{CommandView, Device};
 use crate::store::{GatewayStatus, PointRow, SeriesKey, WriteBatch};
 
 /// Most pieces one body may be cut into (with 7,999-byte payloads, about 500 KB of text).
@@ -60,6 +61,8 @@ pub enum Remote {
         from_ms: i64,
         to_ms: i64,
     },
+    /// A device's health after a commit of the sending instance.
+    Device(Arc<Device>),
 }
 
 /// Why a local event was not published.
@@ -85,6 +88,8 @@ enum Out<'a> {
     Command { c: &'a CommandView },
     #[serde(rename = "a")]
     Alert { a: &'a AlertView },
+    #[serde(rename = "d")]
+    Device { d: &'a Device },
     #[serde(rename = "part")]
     Part { n: u32, of: u32, d: &'a str },
 }
@@ -109,6 +114,8 @@ enum In {
     Command { c: CommandView },
     #[serde(rename = "a")]
     Alert { a: AlertView },
+    #[serde(rename = "d")]
+    Device { d: Device },
     #[serde(rename = "part")]
     Part { n: u32, of: u32, d: String },
 }
@@ -232,6 +239,10 @@ impl Encoder {
 
     pub fn alert(&mut self, a: &AlertView, out: &mut Vec<String>) -> Result<(), Shed> {
         self.body(&Out::Alert { a }, out)
+    }
+
+    pub fn device(&mut self, d: &Device, out: &mut Vec<String>) -> Result<(), Shed> {
+        self.body(&Out::Device { d }, out)
     }
 
     /// One payload, or `part` payloads when the body does not fit in one.
@@ -560,6 +571,7 @@ fn event(body: In) -> Option<Remote> {
         })),
         In::Command { c } => Remote::Command(Arc::new(c)),
         In::Alert { a } => Remote::Alert(Arc::new(a)),
+        In::Device { d } => Remote::Device(Arc::new(d)),
         In::Part { .. } => return None,
     })
 }
@@ -747,6 +759,32 @@ mod tests {
             inbox.take(bad_ident, Instant::now()).outcome,
             Outcome::Undecodable
         );
+    }
+
+    #[test]
+    fn device_health_round_trips() {
+        let device = Device {
+            gateway: "gw-1".into(),
+            device: "meter".into(),
+            state: crate::store::DeviceState::Unknown,
+            since: Some("2023-11-14T22:13:20Z".into()),
+            reported_state: Some(crate::store::ReportedState::Offline),
+            last_error: Some("no answer \"quoted\"\n".into()),
+            last_error_at: None,
+        };
+        let mut out = Vec::new();
+        Encoder::new("aaaa", LIMIT)
+            .device(&device, &mut out)
+            .unwrap();
+        assert_eq!(out.len(), 1);
+        let taken = receive(&mut Inbox::new("bbbb"), &out);
+        match &taken[0].event {
+            Some(Remote::Device(d)) => assert_eq!(
+                serde_json::to_value(&**d).unwrap(),
+                serde_json::to_value(&device).unwrap()
+            ),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
