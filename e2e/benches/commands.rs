@@ -217,6 +217,10 @@ fn main() {
             "C3 commands over loopback: {n} write_point commands one at a time (after {WARM_UP} \
              warm-up), agent polling every 1 s, cloud on PostgreSQL, Mosquitto"
         );
+        println!(
+            "build: {} (this benchmark and the agent binary); 2-core machine shared with other work",
+            if cfg!(debug_assertions) { "dev, unoptimized" } else { "release" }
+        );
         println!("{:<48} {:>9} {:>9} {:>9}", "", "p50 ms", "p99 ms", "max ms");
         for r in &rows {
             println!(

@@ -1,12 +1,14 @@
 //! `fieldlink-e2e`: the whole Fieldlink chain, each part the real thing, for the end-to-end
 //! tests under `tests/` and the command benchmark under `benches/`.
 //!
-//!     simulator ──Modbus TCP──▶ fieldlink-agent (child process, SQLite journal)
-//!         ▲                            │ MQTT
-//!         │ write                      ▼
-//!         └──── agent ◀── cmd ──  Mosquitto ──▶ fieldlink-cloud (in this process) ──▶ PostgreSQL
-//!                                                      │
-//!                                          REST and WebSocket ◀── the test
+//! ```text
+//! simulator ──Modbus TCP──▶ fieldlink-agent (child process, SQLite journal)
+//!     ▲                            │ MQTT
+//!     │ write                      ▼
+//!     └──── agent ◀── cmd ──  Mosquitto ──▶ fieldlink-cloud (in this process) ──▶ PostgreSQL
+//!                                                  │
+//!                                      REST and WebSocket ◀── the test
+//! ```
 //!
 //! - [`site`]: the device simulator (`fieldlink-sim`) serving one pump station over Modbus TCP
 //!   on a free port, and the agent's point map for it; the test moves a value through the
