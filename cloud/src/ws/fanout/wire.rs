@@ -9,16 +9,16 @@
 //!
 //! `i` is the sending instance's id (random, new at every start) and `s` numbers its payloads
 //! from 0 without holes, so a receiver drops its own payloads, drops a payload it already had,
-//! and counts the payloads it missed. Bodies, tagged by `k`:
+//! and counts the payloads it missed. A body is an object with one key, its tag:
 //!
-//! | `k` | what | fields |
+//! | tag | what | content |
 //! |---|---|---|
-//! | `p` | telemetry points | `r`: `[[gateway, device, metric, [[time_ms, value, quality], …]], …]`, quality 0 good, 1 uncertain, 2 bad |
-//! | `g` | a gateway's status | `g` gateway, `on` online, `at` time (ms), `e` boot epoch, `v` agent version, `h` configuration hash |
-//! | `c` | a command's status | `c`: the command as REST shows it |
-//! | `a` | an alert's change | `a`: the alert as REST shows it |
-//! | `d` | a device's health | `d`: the device as REST shows it |
-//! | `part` | a piece of a body too large for one payload | `n` index from 0, `of` count, `d` text |
+//! | `p` | telemetry points | `{"t": base time (ms), "r": [[gateway, device, metric, [[time − base, value, quality], …]], …]}`; quality 0 good, 1 uncertain, 2 bad; a gateway or device of `""` is the previous run's |
+//! | `g` | a gateway's status | `{"g": gateway, "on": online, "at": time (ms), "e": boot epoch, "v": agent version, "h": configuration hash}` |
+//! | `c` | a command's status | the command as REST shows it |
+//! | `a` | an alert's change | the alert as REST shows it |
+//! | `d` | a device's health | the device as REST shows it |
+//! | `part` | a piece of a body too large for one payload | `{"n": index from 0, "of": count, "d": text}` |
 //!
 //! Telemetry is chunked: a committed batch's points, grouped by series, fill as many `p`
 //! payloads as they need, and each one stands alone, so a receiver delivers it at once and a
@@ -73,7 +73,6 @@ pub enum Shed {
 }
 
 #[derive(Serialize)]
-#[serde(tag = "k")]
 enum Out<'a> {
     #[serde(rename = "g")]
     Status {
@@ -85,11 +84,11 @@ enum Out<'a> {
         h: Option<&'a str>,
     },
     #[serde(rename = "c")]
-    Command { c: &'a CommandView },
+    Command(&'a CommandView),
     #[serde(rename = "a")]
-    Alert { a: &'a AlertView },
+    Alert(&'a AlertView),
     #[serde(rename = "d")]
-    Device { d: &'a Device },
+    Device(&'a Device),
     #[serde(rename = "part")]
     Part { n: u32, of: u32, d: &'a str },
 }
@@ -97,10 +96,9 @@ enum Out<'a> {
 type Run = (String, String, String, Vec<(i64, Value, u8)>);
 
 #[derive(Deserialize)]
-#[serde(tag = "k")]
 enum In {
     #[serde(rename = "p")]
-    Points { r: Vec<Run> },
+    Points { t: i64, r: Vec<Run> },
     #[serde(rename = "g")]
     Status {
         g: String,
@@ -111,11 +109,11 @@ enum In {
         h: Option<String>,
     },
     #[serde(rename = "c")]
-    Command { c: CommandView },
+    Command(CommandView),
     #[serde(rename = "a")]
-    Alert { a: AlertView },
+    Alert(AlertView),
     #[serde(rename = "d")]
-    Device { d: Device },
+    Device(Device),
     #[serde(rename = "part")]
     Part { n: u32, of: u32, d: String },
 }
@@ -165,20 +163,27 @@ fn json_str(out: &mut String, s: &str) {
     out.push_str(&serde_json::to_string(s).unwrap_or_default());
 }
 
-/// `[time,value,quality]`.
-fn point_json(out: &mut String, p: &PointRow) {
+/// `[time - base,value,quality]`.
+fn point_json(out: &mut String, p: &PointRow, base_ms: i64) {
     use std::fmt::Write;
-    let _ = write!(out, "[{},", p.ts_ms);
+    let _ = write!(out, "[{},", p.ts_ms.wrapping_sub(base_ms));
     out.push_str(&serde_json::to_string(&p.value).unwrap_or_else(|_| "null".into()));
     let _ = write!(out, ",{}]", quality_code(p.quality));
 }
 
-/// `["gateway","device","metric",[`.
-fn run_head(out: &mut String, k: &SeriesKey) {
+/// `["gateway","device","metric",[`, with `""` for a gateway or device the same as the previous
+/// run's.
+fn run_head(out: &mut String, k: &SeriesKey, previous: Option<&SeriesKey>) {
     out.push('[');
-    json_str(out, k.gateway.as_str());
+    match previous {
+        Some(p) if p.gateway == k.gateway => out.push_str("\"\""),
+        _ => json_str(out, k.gateway.as_str()),
+    }
     out.push(',');
-    json_str(out, k.device.as_str());
+    match previous {
+        Some(p) if p.device == k.device => out.push_str("\"\""),
+        _ => json_str(out, k.device.as_str()),
+    }
     out.push(',');
     json_str(out, k.metric.as_str());
     out.push_str(",[");
@@ -234,15 +239,15 @@ impl Encoder {
     }
 
     pub fn command(&mut self, c: &CommandView, out: &mut Vec<String>) -> Result<(), Shed> {
-        self.body(&Out::Command { c }, out)
+        self.body(&Out::Command(c), out)
     }
 
     pub fn alert(&mut self, a: &AlertView, out: &mut Vec<String>) -> Result<(), Shed> {
-        self.body(&Out::Alert { a }, out)
+        self.body(&Out::Alert(a), out)
     }
 
     pub fn device(&mut self, d: &Device, out: &mut Vec<String>) -> Result<(), Shed> {
-        self.body(&Out::Device { d }, out)
+        self.body(&Out::Device(d), out)
     }
 
     /// One payload, or `part` payloads when the body does not fit in one.
@@ -304,76 +309,90 @@ impl Encoder {
             }
             run.push(p);
         }
-        const OPEN: &str = "{\"k\":\"p\",\"r\":[";
         const CLOSE_RUN: &str = "]]";
-        const CLOSE: &str = "]}}";
-        let mut cur: Option<String> = None;
-        // Whether the payload being filled has a run, and whether that run is still open.
-        let (mut has_run, mut in_run) = (false, false);
+        const CLOSE: &str = "]}}}";
+        let mut cur: Option<Chunk> = None;
         let mut head = String::new();
         let mut point = String::new();
         for key in order {
-            head.clear();
-            run_head(&mut head, key);
             for p in &runs[&**key] {
-                point.clear();
-                point_json(&mut point, p);
                 loop {
-                    let chunk = cur.get_or_insert_with(|| {
-                        has_run = false;
-                        in_run = false;
-                        let mut c = self.open();
-                        c.push_str(OPEN);
-                        c
-                    });
-                    let need = if in_run {
+                    let chunk = cur.get_or_insert_with(|| Chunk::open(self.open(), p.ts_ms));
+                    point.clear();
+                    point_json(&mut point, p, chunk.base_ms);
+                    let need = if chunk.in_run {
                         1 + point.len()
                     } else {
-                        usize::from(has_run) + head.len() + point.len()
+                        head.clear();
+                        run_head(&mut head, key, chunk.last.as_deref());
+                        usize::from(chunk.last.is_some()) + head.len() + point.len()
                     };
-                    if chunk.len() + need + CLOSE_RUN.len() + CLOSE.len() <= self.limit {
-                        if in_run {
-                            chunk.push(',');
+                    if chunk.text.len() + need + CLOSE_RUN.len() + CLOSE.len() <= self.limit {
+                        if chunk.in_run {
+                            chunk.text.push(',');
                         } else {
-                            if has_run {
-                                chunk.push(',');
+                            if chunk.last.is_some() {
+                                chunk.text.push(',');
                             }
-                            chunk.push_str(&head);
-                            has_run = true;
-                            in_run = true;
+                            chunk.text.push_str(&head);
+                            chunk.last = Some((*key).clone());
+                            chunk.in_run = true;
                         }
-                        chunk.push_str(&point);
+                        chunk.text.push_str(&point);
                         break;
                     }
-                    if !has_run {
+                    if chunk.last.is_none() {
                         dropped += 1;
                         break;
                     }
                     let mut full = cur.take().expect("filled above");
-                    if in_run {
-                        full.push_str(CLOSE_RUN);
+                    if full.in_run {
+                        full.text.push_str(CLOSE_RUN);
                     }
-                    full.push_str(CLOSE);
-                    out.push(full);
+                    full.text.push_str(CLOSE);
+                    out.push(full.text);
                 }
             }
-            if in_run {
-                if let Some(c) = cur.as_mut() {
-                    c.push_str(CLOSE_RUN);
+            if let Some(c) = cur.as_mut() {
+                if c.in_run {
+                    c.text.push_str(CLOSE_RUN);
+                    c.in_run = false;
                 }
-                in_run = false;
             }
         }
         if let Some(mut c) = cur.take() {
-            if has_run {
-                c.push_str(CLOSE);
-                out.push(c);
+            if c.last.is_some() {
+                c.text.push_str(CLOSE);
+                out.push(c.text);
             } else {
                 // Opened but empty: give its number back so receivers see no hole.
                 self.next_seq -= 1;
             }
         }
         dropped
+    }
+}
+
+/// A `p` payload being filled.
+struct Chunk {
+    text: String,
+    /// Point times are written relative to this (the first point's).
+    base_ms: i64,
+    /// The series of the last run begun, whose gateway and device the next run may elide.
+    last: Option<Arc<SeriesKey>>,
+    /// Whether that run is still open.
+    in_run: bool,
+}
+
+impl Chunk {
+    fn open(mut text: String, base_ms: i64) -> Chunk {
+        text.push_str(&format!("{{\"p\":{{\"t\":{base_ms},\"r\":["));
+        Chunk {
+            text,
+            base_ms,
+            last: None,
+            in_run: false,
+        }
     }
 }
 
@@ -536,22 +555,29 @@ fn ident(s: &str) -> Option<Ident> {
 
 fn event(body: In) -> Option<Remote> {
     Some(match body {
-        In::Points { r } => {
+        In::Points { t, r } => {
             let mut points = Vec::new();
+            let mut last: Option<Arc<SeriesKey>> = None;
             for (g, d, m, ps) in r {
+                let same = |s: &str, of: fn(&SeriesKey) -> &Ident| match (s, &last) {
+                    ("", Some(k)) => Some(of(k).clone()),
+                    ("", None) => None,
+                    (s, _) => ident(s),
+                };
                 let key = Arc::new(SeriesKey {
-                    gateway: ident(&g)?,
-                    device: ident(&d)?,
+                    gateway: same(&g, |k| &k.gateway)?,
+                    device: same(&d, |k| &k.device)?,
                     metric: ident(&m)?,
                 });
-                for (ts_ms, value, q) in ps {
+                for (delta, value, q) in ps {
                     points.push(PointRow {
                         key: key.clone(),
-                        ts_ms,
+                        ts_ms: t.checked_add(delta)?,
                         value,
                         quality: quality_of(q)?,
                     });
                 }
+                last = Some(key);
             }
             Remote::Batch(Arc::new(WriteBatch {
                 points,
@@ -569,9 +595,9 @@ fn event(body: In) -> Option<Remote> {
             }],
             ..WriteBatch::default()
         })),
-        In::Command { c } => Remote::Command(Arc::new(c)),
-        In::Alert { a } => Remote::Alert(Arc::new(a)),
-        In::Device { d } => Remote::Device(Arc::new(d)),
+        In::Command(c) => Remote::Command(Arc::new(c)),
+        In::Alert(a) => Remote::Alert(Arc::new(a)),
+        In::Device(d) => Remote::Device(Arc::new(d)),
         In::Part { .. } => return None,
     })
 }
@@ -750,15 +776,40 @@ mod tests {
         );
         assert_eq!(
             inbox
-                .take(r#"{"i":"dddd","s":0,"b":{"k":"zz"}}"#, Instant::now())
+                .take(r#"{"i":"dddd","s":0,"b":{"zz":{}}}"#, Instant::now())
                 .outcome,
             Outcome::Undecodable
         );
-        let bad_ident = r#"{"i":"dddd","s":1,"b":{"k":"p","r":[["gw 1","d","m",[[1,2.0,0]]]]}}"#;
-        assert_eq!(
-            inbox.take(bad_ident, Instant::now()).outcome,
-            Outcome::Undecodable
-        );
+        for bad in [
+            r#"{"i":"dddd","s":1,"b":{"p":{"t":0,"r":[["gw 1","d","m",[[1,2.0,0]]]]}}}"#,
+            // An elided gateway with no run before it to take it from.
+            r#"{"i":"dddd","s":2,"b":{"p":{"t":0,"r":[["","d","m",[[1,2.0,0]]]]}}}"#,
+            r#"{"i":"dddd","s":3,"b":{"p":{"t":0,"r":[["g","d","m",[[1,2.0,3]]]]}}}"#,
+        ] {
+            assert_eq!(
+                inbox.take(bad, Instant::now()).outcome,
+                Outcome::Undecodable,
+                "{bad}"
+            );
+        }
+        let elided = r#"{"i":"dddd","s":4,"b":{"p":{"t":10,"r":[["g","d","m",[[1,2.0,0]]],["","","n",[[-1,true,2]]],["h","","m",[[0,"x",1]]]]}}}"#;
+        match inbox.take(elided, Instant::now()).event {
+            Some(Remote::Batch(b)) => assert_eq!(
+                b.points,
+                [
+                    point("g", "d", "m", 11, Value::Number(2.0)),
+                    PointRow {
+                        quality: Quality::Bad,
+                        ..point("g", "d", "n", 9, Value::Bool(true))
+                    },
+                    PointRow {
+                        quality: Quality::Uncertain,
+                        ..point("h", "d", "m", 10, Value::Str("x".into()))
+                    },
+                ]
+            ),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
