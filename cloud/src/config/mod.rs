@@ -59,7 +59,7 @@ pub struct Settings {
     pub ingest: IngestSettings,
     pub http_listen: SocketAddr,
     pub shutdown_grace: Duration,
-    /// The REST/WebSocket API's settings (issue 7).
+    /// The REST/WebSocket API's settings.
     pub api: crate::api::ApiSettings,
     pub commands: crate::commands::CommandSettings,
     /// How often no_data and gateway_offline rules are checked.
