@@ -102,6 +102,9 @@ impl MosquittoBuilder {
         let _ = writeln!(conf, "persistence true");
         let _ = writeln!(conf, "persistence_location {}/", dir.display());
         let _ = writeln!(conf, "autosave_interval 1");
+        // As the shipped example does: small packets (commands, acknowledgements) leave at once
+        // instead of waiting for the client's delayed ACK of the previous one.
+        let _ = writeln!(conf, "set_tcp_nodelay true");
         let _ = writeln!(conf, "log_dest file {}/mosquitto.log", dir.display());
         let _ = writeln!(
             conf,

@@ -171,7 +171,12 @@ impl Uplink {
     /// and disconnects.
     pub async fn run(mut self, cancel: CancellationToken) -> Result<(), UplinkError> {
         let options = self.options()?;
-        let (client, el) = AsyncClient::new(options, 16);
+        let (client, mut el) = AsyncClient::new(options, 16);
+        // Nagle's algorithm off: an acknowledgement or a PUBACK is a small write that would
+        // otherwise wait for the broker's delayed ACK of the previous one (about 40 ms on Linux).
+        let mut net = rumqttc::NetworkOptions::new();
+        net.set_tcp_nodelay(true);
+        el.set_network_options(net);
         let mut link = Link {
             el,
             _client: client,

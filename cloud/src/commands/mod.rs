@@ -157,7 +157,8 @@ impl Commands {
         let mut options =
             crate::ingest::mqtt_options(&own).map_err(|e| CommandError::Mqtt(e.to_string()))?;
         options.set_manual_acks(false);
-        let (client, eventloop) = AsyncClient::new(options, 1_024);
+        let (client, mut eventloop) = AsyncClient::new(options, 1_024);
+        eventloop.set_network_options(crate::ingest::network_options());
         let (updates, _) = broadcast::channel(1_024);
         let commands = Commands {
             inner: Arc::new(Inner {

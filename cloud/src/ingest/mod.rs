@@ -40,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use classify::{classify, Content, Rules};
+pub(crate) use mqtt::network_options;
 /// The broker options ingest uses, for the command publisher's own connection.
 pub(crate) use mqtt::options as mqtt_options;
 pub use mqtt::{MqttSettings, TlsSettings};
@@ -151,7 +152,8 @@ pub fn start(
     let filters = settings
         .prefix
         .cloud_filters(settings.share_group.as_deref())?;
-    let (client, eventloop) = AsyncClient::new(options, 4_096);
+    let (client, mut eventloop) = AsyncClient::new(options, 4_096);
+    eventloop.set_network_options(mqtt::network_options());
     let connected = Arc::new(AtomicBool::new(false));
     let (pub_tx, pub_rx) = mpsc::channel::<Publish>(settings.queue_messages);
     let (item_tx, item_rx) = mpsc::channel::<Item>(settings.queue_messages);
