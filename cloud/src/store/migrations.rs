@@ -95,6 +95,12 @@ pub const POSTGRES: &[Migration] = &[
         flavour: Flavour::Any,
         sql: include_str!("../../../migrations/postgres/0104_notifications.sql"),
     },
+    Migration {
+        version: 200,
+        name: "gateway_births",
+        flavour: Flavour::Any,
+        sql: include_str!("../../../migrations/postgres/0200_gateway_births.sql"),
+    },
 ];
 
 pub const SQLITE: &[Migration] = &[
@@ -139,6 +145,12 @@ pub const SQLITE: &[Migration] = &[
         name: "notifications",
         flavour: Flavour::Any,
         sql: include_str!("../../../migrations/sqlite/0104_notifications.sql"),
+    },
+    Migration {
+        version: 200,
+        name: "gateway_births",
+        flavour: Flavour::Any,
+        sql: include_str!("../../../migrations/sqlite/0200_gateway_births.sql"),
     },
 ];
 
