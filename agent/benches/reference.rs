@@ -23,7 +23,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use fieldlink_buffer::{BlockingJournal, JournalConfig, Wait};
-use fieldlink_protocol::{decode_telemetry, Ident, Point};
+use fieldlink_protocol::{
+    binary, decode_telemetry, decode_telemetry_aliased, json, Ident, Point, SeriesAliases, Status,
+};
 use fieldlink_sim::{SimConfig, Simulator};
 use fieldlink_testkit::Mosquitto;
 use rumqttc_ring as rumqttc;
@@ -97,6 +99,8 @@ struct Seen {
     /// `(point timestamp, arrival minus timestamp)` of live points, ms.
     live_delay_ms: Vec<(i64, i64)>,
     historical_points: u64,
+    /// Telemetry payloads the subscriber could not read (none expected).
+    undecodable: u64,
     first_historical: Option<Instant>,
     last_historical: Option<Instant>,
 }
@@ -109,18 +113,37 @@ fn subscriber(port: u16, seen: Arc<Mutex<Seen>>) -> rumqttc::Client {
     let (client, mut conn) = rumqttc::Client::new(o, 100);
     let c = client.clone();
     std::thread::spawn(move || {
+        // Births seen, for telemetry that names series by alias.
+        let mut births: Vec<SeriesAliases> = Vec::new();
         for ev in conn.iter() {
             match ev {
                 Ok(rumqttc::Event::Incoming(rumqttc::Incoming::ConnAck(_))) => {
-                    let _ = c.subscribe(
-                        format!("fieldlink/v1/{GW}/telemetry"),
-                        rumqttc::QoS::AtLeastOnce,
-                    );
+                    for kind in ["status", "telemetry"] {
+                        let _ = c.subscribe(
+                            format!("fieldlink/v1/{GW}/{kind}"),
+                            rumqttc::QoS::AtLeastOnce,
+                        );
+                    }
+                }
+                Ok(rumqttc::Event::Incoming(rumqttc::Incoming::Publish(p)))
+                    if p.topic.ends_with("/status") =>
+                {
+                    if let Ok(Status::Online(b)) = json::decode::<Status>(&p.payload) {
+                        births.push(SeriesAliases::from_birth(&b));
+                    }
                 }
                 Ok(rumqttc::Event::Incoming(rumqttc::Incoming::Publish(p))) => {
                     let now_ms = wall_ms();
                     let now = Instant::now();
-                    let Ok(b) = decode_telemetry(&p.payload) else {
+                    let decoded = match binary::birth_ref(&p.payload) {
+                        Ok(Some(r)) => match births.iter().rev().find(|a| a.matches(&r)) {
+                            Some(a) => decode_telemetry_aliased(&p.payload, a),
+                            None => decode_telemetry(&p.payload),
+                        },
+                        _ => decode_telemetry(&p.payload),
+                    };
+                    let Ok(b) = decoded else {
+                        s_undecodable(&seen);
                         continue;
                     };
                     let mut s = seen.lock().unwrap();
@@ -146,6 +169,10 @@ fn subscriber(port: u16, seen: Arc<Mutex<Seen>>) -> rumqttc::Client {
         }
     });
     client
+}
+
+fn s_undecodable(seen: &Mutex<Seen>) {
+    seen.lock().unwrap().undecodable += 1;
 }
 
 fn proc_figures(pid: u32) -> (u64, u64, Duration) {
@@ -256,7 +283,10 @@ fn steady(
         "[{label}] A3 Modbus requests {:.2} per second",
         requests as f64 / wall
     );
-    println!("[{label}] A4 {bytes_per_point:.2} payload bytes per point");
+    println!(
+        "[{label}] A4 {bytes_per_point:.2} payload bytes per point ({} payloads undecodable)",
+        s.undecodable
+    );
     println!("[{label}] A7 poll → subscriber latency p50 {p50} ms, p99 {p99} ms");
     (bytes_per_point, cpu)
 }

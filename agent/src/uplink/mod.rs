@@ -22,6 +22,13 @@
 //!
 //! All our requests are pushed straight onto the event loop's queue from this task, so nothing
 //! can slip between an error and the clean-up.
+//!
+//! # Series aliases
+//! In the binary encoding, telemetry names the series of the birth by alias (the protocol's
+//! aliased form): each connection's batches use the table of the birth last queued on that
+//! connection, which the broker delivers before them. Series not in that birth go by name in the
+//! same payload. The cloud keeps every birth by (gateway, config hash), so a batch written
+//! against an earlier birth of the same connection still reads after a configuration change.
 
 mod backoff;
 pub mod tls;
@@ -33,7 +40,8 @@ use std::time::Duration;
 
 use fieldlink_buffer::{Batch, BatchBody, BatchLimits, Journal, RecordClass};
 use fieldlink_protocol::{
-    encode_telemetry, json, Birth, Death, Ident, Status, TelemetryBatch, TopicKind,
+    encode_telemetry, encode_telemetry_aliased, json, Birth, Death, Encoding, Ident, SeriesAliases,
+    Status, TelemetryBatch, TopicKind,
 };
 use rumqttc::{
     AsyncClient, Disconnect, Event, EventLoop, Incoming, LastWill, MqttOptions, Outgoing, PubAck,
@@ -114,6 +122,8 @@ struct Link {
     seq: u64,
     status_topic: String,
     cmd_topic: String,
+    /// The alias table of the birth last queued on this connection; none before it.
+    aliases: Option<Arc<SeriesAliases>>,
 }
 
 impl Link {
@@ -130,6 +140,7 @@ impl Link {
         self.el.state.events.clear();
         self.window.clear();
         self.connected = false;
+        self.aliases = None;
     }
 }
 
@@ -186,6 +197,7 @@ impl Uplink {
             seq: 0,
             status_topic: self.mqtt.prefix.topic(&self.gateway, TopicKind::Status),
             cmd_topic: self.mqtt.prefix.topic(&self.gateway, TopicKind::Cmd),
+            aliases: None,
         };
         let mut backoff = Backoff::new(self.mqtt.reconnect_min, self.mqtt.reconnect_max);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -264,9 +276,11 @@ impl Uplink {
     fn publish_birth(&mut self, link: &mut Link) -> Result<(), UplinkError> {
         let mut birth = (**self.birth.borrow_and_update()).clone();
         birth.ts_ms = crate::clock::wall_ms().max(0);
+        let aliases = SeriesAliases::from_birth(&birth);
         let payload = json::encode(&Status::Online(birth))?;
         let topic = link.status_topic.clone();
         link.publish(&topic, payload, true, Tag::Status);
+        link.aliases = Some(Arc::new(aliases));
         Ok(())
     }
 
@@ -365,7 +379,13 @@ impl Uplink {
                     historical,
                     points,
                 };
-                match encode_telemetry(&tb, self.mqtt.encoding) {
+                let encoded = match (self.mqtt.encoding, &link.aliases) {
+                    (Encoding::Binary, Some(a)) => {
+                        encode_telemetry_aliased(&tb, Encoding::Binary, a)
+                    }
+                    (encoding, _) => encode_telemetry(&tb, encoding),
+                };
+                match encoded {
                     Ok(bytes) => (TopicKind::Telemetry, bytes, n),
                     Err(e) => {
                         // Cannot ever be sent: drop it from the journal, loudly.

@@ -9,7 +9,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fieldlink_protocol::{decode_telemetry, json, Ack, Event, Status, TelemetryBatch};
+use fieldlink_protocol::{
+    binary, decode_telemetry, decode_telemetry_aliased, json, Ack, Event, SeriesAliases, Status,
+    TelemetryBatch,
+};
 use fieldlink_sim::{SimConfig, Simulator, TcpServerHandle};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -78,6 +81,8 @@ pub struct Received {
     pub undecodable: Vec<String>,
     /// Bytes of telemetry payloads.
     pub telemetry_bytes: usize,
+    /// The alias tables of the births received, oldest first.
+    pub births: Vec<SeriesAliases>,
 }
 
 impl Received {
@@ -205,17 +210,36 @@ fn record(d: &Mutex<Received>, p: &rumqttc::Publish) {
     let kind = p.topic.rsplit('/').next().unwrap_or("");
     let bytes = &p.payload[..];
     let ok = match kind {
-        "telemetry" => decode_telemetry(bytes).map(|b| {
+        "telemetry" => decode_with_births(&r.births, bytes).map(|b| {
             r.telemetry_bytes += bytes.len();
             r.telemetry.push(b)
         }),
-        "status" => json::decode::<Status>(bytes).map(|s| r.statuses.push((s, p.retain))),
+        "status" => json::decode::<Status>(bytes).map(|s| {
+            if let Status::Online(b) = &s {
+                r.births.push(SeriesAliases::from_birth(b));
+            }
+            r.statuses.push((s, p.retain))
+        }),
         "ack" => json::decode::<Ack>(bytes).map(|a| r.acks.push(a)),
         "events" => json::decode::<Event>(bytes).map(|e| r.events.push(e)),
         _ => return,
     };
     if let Err(e) = ok {
         r.undecodable.push(format!("{}: {e}", p.topic));
+    }
+}
+
+/// Reads telemetry, aliased with one of the births received before it or named.
+fn decode_with_births(
+    births: &[SeriesAliases],
+    bytes: &[u8],
+) -> Result<TelemetryBatch, fieldlink_protocol::DecodeError> {
+    match binary::birth_ref(bytes) {
+        Ok(Some(r)) => match births.iter().rev().find(|a| a.matches(&r)) {
+            Some(a) => decode_telemetry_aliased(bytes, a),
+            None => decode_telemetry(bytes),
+        },
+        _ => decode_telemetry(bytes),
     }
 }
 

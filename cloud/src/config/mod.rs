@@ -216,6 +216,7 @@ impl Settings {
             },
             queue_messages: positive(i.queue_messages, "ingest.queue_messages")? as usize,
             shutdown_grace,
+            birth_wait: Duration::from_secs(i.birth_wait_secs),
         };
         let http_listen = raw
             .http

@@ -85,6 +85,7 @@ pub struct RawIngest {
     pub flush_max_delay_ms: u64,
     pub flush_idle_ms: u64,
     pub queue_messages: u64,
+    pub birth_wait_secs: u64,
 }
 
 impl Default for RawIngest {
@@ -98,6 +99,7 @@ impl Default for RawIngest {
             flush_max_delay_ms: 200,
             flush_idle_ms: 3,
             queue_messages: 1_024,
+            birth_wait_secs: 30,
         }
     }
 }

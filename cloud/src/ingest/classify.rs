@@ -8,14 +8,15 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use fieldlink_protocol::binary::BinaryError;
 use fieldlink_protocol::{
-    decode_telemetry, json, Ack, DecodeError, Event, EventKind, Ident, Status, TopicKind,
-    TopicPrefix, ValidationError,
+    decode_telemetry, decode_telemetry_aliased, json, Ack, DecodeError, Event, EventKind, Ident,
+    SeriesAliases, Status, TopicKind, TopicPrefix, ValidationError,
 };
 
 use crate::store::{
     DeadLetter, GatewayMessage, GatewayStatus, HealthReport, PointRow, ReportedState, SeriesKey,
-    SeriesMeta,
+    SeriesMeta, StoredBirth,
 };
 
 /// What the classifier needs to know.
@@ -38,6 +39,8 @@ pub enum Content {
     Status {
         status: GatewayStatus,
         series: Vec<SeriesMeta>,
+        /// A birth: the row that keeps it and its alias table.
+        birth: Option<BirthRecord>,
     },
     /// An event, with the device health it reports when it is a device_up, device_degraded
     /// or device_down event.
@@ -56,6 +59,28 @@ impl Content {
             Content::Status { status, .. } => Some(&status.gateway),
             Content::Event(m, _) | Content::Ack(m) => Some(&m.gateway),
             Content::Ignore | Content::Dead(_) => None,
+        }
+    }
+}
+
+/// A birth as stored, with the alias table aliased telemetry is read with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BirthRecord {
+    pub stored: StoredBirth,
+    pub aliases: Arc<SeriesAliases>,
+}
+
+impl BirthRecord {
+    /// The table of a stored birth, if its body is still a valid birth.
+    pub fn from_stored(stored: StoredBirth) -> Result<BirthRecord, DecodeError> {
+        match json::decode::<Status>(stored.body.as_bytes())? {
+            Status::Online(b) => Ok(BirthRecord {
+                aliases: Arc::new(SeriesAliases::from_birth(&b)),
+                stored,
+            }),
+            Status::Offline(_) => Err(DecodeError::Invalid(ValidationError::Empty {
+                field: "stored birth: a death has no devices".into(),
+            })),
         }
     }
 }
@@ -83,11 +108,27 @@ fn decode_reason(e: &DecodeError) -> &'static str {
         DecodeError::Invalid(ValidationError::NotFinite { .. }) => "non_finite",
         DecodeError::Invalid(ValidationError::TimestampOutOfRange { .. }) => "bad_timestamp",
         DecodeError::Invalid(_) => "invalid",
+        DecodeError::Binary(BinaryError::NeedsBirth(_) | BinaryError::WrongBirth { .. }) => {
+            "unknown_birth"
+        }
         _ => "decode",
     }
 }
 
+/// Classifies a message. Aliased telemetry needs its birth's table: see [`classify_aliased`].
 pub fn classify(rules: &Rules, topic: &str, payload: &[u8], received_ms: i64) -> Content {
+    classify_aliased(rules, topic, payload, received_ms, None)
+}
+
+/// [`classify`], reading aliased telemetry with `aliases` (the table of the birth the payload
+/// names; without it, or with another one, the payload is a dead letter `unknown_birth`).
+pub fn classify_aliased(
+    rules: &Rules,
+    topic: &str,
+    payload: &[u8],
+    received_ms: i64,
+    aliases: Option<&SeriesAliases>,
+) -> Content {
     let dead =
         |reason: &str, detail: String| dead_letter(topic, payload, received_ms, reason, detail);
     let parsed = match rules.prefix.parse(topic) {
@@ -105,7 +146,11 @@ pub fn classify(rules: &Rules, topic: &str, payload: &[u8], received_ms: i64) ->
     };
     match parsed.kind {
         TopicKind::Telemetry => {
-            let batch = match decode_telemetry(payload) {
+            let decoded = match aliases {
+                Some(a) => decode_telemetry_aliased(payload, a),
+                None => decode_telemetry(payload),
+            };
+            let batch = match decoded {
                 Ok(b) => b,
                 Err(e) => return dead(decode_reason(&e), e.to_string()),
             };
@@ -168,6 +213,17 @@ pub fn classify(rules: &Rules, topic: &str, payload: &[u8], received_ms: i64) ->
             }
             match status {
                 Status::Online(b) => {
+                    let aliases = Arc::new(SeriesAliases::from_birth(&b));
+                    let birth = BirthRecord {
+                        stored: StoredBirth {
+                            gateway: b.gateway.clone(),
+                            config_hash: b.config_hash.clone(),
+                            table_check: i64::from(aliases.check()),
+                            received_ms,
+                            body: String::from_utf8_lossy(payload).into_owned(),
+                        },
+                        aliases,
+                    };
                     let series = b
                         .devices
                         .iter()
@@ -193,6 +249,7 @@ pub fn classify(rules: &Rules, topic: &str, payload: &[u8], received_ms: i64) ->
                             config_hash: Some(b.config_hash),
                         },
                         series,
+                        birth: Some(birth),
                     }
                 }
                 Status::Offline(d) => Content::Status {
@@ -205,6 +262,7 @@ pub fn classify(rules: &Rules, topic: &str, payload: &[u8], received_ms: i64) ->
                         config_hash: None,
                     },
                     series: Vec::new(),
+                    birth: None,
                 },
             }
         }
@@ -381,12 +439,64 @@ mod tests {
     }
 
     #[test]
+    fn aliased_telemetry_is_read_with_its_birth_only() {
+        let birth = br#"{"state":"online","gateway":"gw-1","boot_epoch":1,"ts_ms":1704067200000,
+            "agent_version":"0.1.0","config_hash":"h1","devices":[{"name":"m1","points":[
+            {"name":"power","kind":"number"}]}]}"#;
+        let Content::Status {
+            birth: Some(record),
+            ..
+        } = classify(&rules(), "fieldlink/v1/gw-1/status", birth, NOW)
+        else {
+            panic!("a birth")
+        };
+        let b = batch("gw-1", &[NOW - 2_000, NOW - 1_000]);
+        let bytes =
+            fieldlink_protocol::encode_telemetry_aliased(&b, Encoding::Binary, &record.aliases)
+                .unwrap();
+        let topic = "fieldlink/v1/gw-1/telemetry";
+        let c = classify_aliased(&rules(), topic, &bytes, NOW, Some(&record.aliases));
+        let Content::Telemetry { points, .. } = c else {
+            panic!("{c:?}")
+        };
+        assert_eq!(points.len(), 2);
+        assert_eq!(points[0].key.metric, id("power"));
+        // Without the birth, or with another one: a dead letter that says so.
+        let c = classify(&rules(), topic, &bytes, NOW);
+        assert_eq!(reason(&c), "unknown_birth");
+        let Content::Dead(d) = c else { unreachable!() };
+        assert!(d.detail.contains("h1"), "{}", d.detail);
+        let other = SeriesAliases::from_birth(&fieldlink_protocol::Birth {
+            config_hash: "h2".into(),
+            ..match json::decode::<Status>(birth).unwrap() {
+                Status::Online(b) => b,
+                Status::Offline(_) => unreachable!(),
+            }
+        });
+        assert_eq!(
+            reason(&classify_aliased(
+                &rules(),
+                topic,
+                &bytes,
+                NOW,
+                Some(&other)
+            )),
+            "unknown_birth"
+        );
+    }
+
+    #[test]
     fn births_carry_series_metadata_and_deaths_their_epoch() {
-        let birth = br#"{"state":"online","gateway":"gw-1","boot_epoch":3,"ts_ms":1704067200000,
+        let birth_bytes = br#"{"state":"online","gateway":"gw-1","boot_epoch":3,"ts_ms":1704067200000,
             "agent_version":"0.1.0","config_hash":"abc","devices":[{"name":"m1","points":[
             {"name":"power","unit":"kW","kind":"number"},{"name":"set","kind":"number","writable":true}]}]}"#;
-        let c = classify(&rules(), "fieldlink/v1/gw-1/status", birth, NOW);
-        let Content::Status { status, series } = c else {
+        let c = classify(&rules(), "fieldlink/v1/gw-1/status", birth_bytes, NOW);
+        let Content::Status {
+            status,
+            series,
+            birth,
+        } = c
+        else {
             panic!("{c:?}")
         };
         assert!(status.online);
@@ -395,6 +505,14 @@ mod tests {
         assert_eq!(series.len(), 2);
         assert_eq!(series[0].unit.as_deref(), Some("kW"));
         assert!(series[1].writable);
+        let birth = birth.expect("a birth record");
+        assert_eq!(birth.stored.config_hash, "abc");
+        assert_eq!(birth.stored.body.as_bytes(), birth_bytes);
+        assert_eq!(birth.aliases.len(), 2);
+        assert_eq!(
+            BirthRecord::from_stored(birth.stored.clone()).unwrap(),
+            birth
+        );
 
         let death = br#"{"state":"offline","gateway":"gw-1","boot_epoch":3}"#;
         let c = classify(&rules(), "fieldlink/v1/gw-1/status", death, NOW);

@@ -16,13 +16,19 @@
 //! when the writer is slow, the queues fill and the event loop stops reading from the broker.
 //!
 //! Refused messages (undecodable, oversized, gateway mismatch, non-finite values, readings too
-//! far in the future, unregistered gateways when registration is required) become dead
-//! letters, stored and acknowledged like any other row, and counted by reason.
+//! far in the future, unregistered gateways when registration is required, aliased telemetry
+//! whose birth did not arrive in time) become dead letters, stored and acknowledged like any
+//! other row, and counted by reason.
+//!
+//! Aliased telemetry is read with the birth it names ([`births`]): births are stored per
+//! (gateway, config hash) in the same transactions as everything else, and a batch that
+//! arrives before its birth waits, unacknowledged and bounded, for `birth_wait`.
 //!
 //! With the embedded broker the broker lives in this process: it acknowledges a gateway's
 //! publish on receipt, so a crash of this process loses what the writer had not committed.
 //! Use an external broker where that matters.
 
+mod births;
 mod classify;
 mod mqtt;
 mod writer;
@@ -39,7 +45,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use classify::{classify, Content, Rules};
+use births::Births;
+pub use classify::{classify, classify_aliased, BirthRecord, Content, Rules};
 pub(crate) use mqtt::network_options;
 /// The broker options ingest uses, for the command publisher's own connection.
 pub(crate) use mqtt::options as mqtt_options;
@@ -76,6 +83,8 @@ pub struct IngestSettings {
     pub queue_messages: usize,
     /// How long a stop waits for the writer's last commit and acknowledgements.
     pub shutdown_grace: Duration,
+    /// How long aliased telemetry waits for the birth it names before it is dead-lettered.
+    pub birth_wait: Duration,
 }
 
 impl Default for IngestSettings {
@@ -88,6 +97,7 @@ impl Default for IngestSettings {
             flush: FlushPolicy::default(),
             queue_messages: 1_024,
             shutdown_grace: Duration::from_secs(10),
+            birth_wait: Duration::from_secs(30),
         }
     }
 }
@@ -175,11 +185,15 @@ pub fn start(
     }));
     tracker.spawn(run_classifier(
         pub_rx,
-        item_tx,
-        rules,
-        settings.require_registration,
-        store.clone(),
-        metrics.clone(),
+        Classifier {
+            tx: item_tx,
+            rules,
+            require_registration: settings.require_registration,
+            store: store.clone(),
+            metrics: metrics.clone(),
+            registrations: Registrations::default(),
+            births: Births::new(settings.birth_wait, settings.queue_messages),
+        },
     ));
     let (committed, _) = tokio::sync::broadcast::channel(COMMITTED_CAPACITY);
     let (health, _) = tokio::sync::broadcast::channel(COMMITTED_CAPACITY);
@@ -240,23 +254,135 @@ impl Registrations {
     }
 }
 
-async fn run_classifier(
-    mut rx: mpsc::Receiver<Publish>,
+/// What the classifier needs besides its queues.
+struct Classifier {
     tx: mpsc::Sender<Item>,
     rules: Rules,
     require_registration: bool,
     store: Arc<Store>,
     metrics: Arc<Metrics>,
-) {
-    let mut registrations = Registrations::default();
-    while let Some(publish) = rx.recv().await {
+    registrations: Registrations,
+    births: Births,
+}
+
+/// How often parked aliased telemetry looks for its birth in the store.
+const BIRTH_RETRY: Duration = Duration::from_millis(250);
+
+async fn run_classifier(mut rx: mpsc::Receiver<Publish>, mut c: Classifier) {
+    let mut retry = tokio::time::interval(BIRTH_RETRY);
+    retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let publish = tokio::select! {
+            p = rx.recv(), if !c.births.is_full() => match p {
+                Some(p) => p,
+                // Parked messages stay unacknowledged: the broker redelivers them.
+                None => break,
+            },
+            _ = retry.tick(), if c.births.has_parked() => {
+                c.births.refresh(&c.store).await;
+                if !c.release_parked().await {
+                    break;
+                }
+                continue;
+            }
+        };
         let received = Instant::now();
         let received_ms = now_ms();
-        metrics.unacked_messages.inc();
-        let mut content = classify(&rules, &publish.topic, &publish.payload, received_ms);
-        if require_registration {
+        c.metrics.unacked_messages.inc();
+        let needs = births::needs_birth(&c.rules.prefix, &publish.topic, &publish.payload);
+        let aliases = match &needs {
+            None => None,
+            Some(key) => match c.births.find(&c.store, key).await {
+                Ok(Some(a)) => Some(a),
+                Ok(None) => {
+                    c.births.park(publish, received, received_ms, key.clone());
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not look up a birth; waiting");
+                    c.births.park(publish, received, received_ms, key.clone());
+                    continue;
+                }
+            },
+        };
+        let content = classify_aliased(
+            &c.rules,
+            &publish.topic,
+            &publish.payload,
+            received_ms,
+            aliases.as_deref(),
+        );
+        let birth = match &content {
+            Content::Status {
+                status,
+                birth: Some(r),
+                ..
+            } => Some((status.gateway.clone(), r.aliases.clone())),
+            _ => None,
+        };
+        if !c.forward(publish, received, received_ms, content).await {
+            break;
+        }
+        if let Some((gw, aliases)) = birth {
+            c.births.learn(&gw, aliases);
+            if !c.release_parked().await {
+                break;
+            }
+        }
+    }
+}
+
+impl Classifier {
+    /// Classifies and forwards parked messages whose birth is known or whose wait is over.
+    async fn release_parked(&mut self) -> bool {
+        let now = tokio::time::Instant::now();
+        for (p, aliases) in self.births.take_ready(now) {
+            let content = match aliases {
+                Some(a) => classify_aliased(
+                    &self.rules,
+                    &p.publish.topic,
+                    &p.publish.payload,
+                    p.received_ms,
+                    Some(&a),
+                ),
+                None => classify::dead_letter(
+                    &p.publish.topic,
+                    &p.publish.payload,
+                    p.received_ms,
+                    "unknown_birth",
+                    format!(
+                        "the batch names series by the aliases of the birth of gateway {} with \
+                         config hash {} (table check {:08x}), which did not arrive within {} s",
+                        p.key.0,
+                        p.key.1.config_hash,
+                        p.key.1.check,
+                        self.births.wait().as_secs_f64()
+                    ),
+                ),
+            };
+            if !self
+                .forward(p.publish, p.received, p.received_ms, content)
+                .await
+            {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Checks registration, counts, and hands a classified message to the writer. False when
+    /// the writer is gone.
+    async fn forward(
+        &mut self,
+        publish: Publish,
+        received: Instant,
+        received_ms: i64,
+        mut content: Content,
+    ) -> bool {
+        let metrics = &self.metrics;
+        if self.require_registration {
             if let Some(gw) = content.gateway() {
-                match registrations.check(&store, gw).await {
+                match self.registrations.check(&self.store, gw).await {
                     Ok(true) => {}
                     Ok(false) => {
                         content = classify::dead_letter(
@@ -273,7 +399,7 @@ async fn run_classifier(
                         tracing::warn!(error = %e, gateway = %gw,
                             "could not check registration; message left unacknowledged");
                         metrics.unacked_messages.dec();
-                        continue;
+                        return true;
                     }
                 }
             }
@@ -300,8 +426,6 @@ async fn run_classifier(
             received_ms,
             content,
         };
-        if tx.send(item).await.is_err() {
-            break;
-        }
+        self.tx.send(item).await.is_ok()
     }
 }

@@ -68,9 +68,14 @@ fn assemble(items: &[Item]) -> WriteBatch {
         }
         match &item.content {
             Content::Telemetry { points, .. } => b.points.extend(points.iter().cloned()),
-            Content::Status { status, series } => {
+            Content::Status {
+                status,
+                series,
+                birth,
+            } => {
                 b.statuses.push(status.clone());
                 b.series_meta.extend(series.iter().cloned());
+                b.births.extend(birth.iter().map(|r| r.stored.clone()));
             }
             Content::Event(m, health) => {
                 b.events.push(m.clone());

@@ -102,6 +102,12 @@ pub const POSTGRES: &[Migration] = &[
         flavour: Flavour::Any,
         sql: include_str!("../../../migrations/postgres/0140_device_health.sql"),
     },
+    Migration {
+        version: 200,
+        name: "gateway_births",
+        flavour: Flavour::Any,
+        sql: include_str!("../../../migrations/postgres/0200_gateway_births.sql"),
+    },
 ];
 
 pub const SQLITE: &[Migration] = &[
@@ -152,6 +158,12 @@ pub const SQLITE: &[Migration] = &[
         name: "device_health",
         flavour: Flavour::Any,
         sql: include_str!("../../../migrations/sqlite/0140_device_health.sql"),
+    },
+    Migration {
+        version: 200,
+        name: "gateway_births",
+        flavour: Flavour::Any,
+        sql: include_str!("../../../migrations/sqlite/0200_gateway_births.sql"),
     },
 ];
 

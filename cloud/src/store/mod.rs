@@ -259,6 +259,15 @@ impl Store {
         dispatch!(self, s => s.series_of_device(gateway, device).await)
     }
 
+    /// The birth `gateway` announced with `config_hash`, the latest received.
+    pub async fn birth(
+        &self,
+        gateway: &Ident,
+        config_hash: &str,
+    ) -> Result<Option<StoredBirth>, StoreError> {
+        dispatch!(self, s => s.birth(gateway, config_hash).await)
+    }
+
     pub async fn series_id(&self, key: &SeriesKey) -> Result<Option<i64>, StoreError> {
         dispatch!(self, s => s.series_id(key).await)
     }

@@ -225,6 +225,37 @@ impl SqliteStore {
         self.call(|st| gateways(&st.conn, None)).await
     }
 
+    pub async fn birth(
+        &self,
+        gateway: &Ident,
+        config_hash: &str,
+    ) -> Result<Option<StoredBirth>, StoreError> {
+        let (gw, hash) = (gateway.clone(), config_hash.to_string());
+        self.call(move |st| {
+            let mut stmt = st.conn.prepare_cached(
+                "SELECT table_check, received_at, body FROM gateway_births
+                 WHERE gateway = ?1 AND config_hash = ?2",
+            )?;
+            let row = stmt
+                .query_row([gw.as_str(), hash.as_str()], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })
+                .optional()?;
+            Ok(row.map(|(table_check, received_ms, body)| StoredBirth {
+                gateway: gw.clone(),
+                config_hash: hash.clone(),
+                table_check,
+                received_ms,
+                body,
+            }))
+        })
+        .await
+    }
+
     pub async fn devices(&self, gateway: &Ident) -> Result<Vec<Ident>, StoreError> {
         let gw = gateway.clone();
         self.call(move |st| {
@@ -582,6 +613,21 @@ fn write(st: &mut SqliteState, batch: &WriteBatch) -> Result<WriteOutcome, Store
                 now,
                 s.at_ms,
                 s.boot_epoch
+            ])?;
+        }
+        let mut birth = tx.prepare_cached(
+            "INSERT INTO gateway_births (gateway, config_hash, table_check, received_at, body)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (gateway, config_hash) DO UPDATE SET table_check = excluded.table_check,
+               received_at = excluded.received_at, body = excluded.body",
+        )?;
+        for b in &batch.births {
+            birth.execute(params![
+                b.gateway.as_str(),
+                b.config_hash,
+                b.table_check,
+                b.received_ms,
+                b.body
             ])?;
         }
         let mut device = tx.prepare_cached(

@@ -57,6 +57,19 @@ pub struct SeriesMeta {
     pub writable: bool,
 }
 
+/// A birth as received, kept per (gateway, config hash) so that aliased telemetry written
+/// against it can be read later, by any instance sharing the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBirth {
+    pub gateway: Ident,
+    pub config_hash: String,
+    /// The alias table's check (`SeriesAliases::check`) as an unsigned 32-bit value.
+    pub table_check: i64,
+    pub received_ms: i64,
+    /// The status message as received.
+    pub body: String,
+}
+
 /// An event or command acknowledgement, stored as the JSON the gateway sent.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GatewayMessage {
@@ -73,6 +86,9 @@ pub struct WriteBatch {
     /// In arrival order; the last one for a gateway wins.
     pub statuses: Vec<GatewayStatus>,
     pub series_meta: Vec<SeriesMeta>,
+    /// Births, in arrival order; a later one with the same (gateway, config hash) replaces an
+    /// earlier one.
+    pub births: Vec<StoredBirth>,
     /// Gateways heard from, with the time they were last heard from.
     pub seen: Vec<(Ident, i64)>,
     pub events: Vec<GatewayMessage>,

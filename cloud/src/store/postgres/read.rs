@@ -12,7 +12,7 @@ use tokio_postgres::Row;
 use super::super::types::{join_value, quality_from};
 use super::super::{
     Backend, Bucket, DeadLetter, GatewayInfo, Interval, Latest, SeriesInfo, SeriesKey, StoreError,
-    StoredPoint,
+    StoredBirth, StoredPoint,
 };
 use super::{from_time, to_time, PgStore};
 
@@ -45,6 +45,29 @@ impl PgStore {
 
     pub async fn gateways(&self) -> Result<Vec<GatewayInfo>, StoreError> {
         self.gateways_where(None).await
+    }
+
+    pub async fn birth(
+        &self,
+        gateway: &Ident,
+        config_hash: &str,
+    ) -> Result<Option<StoredBirth>, StoreError> {
+        let mut held = self.hold().await?;
+        let row = held
+            .client()
+            .query_opt(
+                "SELECT table_check, received_at, body FROM gateway_births
+                 WHERE gateway = $1 AND config_hash = $2",
+                &[&gateway.as_str(), &config_hash],
+            )
+            .await?;
+        Ok(row.map(|r| StoredBirth {
+            gateway: gateway.clone(),
+            config_hash: config_hash.to_string(),
+            table_check: r.get(0),
+            received_ms: from_time(r.get(1)),
+            body: r.get(2),
+        }))
     }
 
     async fn gateways_where(&self, only: Option<&str>) -> Result<Vec<GatewayInfo>, StoreError> {

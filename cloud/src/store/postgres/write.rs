@@ -1,6 +1,6 @@
 //! The write side: one transaction per [`WriteBatch`].
 //!
-//! Order inside the transaction: gateways heard from, statuses, series metadata from births,
+//! Order inside the transaction: gateways heard from, statuses, births, series metadata from births,
 //! series ids for new (gateway, device, metric) keys, points, dead letters, events and
 //! acknowledgements, and on plain PostgreSQL the dirty hours of the rollup. Every statement that
 //! upserts is given distinct keys, because PostgreSQL refuses to update one row twice in one
@@ -176,6 +176,22 @@ async fn write_registry(tx: &Transaction<'_>, batch: &WriteBatch) -> Result<(), 
                 &s.config_hash,
                 &to_time(s.at_ms),
                 &s.boot_epoch,
+            ],
+        )
+        .await?;
+    }
+    for b in &batch.births {
+        tx.execute(
+            "INSERT INTO gateway_births (gateway, config_hash, table_check, received_at, body)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (gateway, config_hash) DO UPDATE SET table_check = excluded.table_check,
+               received_at = excluded.received_at, body = excluded.body",
+            &[
+                &b.gateway.as_str(),
+                &b.config_hash,
+                &b.table_check,
+                &to_time(b.received_ms),
+                &b.body,
             ],
         )
         .await?;

@@ -1,0 +1,292 @@
+//! Aliased telemetry (binary version 2) end to end: a real Mosquitto, the cloud's ingest tasks,
+//! SQLite and PostgreSQL.
+//! - a batch that arrives before its birth waits for it and is stored, unacknowledged meanwhile;
+//! - births are kept per (gateway, config hash): after a restart, with the retained birth gone,
+//!   a batch written against it is still read, and so is one against an earlier birth;
+//! - a batch whose birth never comes becomes a dead letter `unknown_birth` with its payload.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use fieldlink_cloud::ingest::{self, IngestHandle, IngestSettings, MqttSettings};
+use fieldlink_cloud::metrics::Metrics;
+use fieldlink_cloud::store::*;
+use fieldlink_protocol::{
+    encode_telemetry_aliased, json, Birth, Encoding, SeriesAliases, Status, TelemetryBatch,
+};
+use fieldlink_testkit::Mosquitto;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+fn mqtt(broker: &Mosquitto, client_id: &str) -> MqttSettings {
+    MqttSettings {
+        host: broker.host().to_string(),
+        port: broker.port(),
+        client_id: client_id.to_string(),
+        credentials: None,
+        tls: None,
+        keep_alive: Duration::from_secs(10),
+        max_packet_bytes: 1 << 20,
+    }
+}
+
+/// The birth of `gw` for `batch`'s series (2 devices × 5 metrics), with `hash`.
+fn birth(gw: &str, hash: &str) -> Birth {
+    let b = batch(gw, 0, 0, 2, 5, 1);
+    let mut devices: Vec<fieldlink_protocol::DeviceInfo> = Vec::new();
+    for p in &b.points {
+        if devices.last().map(|d| &d.name) != Some(&p.device) {
+            devices.push(fieldlink_protocol::DeviceInfo {
+                name: p.device.clone(),
+                points: Vec::new(),
+            });
+        }
+        if let Some(d) = devices.last_mut() {
+            d.points.push(fieldlink_protocol::PointInfo {
+                name: p.metric.clone(),
+                unit: Some("V".into()),
+                kind: fieldlink_protocol::DataKind::Number,
+                writable: false,
+            });
+        }
+    }
+    Birth {
+        gateway: id(gw),
+        boot_epoch: 1,
+        ts_ms: now_ms(),
+        agent_version: "0.1.0".into(),
+        config_hash: hash.into(),
+        devices,
+    }
+}
+
+struct Ingest {
+    stop: CancellationToken,
+    tracker: TaskTracker,
+    _handle: IngestHandle,
+}
+
+async fn start(broker: &Mosquitto, store: &Arc<Store>, client_id: &str, wait: Duration) -> Ingest {
+    let stop = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let settings = IngestSettings {
+        birth_wait: wait,
+        ..Default::default()
+    };
+    let handle = ingest::start(
+        &mqtt(broker, client_id),
+        settings,
+        store.clone(),
+        Arc::new(Metrics::new()),
+        stop.clone(),
+        &tracker,
+    )
+    .unwrap();
+    wait_for("broker connection", 20, || {
+        let h = handle.clone();
+        async move { h.broker_connected().then_some(()).ok_or("down".to_string()) }
+    })
+    .await;
+    Ingest {
+        stop,
+        tracker,
+        _handle: handle,
+    }
+}
+
+impl Ingest {
+    async fn stop(self) {
+        self.stop.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+}
+
+fn aliased(b: &TelemetryBatch, birth: &Birth) -> Vec<u8> {
+    encode_telemetry_aliased(b, Encoding::Binary, &SeriesAliases::from_birth(birth)).unwrap()
+}
+
+async fn wait_points(store: &Store, want: i64) {
+    wait_for("points stored", 60, || async move {
+        let n = store.count_points().await.map_err(|e| e.to_string())?;
+        (n == want)
+            .then_some(())
+            .ok_or(format!("{n} of {want} rows"))
+    })
+    .await;
+}
+
+async fn stored_values(store: &Store, b: &TelemetryBatch) -> Vec<(i64, fieldlink_protocol::Value)> {
+    let mut out = Vec::new();
+    for p in &b.points {
+        let key = SeriesKey {
+            gateway: b.gateway.clone(),
+            device: p.device.clone(),
+            metric: p.metric.clone(),
+        };
+        let sid = store.series_id(&key).await.unwrap().expect("series exists");
+        let rows = store
+            .raw_points(sid, p.ts_ms, p.ts_ms + 1, 10)
+            .await
+            .unwrap();
+        out.extend(rows.into_iter().map(|r| (r.ts_ms, r.value)));
+    }
+    out
+}
+
+async fn scenario(store: Store) {
+    store.migrate().await.unwrap();
+    let store = Arc::new(store);
+    let broker = Mosquitto::start().expect("start mosquitto (package mosquitto)");
+    let (host, port) = (broker.host().to_string(), broker.port());
+    let t0 = now_ms() - 3_600_000;
+    let first = start(&broker, &store, "cloud-a", Duration::from_secs(20)).await;
+
+    // 1. Telemetry before its birth: it waits, then is stored once the birth arrives.
+    let b1 = birth("gw-a", "h1");
+    let early = batch("gw-a", 1, t0, 2, 5, 3);
+    publish_all(
+        &host,
+        port,
+        "gw-a-1",
+        vec![(topic("gw-a", "telemetry"), aliased(&early, &b1))],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        store.count_points().await.unwrap(),
+        0,
+        "read before its birth"
+    );
+    let birth1 = json::encode(&Status::Online(b1.clone())).unwrap();
+    publish_all(
+        &host,
+        port,
+        "gw-a-2",
+        vec![(topic("gw-a", "status"), birth1)],
+    )
+    .await;
+    wait_points(&store, 30).await;
+    let want: Vec<_> = early
+        .points
+        .iter()
+        .map(|p| (p.ts_ms, p.value.clone()))
+        .collect();
+    assert_eq!(stored_values(&store, &early).await, want);
+    let kept = store
+        .birth(&id("gw-a"), "h1")
+        .await
+        .unwrap()
+        .expect("birth kept");
+    assert_eq!(
+        kept.table_check,
+        i64::from(SeriesAliases::from_birth(&b1).check())
+    );
+
+    // 2. A new configuration: the birth changes; both births stay readable.
+    let mut b2 = birth("gw-a", "h2");
+    b2.devices.reverse();
+    let birth2 = json::encode(&Status::Online(b2.clone())).unwrap();
+    publish_all(
+        &host,
+        port,
+        "gw-a-3",
+        vec![(topic("gw-a", "status"), birth2)],
+    )
+    .await;
+    wait_for("second birth kept", 20, || {
+        let s = store.clone();
+        async move {
+            s.birth(&id("gw-a"), "h2")
+                .await
+                .map_err(|e| e.to_string())?
+                .map(|_| ())
+                .ok_or("not yet".to_string())
+        }
+    })
+    .await;
+    first.stop().await;
+
+    // 3. Restart with the retained birth cleared: births come from the store.
+    publish_all(
+        &host,
+        port,
+        "gw-a-4",
+        vec![(topic("gw-a", "status"), Vec::new())],
+    )
+    .await;
+    let second = start(&broker, &store, "cloud-b", Duration::from_secs(2)).await;
+    let late_old = batch("gw-a", 2, t0 + 10_000, 2, 5, 2);
+    let late_new = batch("gw-a", 3, t0 + 20_000, 2, 5, 2);
+    let named = batch("gw-a", 4, t0 + 30_000, 2, 5, 1);
+    publish_all(
+        &host,
+        port,
+        "gw-a-5",
+        vec![
+            (topic("gw-a", "telemetry"), aliased(&late_old, &b1)),
+            (topic("gw-a", "telemetry"), aliased(&late_new, &b2)),
+            (topic("gw-a", "telemetry"), encode(&named, Encoding::Binary)),
+        ],
+    )
+    .await;
+    wait_points(&store, 30 + 20 + 20 + 10).await;
+    for b in [&late_old, &late_new, &named] {
+        let want: Vec<_> = b
+            .points
+            .iter()
+            .map(|p| (p.ts_ms, p.value.clone()))
+            .collect();
+        assert_eq!(stored_values(&store, b).await, want);
+    }
+
+    // 4. A birth that never comes: a dead letter after the wait, payload kept.
+    let stray = aliased(
+        &batch("gw-a", 5, t0 + 40_000, 2, 5, 1),
+        &birth("gw-a", "h9"),
+    );
+    publish_all(
+        &host,
+        port,
+        "gw-a-6",
+        vec![(topic("gw-a", "telemetry"), stray.clone())],
+    )
+    .await;
+    let dead = wait_for("the dead letter", 30, || {
+        let s = store.clone();
+        async move {
+            let d = s.dead_letters(10).await.map_err(|e| e.to_string())?;
+            d.into_iter()
+                .find(|d| d.reason == "unknown_birth")
+                .ok_or("none yet".to_string())
+        }
+    })
+    .await;
+    assert_eq!(dead.payload, stray);
+    assert!(dead.detail.contains("h9"), "{}", dead.detail);
+    assert_eq!(store.count_points().await.unwrap(), 80);
+    second.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aliased_telemetry_into_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&StoreSpec::Sqlite {
+        path: dir.path().join("cloud.db"),
+    })
+    .await
+    .unwrap();
+    scenario(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aliased_telemetry_into_postgres() {
+    let pg = fieldlink_testkit::Postgres::start().expect("start PostgreSQL (package postgresql)");
+    let store = Store::open(&StoreSpec::postgres(pg.url(), TimescaleMode::Auto))
+        .await
+        .unwrap();
+    scenario(store).await;
+}
