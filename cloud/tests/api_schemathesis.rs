@@ -177,7 +177,7 @@ fn schemathesis(api: SocketAddr, token: &str, selection: &[&str]) {
         .args(["--header", &format!("Authorization: Bearer {token}")])
         .args(["--checks", CHECKS])
         .args(["--max-examples", &n])
-        .args(["--workers", "2", "--request-timeout", "10"])
+        .args(["--workers", "1", "--request-timeout", "10"])
         .args([
             "--generation-allow-x00",
             "true",

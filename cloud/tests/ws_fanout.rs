@@ -444,10 +444,22 @@ fn instances_on_one_database_fan_out_live_events_to_each_others_clients() {
             sorted.sort();
             assert_eq!(sorted, gateways, "{who}: each birth once");
             assert_once(&client.points(), &expected_points);
-            assert_eq!(
-                client.command(&cid),
-                ["pending", "sent", "received", "executed"],
-                "{who}"
+            // Every status once and only forward. `received` and `executed` may be ingested
+            // by different instances, and one of them then reaches this client after the
+            // other: a client is never moved back, so a late `received` is not pushed.
+            let seen = client.command(&cid);
+            let rank = |s: &String| {
+                ["pending", "sent", "received", "executed"]
+                    .iter()
+                    .position(|r| r == s)
+                    .unwrap_or_else(|| panic!("{who}: unexpected status {s} in {seen:?}"))
+            };
+            let ranks: Vec<usize> = seen.iter().map(rank).collect();
+            assert!(
+                ranks.first() == Some(&0)
+                    && ranks.last() == Some(&3)
+                    && ranks.windows(2).all(|w| w[0] < w[1]),
+                "{who}: {seen:?}"
             );
             let changes = client.alerts(&rule);
             assert!(changes.iter().all(|(id, _)| *id == alert_id), "{changes:?}");

@@ -172,11 +172,43 @@ fn batch_messages(subs: &Subscriptions, batch: &WriteBatch) -> Vec<serde_json::V
     out
 }
 
-fn command_message(subs: &Subscriptions, c: &CommandView) -> Option<serde_json::Value> {
-    subs.commands
+fn command_message(
+    subs: &Subscriptions,
+    seen: &mut CommandProgress,
+    c: &CommandView,
+) -> Option<serde_json::Value> {
+    (subs
+        .commands
         .iter()
         .any(|f| f.matches(&c.gateway, None, None))
-        .then(|| serde_json::json!({"type": "command", "command": c}))
+        && seen.advance(c))
+    .then(|| serde_json::json!({"type": "command", "command": c}))
+}
+
+/// The status each command was last pushed with to one client. Changes reach a client by two
+/// paths (this instance's own, and other instances' through the fan-out), so a `received`
+/// recorded on one instance can arrive after the `executed` recorded on another; a client is
+/// only ever moved forward (the same rule as the stored status, [`predecessors`](crate::commands::CommandStatus::predecessors)),
+/// so what it shows never goes back. Bounded: past [`CommandProgress::LIMIT`] commands it
+/// starts over, which at worst lets one stale change through.
+#[derive(Debug, Default)]
+struct CommandProgress(std::collections::HashMap<String, crate::commands::CommandStatus>);
+
+impl CommandProgress {
+    const LIMIT: usize = 4_096;
+
+    /// Whether `c` moves its command forward for this client; records it when it does.
+    fn advance(&mut self, c: &CommandView) -> bool {
+        if let Some(last) = self.0.get(&c.command_id) {
+            if !c.status.predecessors().contains(last) {
+                return false;
+            }
+        } else if self.0.len() >= Self::LIMIT {
+            self.0.clear();
+        }
+        self.0.insert(c.command_id.clone(), c.status);
+        true
+    }
 }
 
 fn alert_message(subs: &Subscriptions, a: &crate::alerts::AlertView) -> Option<serde_json::Value> {
@@ -187,10 +219,14 @@ fn alert_message(subs: &Subscriptions, a: &crate::alerts::AlertView) -> Option<s
 }
 
 /// The messages an event of another instance gives a client with these subscriptions.
-fn remote_messages(subs: &Subscriptions, e: &fanout::Remote) -> Vec<serde_json::Value> {
+fn remote_messages(
+    subs: &Subscriptions,
+    seen: &mut CommandProgress,
+    e: &fanout::Remote,
+) -> Vec<serde_json::Value> {
     match e {
         fanout::Remote::Batch(b) => batch_messages(subs, b),
-        fanout::Remote::Command(c) => command_message(subs, c).into_iter().collect(),
+        fanout::Remote::Command(c) => command_message(subs, seen, c).into_iter().collect(),
         fanout::Remote::Alert(a) => alert_message(subs, a).into_iter().collect(),
         fanout::Remote::Gap { from_ms, to_ms } => vec![serde_json::json!({
             "type": "gap",
@@ -271,6 +307,7 @@ async fn client(mut socket: WebSocket, feeds: Feeds) {
         mut remote,
     } = feeds;
     let mut subs = Subscriptions::default();
+    let mut seen = CommandProgress::default();
     let (mut batch_lag, mut command_lag) = (LagState::default(), LagState::default());
     let (mut alert_lag, mut remote_lag) = (LagState::default(), LagState::default());
     let mut health_lag = LagState::default();
@@ -303,7 +340,7 @@ async fn client(mut socket: WebSocket, feeds: Feeds) {
                     if commands.as_ref().is_some_and(|r| r.is_empty()) {
                         command_lag.behind = false;
                     }
-                    Next::Send(command_message(&subs, &CommandView::from(rec)).into_iter().collect())
+                    Next::Send(command_message(&subs, &mut seen, &CommandView::from(rec)).into_iter().collect())
                 }
                 Err(RecvError::Lagged(_)) if command_lag.behind => Next::Lagged(u64::MAX),
                 Err(RecvError::Lagged(n)) => {
@@ -331,7 +368,7 @@ async fn client(mut socket: WebSocket, feeds: Feeds) {
                     if remote.as_ref().is_some_and(|r| r.is_empty()) {
                         remote_lag.behind = false;
                     }
-                    Next::Send(remote_messages(&subs, &event))
+                    Next::Send(remote_messages(&subs, &mut seen, &event))
                 }
                 Err(RecvError::Lagged(_)) if remote_lag.behind => Next::Lagged(u64::MAX),
                 Err(RecvError::Lagged(n)) => {
@@ -408,6 +445,38 @@ fn handle(subs: &mut Subscriptions, text: &str) -> serde_json::Value {
 
 #[cfg(test)]
 mod tests {
+
+    fn view(id: &str, status: crate::commands::CommandStatus) -> CommandView {
+        CommandView {
+            command_id: id.into(),
+            gateway: "gw".into(),
+            kind: serde_json::Value::Null,
+            status,
+            created_at: String::new(),
+            expires_at: String::new(),
+            updated_at: String::new(),
+            idempotency_key: None,
+            result: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_client_is_only_moved_forward() {
+        use crate::commands::CommandStatus::*;
+        let mut seen = CommandProgress::default();
+        assert!(seen.advance(&view("c1", Pending)));
+        assert!(seen.advance(&view("c1", Sent)));
+        assert!(seen.advance(&view("c1", Executed)));
+        // The other instance's `received`, late: not pushed; nor a repeat.
+        assert!(!seen.advance(&view("c1", Received)));
+        assert!(!seen.advance(&view("c1", Executed)));
+        // Another command is independent; a final status after `pending` is forward.
+        assert!(seen.advance(&view("c2", Pending)));
+        assert!(seen.advance(&view("c2", Expired)));
+        assert!(!seen.advance(&view("c2", Sent)));
+    }
+
     use super::*;
 
     #[test]
