@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use fieldlink_cloud::ingest::{self, IngestHandle, IngestSettings, MqttSettings};
+use fieldlink_cloud::ingest::{self, IngestHandle, IngestSettings};
 use fieldlink_cloud::metrics::Metrics;
 use fieldlink_cloud::store::*;
 use fieldlink_protocol::{
@@ -20,18 +20,6 @@ use fieldlink_protocol::{
 use fieldlink_testkit::Mosquitto;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-
-fn mqtt(broker: &Mosquitto, client_id: &str) -> MqttSettings {
-    MqttSettings {
-        host: broker.host().to_string(),
-        port: broker.port(),
-        client_id: client_id.to_string(),
-        credentials: None,
-        tls: None,
-        keep_alive: Duration::from_secs(10),
-        max_packet_bytes: 1 << 20,
-    }
-}
 
 /// The birth of `gw` for `batch`'s series (2 devices × 5 metrics), with `hash`.
 fn birth(gw: &str, hash: &str) -> Birth {

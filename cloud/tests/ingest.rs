@@ -8,25 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use fieldlink_cloud::ingest::{self, IngestSettings, MqttSettings};
+use fieldlink_cloud::ingest::{self, IngestSettings};
 use fieldlink_cloud::metrics::Metrics;
 use fieldlink_cloud::store::*;
 use fieldlink_protocol::Encoding;
 use fieldlink_testkit::Mosquitto;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-
-fn mqtt(broker: &Mosquitto, client_id: &str) -> MqttSettings {
-    MqttSettings {
-        host: broker.host().to_string(),
-        port: broker.port(),
-        client_id: client_id.to_string(),
-        credentials: None,
-        tls: None,
-        keep_alive: Duration::from_secs(10),
-        max_packet_bytes: 1 << 20,
-    }
-}
 
 /// Runs the scenario against `store`. `oversized` is false for the TimescaleDB double, which
 /// cannot take a 256 KiB row.

@@ -150,22 +150,7 @@ fn value_alert_fires_notifies_does_not_flap_and_resolves() {
             "{}",
             active.message
         );
-        let alerts = sys
-            .cloud
-            .viewer
-            .expect(
-                "GET",
-                &format!("/api/v1/alerts?gateway={GATEWAY}"),
-                None,
-                200,
-            )
-            .await;
-        let open: Vec<&Value> = alerts["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|a| a["rule_id"] == rule_id.as_str())
-            .collect();
+        let (alerts, open) = alerts_of_rule(&sys, &rule_id).await;
         assert_eq!(open.len(), 1, "{alerts}");
         assert_eq!(
             (
@@ -248,22 +233,7 @@ fn value_alert_fires_notifies_does_not_flap_and_resolves() {
 
         // REST: one alert for the rule, resolved; the database holds exactly its three
         // transitions.
-        let alerts = sys
-            .cloud
-            .viewer
-            .expect(
-                "GET",
-                &format!("/api/v1/alerts?gateway={GATEWAY}"),
-                None,
-                200,
-            )
-            .await;
-        let mine: Vec<&Value> = alerts["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|a| a["rule_id"] == rule_id.as_str())
-            .collect();
+        let (alerts, mine) = alerts_of_rule(&sys, &rule_id).await;
         assert_eq!(mine.len(), 1, "{alerts}");
         assert_eq!(mine[0]["status"], "resolved", "{alerts}");
         let transitions = sys.sql(&format!(
@@ -276,4 +246,26 @@ fn value_alert_fires_notifies_does_not_flap_and_resolves() {
         );
         sys.cloud.stop().await;
     });
+}
+
+/// The gateway's alerts over REST (the whole answer, for messages) and those of `rule_id`.
+async fn alerts_of_rule(sys: &System, rule_id: &str) -> (Value, Vec<Value>) {
+    let alerts = sys
+        .cloud
+        .viewer
+        .expect(
+            "GET",
+            &format!("/api/v1/alerts?gateway={GATEWAY}"),
+            None,
+            200,
+        )
+        .await;
+    let mine = alerts["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["rule_id"] == rule_id)
+        .cloned()
+        .collect();
+    (alerts, mine)
 }

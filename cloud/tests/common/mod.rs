@@ -232,3 +232,19 @@ pub async fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
         .unwrap_or_default();
     Ok((status, body))
 }
+
+/// Ingest's broker settings for a plain connection to `broker` as `client_id`.
+pub fn mqtt(
+    broker: &fieldlink_testkit::Mosquitto,
+    client_id: &str,
+) -> fieldlink_cloud::ingest::MqttSettings {
+    fieldlink_cloud::ingest::MqttSettings {
+        host: broker.host().to_string(),
+        port: broker.port(),
+        client_id: client_id.to_string(),
+        credentials: None,
+        tls: None,
+        keep_alive: Duration::from_secs(10),
+        max_packet_bytes: 1 << 20,
+    }
+}
