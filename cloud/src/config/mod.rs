@@ -217,6 +217,10 @@ impl Settings {
             queue_messages: positive(i.queue_messages, "ingest.queue_messages")? as usize,
             shutdown_grace,
             birth_wait: Duration::from_secs(i.birth_wait_secs),
+            max_parked_per_gateway: positive(
+                i.max_parked_per_gateway,
+                "ingest.max_parked_per_gateway",
+            )? as usize,
         };
         let http_listen = raw
             .http

@@ -15,8 +15,8 @@ use fieldlink_protocol::{
 };
 
 use crate::store::{
-    DeadLetter, GatewayMessage, GatewayStatus, HealthReport, PointRow, ReportedState, SeriesKey,
-    SeriesMeta, StoredBirth,
+    DeadLetter, GatewayMessage, GatewayStatus, HealthReport, ParkedTelemetry, PointRow,
+    ReportedState, SeriesKey, SeriesMeta, StoredBirth,
 };
 
 /// What the classifier needs to know.
@@ -49,6 +49,8 @@ pub enum Content {
     /// An empty retained message clearing a status: nothing to store.
     Ignore,
     Dead(DeadLetter),
+    /// Aliased telemetry whose birth is not known yet, kept in the store until it is.
+    Parked(ParkedTelemetry),
 }
 
 impl Content {
@@ -58,6 +60,7 @@ impl Content {
             Content::Telemetry { gateway, .. } => Some(gateway),
             Content::Status { status, .. } => Some(&status.gateway),
             Content::Event(m, _) | Content::Ack(m) => Some(&m.gateway),
+            Content::Parked(p) => Some(&p.gateway),
             Content::Ignore | Content::Dead(_) => None,
         }
     }

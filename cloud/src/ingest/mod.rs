@@ -22,7 +22,9 @@
 //!
 //! Aliased telemetry is read with the birth it names ([`births`]): births are stored per
 //! (gateway, config hash) in the same transactions as everything else, and a batch that
-//! arrives before its birth waits, unacknowledged and bounded, for `birth_wait`.
+//! arrives before its birth is parked in the store and acknowledged, then resolved when the
+//! birth is known or dead-lettered after `birth_wait` ([`parking`]). No message waits
+//! unacknowledged for anything but its own commit, so none holds the broker's in-flight window.
 //!
 //! With the embedded broker the broker lives in this process: it acknowledges a gateway's
 //! publish on receipt, so a crash of this process loses what the writer had not committed.
@@ -31,6 +33,7 @@
 mod births;
 mod classify;
 mod mqtt;
+mod parking;
 mod writer;
 
 use std::collections::HashSet;
@@ -51,7 +54,7 @@ pub(crate) use mqtt::network_options;
 /// The broker options ingest uses, for the command publisher's own connection.
 pub(crate) use mqtt::options as mqtt_options;
 pub use mqtt::{MqttSettings, TlsSettings};
-pub use writer::{FlushPolicy, Item};
+pub use writer::{FlushPolicy, Item, Origin};
 
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -85,6 +88,8 @@ pub struct IngestSettings {
     pub shutdown_grace: Duration,
     /// How long aliased telemetry waits for the birth it names before it is dead-lettered.
     pub birth_wait: Duration,
+    /// Most messages of one gateway parked for births at once.
+    pub max_parked_per_gateway: usize,
 }
 
 impl Default for IngestSettings {
@@ -98,6 +103,7 @@ impl Default for IngestSettings {
             queue_messages: 1_024,
             shutdown_grace: Duration::from_secs(10),
             birth_wait: Duration::from_secs(30),
+            max_parked_per_gateway: 10_000,
         }
     }
 }
@@ -192,7 +198,8 @@ pub fn start(
             store: store.clone(),
             metrics: metrics.clone(),
             registrations: Registrations::default(),
-            births: Births::new(settings.birth_wait, settings.queue_messages),
+            births: Births::new(settings.birth_wait),
+            parking: parking::Parking::new(settings.max_parked_per_gateway),
         },
     ));
     let (committed, _) = tokio::sync::broadcast::channel(COMMITTED_CAPACITY);
@@ -263,55 +270,58 @@ struct Classifier {
     metrics: Arc<Metrics>,
     registrations: Registrations,
     births: Births,
+    parking: parking::Parking,
 }
 
-/// How often parked aliased telemetry looks for its birth in the store.
-const BIRTH_RETRY: Duration = Duration::from_millis(250);
-
 async fn run_classifier(mut rx: mpsc::Receiver<Publish>, mut c: Classifier) {
-    let mut retry = tokio::time::interval(BIRTH_RETRY);
-    retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = tokio::time::interval(parking::SCAN_BUSY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let publish = tokio::select! {
-            p = rx.recv(), if !c.births.is_full() => match p {
-                Some(p) => p,
-                // Parked messages stay unacknowledged: the broker redelivers them.
-                None => break,
+        let open = tokio::select! {
+            p = rx.recv() => match p {
+                Some(p) => c.take(p).await,
+                None => false,
             },
-            _ = retry.tick(), if c.births.has_parked() => {
-                c.births.refresh(&c.store).await;
-                if !c.release_parked().await {
-                    break;
-                }
-                continue;
-            }
+            _ = tick.tick() => c.resolve_parked().await,
         };
+        if !open {
+            break;
+        }
+    }
+}
+
+impl Classifier {
+    /// Classifies one message from the broker and hands it to the writer. False when the
+    /// writer is gone.
+    async fn take(&mut self, publish: Publish) -> bool {
         let received = Instant::now();
         let received_ms = now_ms();
-        c.metrics.unacked_messages.inc();
-        let needs = births::needs_birth(&c.rules.prefix, &publish.topic, &publish.payload);
-        let aliases = match &needs {
-            None => None,
-            Some(key) => match c.births.find(&c.store, key).await {
-                Ok(Some(a)) => Some(a),
-                Ok(None) => {
-                    c.births.park(publish, received, received_ms, key.clone());
-                    continue;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not look up a birth; waiting");
-                    c.births.park(publish, received, received_ms, key.clone());
-                    continue;
+        self.metrics.unacked_messages.inc();
+        let needs = births::needs_birth(&self.rules.prefix, &publish.topic, &publish.payload);
+        let content = match &needs {
+            None => classify_aliased(
+                &self.rules,
+                &publish.topic,
+                &publish.payload,
+                received_ms,
+                None,
+            ),
+            Some(key) => match self.births.find(&self.store, key).await {
+                Ok(Some(a)) => classify_aliased(
+                    &self.rules,
+                    &publish.topic,
+                    &publish.payload,
+                    received_ms,
+                    Some(&a),
+                ),
+                found => {
+                    if let Err(e) = found {
+                        tracing::warn!(error = %e, "could not look up a birth; parking the batch");
+                    }
+                    self.park(&publish, received_ms, key)
                 }
             },
         };
-        let content = classify_aliased(
-            &c.rules,
-            &publish.topic,
-            &publish.payload,
-            received_ms,
-            aliases.as_deref(),
-        );
         let birth = match &content {
             Content::Status {
                 status,
@@ -320,51 +330,128 @@ async fn run_classifier(mut rx: mpsc::Receiver<Publish>, mut c: Classifier) {
             } => Some((status.gateway.clone(), r.aliases.clone())),
             _ => None,
         };
-        if !c.forward(publish, received, received_ms, content).await {
-            break;
+        let origin = Origin::Broker(publish);
+        if !self.forward(origin, received, received_ms, content).await {
+            return false;
         }
         if let Some((gw, aliases)) = birth {
-            c.births.learn(&gw, aliases);
-            if !c.release_parked().await {
-                break;
-            }
+            self.births.learn(&gw, aliases);
         }
+        true
     }
-}
 
-impl Classifier {
-    /// Classifies and forwards parked messages whose birth is known or whose wait is over.
-    async fn release_parked(&mut self) -> bool {
-        let now = tokio::time::Instant::now();
-        for (p, aliases) in self.births.take_ready(now) {
-            let content = match aliases {
-                Some(a) => classify_aliased(
-                    &self.rules,
-                    &p.publish.topic,
-                    &p.publish.payload,
-                    p.received_ms,
-                    Some(&a),
+    /// Parks aliased telemetry whose birth is unknown, or dead-letters it when its gateway
+    /// already has its share parked.
+    fn park(&mut self, publish: &Publish, received_ms: i64, key: &births::BirthKey) -> Content {
+        if !self.parking.admit(&key.0) {
+            return classify::dead_letter(
+                &publish.topic,
+                &publish.payload,
+                received_ms,
+                "unknown_birth",
+                format!(
+                    "the batch names series by the aliases of a birth of gateway {:?} with \
+                     config hash {:?} that is not known, and {} messages of this gateway \
+                     already wait for births",
+                    key.0.as_str(),
+                    key.1.config_hash,
+                    self.parking.max_per_gateway()
                 ),
-                None => classify::dead_letter(
-                    &p.publish.topic,
-                    &p.publish.payload,
-                    p.received_ms,
-                    "unknown_birth",
-                    format!(
-                        "the batch names series by the aliases of the birth of gateway {} with \
-                         config hash {} (table check {:08x}), which did not arrive within {} s",
-                        p.key.0,
-                        p.key.1.config_hash,
-                        p.key.1.check,
-                        self.births.wait().as_secs_f64()
-                    ),
-                ),
+            );
+        }
+        tracing::debug!(gateway = ?key.0.as_str(), config_hash = ?key.1.config_hash,
+            "aliased telemetry parked until its birth is known");
+        Content::Parked(crate::store::ParkedTelemetry {
+            gateway: key.0.clone(),
+            config_hash: key.1.config_hash.clone(),
+            table_check: i64::from(key.1.check),
+            received_ms,
+            topic: publish.topic.clone(),
+            payload: publish.payload.to_vec(),
+        })
+    }
+
+    /// When due, hands the writer every parked batch whose birth is now known (read with it)
+    /// or whose wait is over (dead-lettered). False when the writer is gone.
+    async fn resolve_parked(&mut self) -> bool {
+        if !self.parking.scan_due(std::time::Instant::now()) {
+            return true;
+        }
+        let groups = match self.store.parked_groups().await {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read parked telemetry; retrying");
+                return true;
+            }
+        };
+        let now = std::time::Instant::now();
+        self.parking.scanned(&groups, now);
+        let wait_ms = self.births.wait().as_millis() as i64;
+        for g in groups {
+            let key = (
+                g.gateway.clone(),
+                fieldlink_protocol::BirthRef {
+                    config_hash: g.config_hash.clone(),
+                    check: g.table_check as u32,
+                },
+            );
+            let aliases = match self.births.find(&self.store, &key).await {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not look up a birth; retrying");
+                    continue;
+                }
             };
-            if !self
-                .forward(p.publish, p.received, p.received_ms, content)
-                .await
-            {
-                return false;
+            let expired_before = now_ms() - wait_ms;
+            let rows = match &aliases {
+                Some(_) => self.store.parked(&g, None, parking::ROWS_PER_SCAN).await,
+                None if g.oldest_ms < expired_before => {
+                    self.store
+                        .parked(&g, Some(expired_before), parking::ROWS_PER_SCAN)
+                        .await
+                }
+                None => continue,
+            };
+            let rows = match rows {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read parked telemetry; retrying");
+                    continue;
+                }
+            };
+            for row in rows {
+                if !self.parking.hand_over(row.id, now) {
+                    continue;
+                }
+                let m = row.message;
+                let content = match &aliases {
+                    Some(a) => {
+                        classify_aliased(&self.rules, &m.topic, &m.payload, m.received_ms, Some(a))
+                    }
+                    None => classify::dead_letter(
+                        &m.topic,
+                        &m.payload,
+                        m.received_ms,
+                        "unknown_birth",
+                        format!(
+                            "the batch names series by the aliases of the birth of gateway {:?} \
+                             with config hash {:?} (table check {:08x}), which did not arrive \
+                             within {} s",
+                            m.gateway.as_str(),
+                            m.config_hash,
+                            g.table_check,
+                            self.births.wait().as_secs_f64()
+                        ),
+                    ),
+                };
+                let origin = Origin::Parked {
+                    id: row.id,
+                    topic: m.topic,
+                    payload: m.payload,
+                };
+                if !self.forward(origin, now, m.received_ms, content).await {
+                    return false;
+                }
             }
         }
         true
@@ -374,7 +461,7 @@ impl Classifier {
     /// the writer is gone.
     async fn forward(
         &mut self,
-        publish: Publish,
+        origin: Origin,
         received: Instant,
         received_ms: i64,
         mut content: Content,
@@ -386,19 +473,21 @@ impl Classifier {
                     Ok(true) => {}
                     Ok(false) => {
                         content = classify::dead_letter(
-                            &publish.topic,
-                            &publish.payload,
+                            origin.topic(),
+                            origin.payload(),
                             received_ms,
                             "unregistered",
-                            format!("gateway {gw} is not registered"),
+                            format!("gateway {:?} is not registered", gw.as_str()),
                         );
                     }
                     Err(e) => {
-                        // Unknown for now: leave it unacknowledged; the broker redelivers
-                        // it after the next reconnect.
-                        tracing::warn!(error = %e, gateway = %gw,
+                        // Unknown for now: leave it unacknowledged (or parked); the broker
+                        // redelivers it after the next reconnect.
+                        tracing::warn!(error = %e, gateway = ?gw.as_str(),
                             "could not check registration; message left unacknowledged");
-                        metrics.unacked_messages.dec();
+                        if matches!(origin, Origin::Broker(_)) {
+                            metrics.unacked_messages.dec();
+                        }
                         return true;
                     }
                 }
@@ -413,15 +502,16 @@ impl Classifier {
             Content::Event(..) => metrics.message("events"),
             Content::Ack(_) => metrics.message("ack"),
             Content::Ignore => metrics.message("ignored"),
+            Content::Parked(_) => metrics.message("parked"),
             Content::Dead(d) => {
                 metrics.message("dead_letter");
                 metrics.dead_letter(&d.reason);
-                tracing::info!(topic = %d.topic, reason = %d.reason, detail = %d.detail,
+                tracing::info!(topic = ?d.topic, reason = ?d.reason, detail = ?d.detail,
                     "message dead-lettered");
             }
         }
         let item = Item {
-            publish,
+            origin,
             received,
             received_ms,
             content,

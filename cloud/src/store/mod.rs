@@ -13,6 +13,7 @@
 
 mod health;
 mod migrations;
+pub mod parked;
 mod postgres;
 mod sqlite;
 mod types;

@@ -25,7 +25,7 @@ type Job = Box<dyn FnOnce(&mut SqliteState) + Send>;
 
 /// What the SQLite thread owns.
 pub struct SqliteState {
-    conn: Connection,
+    pub(super) conn: Connection,
     /// Committed series ids.
     series: HashMap<SeriesKey, i64>,
 }
@@ -75,7 +75,7 @@ impl SqliteStore {
         Ok(SqliteStore { jobs: tx })
     }
 
-    async fn call<R, F>(&self, f: F) -> Result<R, StoreError>
+    pub(super) async fn call<R, F>(&self, f: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
         F: FnOnce(&mut SqliteState) -> Result<R, StoreError> + Send + 'static,
@@ -699,6 +699,7 @@ fn write(st: &mut SqliteState, batch: &WriteBatch) -> Result<WriteOutcome, Store
                 d.payload
             ])?;
         }
+        super::parked::write_sqlite(&tx, &batch.parked, &batch.unparked)?;
         let mut event = tx.prepare_cached(
             "INSERT INTO gateway_events (gateway, received_at, body) VALUES (?1, ?2, ?3)",
         )?;

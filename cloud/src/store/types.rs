@@ -70,6 +70,38 @@ pub struct StoredBirth {
     pub body: String,
 }
 
+/// Aliased telemetry committed before the birth it names was known, so that its MQTT message
+/// can be acknowledged at once instead of holding the broker's in-flight window. It leaves
+/// the store in the transaction that stores its points or its dead letter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParkedTelemetry {
+    pub gateway: Ident,
+    pub config_hash: String,
+    /// The alias table's check the payload names, as an unsigned 32-bit value.
+    pub table_check: i64,
+    pub received_ms: i64,
+    pub topic: String,
+    pub payload: Vec<u8>,
+}
+
+/// A parked message read back, with the row id that removes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParkedRow {
+    pub id: i64,
+    pub message: ParkedTelemetry,
+}
+
+/// The parked messages waiting for one birth.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParkedGroup {
+    pub gateway: Ident,
+    pub config_hash: String,
+    pub table_check: i64,
+    pub messages: i64,
+    /// When the oldest of them was received.
+    pub oldest_ms: i64,
+}
+
 /// An event or command acknowledgement, stored as the JSON the gateway sent.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GatewayMessage {
@@ -95,6 +127,10 @@ pub struct WriteBatch {
     pub acks: Vec<GatewayMessage>,
     /// Device health from the events above, in arrival order.
     pub health: Vec<super::HealthReport>,
+    /// Aliased telemetry to keep until its birth is known.
+    pub parked: Vec<ParkedTelemetry>,
+    /// Parked rows this batch resolved (stored or dead-lettered), removed in the same commit.
+    pub unparked: Vec<i64>,
 }
 
 impl WriteBatch {
@@ -107,6 +143,8 @@ impl WriteBatch {
             && self.events.is_empty()
             && self.acks.is_empty()
             && self.health.is_empty()
+            && self.parked.is_empty()
+            && self.unparked.is_empty()
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod channel;
 mod migrate;
+mod parked;
 mod read;
 mod registry;
 mod write;

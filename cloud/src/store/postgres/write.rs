@@ -88,6 +88,7 @@ impl PgStore {
             InsertPath::Values => insert_values(&tx, &columns, self.statement_rows).await?,
         };
         write_messages(&tx, &batch).await?;
+        super::parked::write(&tx, &batch.parked, &batch.unparked).await?;
         super::registry::write_health(&tx, &batch.health).await?;
         if self.backend == Backend::Postgres && !batch.points.is_empty() {
             let hours: Vec<SystemTime> = touched_hours(&batch.points)
