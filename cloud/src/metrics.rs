@@ -32,6 +32,12 @@ pub struct Metrics {
     pub ingest_lag_seconds: Histogram,
     /// Messages received but not yet acknowledged to the broker.
     pub unacked_messages: Gauge,
+    /// Messages over their gateway's quota, by outcome (`stored` within the grace, `dropped`).
+    pub quota_messages: Family<Labels, Counter>,
+    /// Points in messages dropped over quota.
+    pub quota_dropped_points: Counter,
+    /// Slow-down requests sent to gateways over quota.
+    pub quota_slow_downs: Counter,
     /// Live-event notifications this instance sent to the others.
     pub fanout_notifications_sent: Counter,
     /// Notifications taken off the live channel, by outcome.
@@ -66,6 +72,9 @@ impl Metrics {
             write_seconds: Histogram::new(exponential_buckets(0.000_5, 2.0, 16)),
             ingest_lag_seconds: Histogram::new(exponential_buckets(0.000_5, 2.0, 18)),
             unacked_messages: Gauge::default(),
+            quota_messages: Family::default(),
+            quota_dropped_points: Counter::default(),
+            quota_slow_downs: Counter::default(),
             fanout_notifications_sent: Counter::default(),
             fanout_notifications_received: Family::default(),
             fanout_notifications_missed: Counter::default(),
@@ -119,6 +128,21 @@ impl Metrics {
             "unacked_messages",
             "Messages received and not yet acknowledged to the broker",
             m.unacked_messages.clone(),
+        );
+        registry.register(
+            "quota_messages",
+            "Messages over their gateway's quota, by outcome (stored within the grace, dropped)",
+            m.quota_messages.clone(),
+        );
+        registry.register(
+            "quota_dropped_points",
+            "Points in messages dropped for being over their gateway's quota",
+            m.quota_dropped_points.clone(),
+        );
+        registry.register(
+            "quota_slow_downs",
+            "Slow-down requests sent to gateways over their quota",
+            m.quota_slow_downs.clone(),
         );
         registry.register(
             "fanout_notifications_sent",

@@ -78,6 +78,13 @@ pub struct Gateway {
     pub last_seen: Option<String>,
     /// The operator's name for it, given when registering.
     pub name: Option<String>,
+    /// Messages ingest dropped because the gateway kept sending past its quota (after the
+    /// grace period). Non-zero flags a gateway that floods.
+    pub quota_dropped_messages: i64,
+    /// Points in those messages.
+    pub quota_dropped_points: i64,
+    /// RFC 3339: when the last of them was dropped.
+    pub quota_dropped_at: Option<String>,
 }
 
 impl From<GatewayInfo> for Gateway {
@@ -90,6 +97,9 @@ impl From<GatewayInfo> for Gateway {
             registered: g.registered,
             last_seen: g.last_seen_ms.map(rfc3339),
             name: g.name,
+            quota_dropped_messages: g.quota.messages,
+            quota_dropped_points: g.quota.points,
+            quota_dropped_at: g.quota.last_at_ms.map(rfc3339),
         }
     }
 }

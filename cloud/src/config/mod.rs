@@ -13,7 +13,7 @@ use fieldlink_protocol::{Ident, TopicPrefix};
 
 pub use raw::RawConfig;
 
-use crate::ingest::{FlushPolicy, IngestSettings, MqttSettings, TlsSettings};
+use crate::ingest::{FlushPolicy, IngestSettings, MqttSettings, QuotaSettings, TlsSettings};
 use crate::store::StoreSpec;
 
 /// The shipped default configuration, with comments: `print-default-config` prints it.
@@ -221,6 +221,7 @@ impl Settings {
                 i.max_parked_per_gateway,
                 "ingest.max_parked_per_gateway",
             )? as usize,
+            quota: quota_settings(&i.quota)?,
         };
         let http_listen = raw
             .http
@@ -273,6 +274,19 @@ impl Settings {
             shutdown_grace,
         })
     }
+}
+
+fn quota_settings(q: &raw::RawQuota) -> Result<QuotaSettings, ConfigError> {
+    let rate = |v: u64, path: &'static str| {
+        u32::try_from(positive(v, path)?)
+            .map_err(|_| invalid(path, format!("must be at most {}", u32::MAX)))
+    };
+    Ok(QuotaSettings {
+        points_per_s: rate(q.points_per_s, "ingest.quota.points_per_s")?,
+        messages_per_s: rate(q.messages_per_s, "ingest.quota.messages_per_s")?,
+        burst: Duration::from_secs(positive(q.burst_secs, "ingest.quota.burst_secs")?),
+        grace: Duration::from_secs(q.grace_secs),
+    })
 }
 
 fn positive(v: u64, path: &'static str) -> Result<u64, ConfigError> {

@@ -87,6 +87,28 @@ pub struct RawIngest {
     pub queue_messages: u64,
     pub birth_wait_secs: u64,
     pub max_parked_per_gateway: u64,
+    pub quota: RawQuota,
+}
+
+/// `[ingest.quota]`: what each gateway may send.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawQuota {
+    pub points_per_s: u64,
+    pub messages_per_s: u64,
+    pub burst_secs: u64,
+    pub grace_secs: u64,
+}
+
+impl Default for RawQuota {
+    fn default() -> Self {
+        RawQuota {
+            points_per_s: 100_000,
+            messages_per_s: 1_000,
+            burst_secs: 10,
+            grace_secs: 30,
+        }
+    }
 }
 
 impl Default for RawIngest {
@@ -102,6 +124,7 @@ impl Default for RawIngest {
             queue_messages: 1_024,
             birth_wait_secs: 30,
             max_parked_per_gateway: 10_000,
+            quota: RawQuota::default(),
         }
     }
 }

@@ -51,6 +51,12 @@ pub enum Content {
     Dead(DeadLetter),
     /// Aliased telemetry whose birth is not known yet, kept in the store until it is.
     Parked(ParkedTelemetry),
+    /// Dropped for being over the gateway's quota: counted, and sometimes kept as a sample.
+    OverQuota {
+        gateway: Ident,
+        points: usize,
+        sample: Option<DeadLetter>,
+    },
 }
 
 impl Content {
@@ -61,6 +67,7 @@ impl Content {
             Content::Status { status, .. } => Some(&status.gateway),
             Content::Event(m, _) | Content::Ack(m) => Some(&m.gateway),
             Content::Parked(p) => Some(&p.gateway),
+            Content::OverQuota { gateway, .. } => Some(gateway),
             Content::Ignore | Content::Dead(_) => None,
         }
     }
@@ -96,13 +103,24 @@ pub fn dead_letter(
     reason: &str,
     detail: String,
 ) -> Content {
-    Content::Dead(DeadLetter {
+    Content::Dead(dead_letter_row(topic, payload, received_ms, reason, detail))
+}
+
+/// The dead letter of a message: what [`dead_letter`] wraps.
+pub fn dead_letter_row(
+    topic: &str,
+    payload: &[u8],
+    received_ms: i64,
+    reason: &str,
+    detail: String,
+) -> DeadLetter {
+    DeadLetter {
         received_ms,
         topic: topic.to_string(),
         reason: reason.to_string(),
         detail,
         payload: payload.to_vec(),
-    })
+    }
 }
 
 fn decode_reason(e: &DecodeError) -> &'static str {
@@ -298,9 +316,11 @@ pub fn classify_aliased(
                 Err(e) => dead("decode", e.to_string()),
             },
         },
-        TopicKind::Cmd => dead(
+        TopicKind::Cmd | TopicKind::Control => dead(
             "topic",
-            "command topics flow from the cloud to gateways; the cloud does not ingest them".into(),
+            "command and control topics flow from the cloud to gateways; the cloud does not \
+             ingest them"
+                .into(),
         ),
     }
 }

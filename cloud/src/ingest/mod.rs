@@ -34,6 +34,7 @@ mod births;
 mod classify;
 mod mqtt;
 mod parking;
+mod quota;
 mod writer;
 
 use std::collections::HashSet;
@@ -54,6 +55,7 @@ pub(crate) use mqtt::network_options;
 /// The broker options ingest uses, for the command publisher's own connection.
 pub(crate) use mqtt::options as mqtt_options;
 pub use mqtt::{MqttSettings, TlsSettings};
+pub use quota::QuotaSettings;
 pub use writer::{FlushPolicy, Item, Origin};
 
 use crate::metrics::Metrics;
@@ -90,6 +92,8 @@ pub struct IngestSettings {
     pub birth_wait: Duration,
     /// Most messages of one gateway parked for births at once.
     pub max_parked_per_gateway: usize,
+    /// What each gateway may send.
+    pub quota: QuotaSettings,
 }
 
 impl Default for IngestSettings {
@@ -104,6 +108,7 @@ impl Default for IngestSettings {
             shutdown_grace: Duration::from_secs(10),
             birth_wait: Duration::from_secs(30),
             max_parked_per_gateway: 10_000,
+            quota: QuotaSettings::default(),
         }
     }
 }
@@ -200,6 +205,8 @@ pub fn start(
             registrations: Registrations::default(),
             births: Births::new(settings.birth_wait),
             parking: parking::Parking::new(settings.max_parked_per_gateway),
+            quotas: quota::Quotas::new(settings.quota),
+            control: client.clone(),
         },
     ));
     let (committed, _) = tokio::sync::broadcast::channel(COMMITTED_CAPACITY);
@@ -271,6 +278,9 @@ struct Classifier {
     registrations: Registrations,
     births: Births,
     parking: parking::Parking,
+    quotas: quota::Quotas,
+    /// Publishes flow control to gateways over quota (on ingest's own connection).
+    control: AsyncClient,
 }
 
 async fn run_classifier(mut rx: mpsc::Receiver<Publish>, mut c: Classifier) {
@@ -457,6 +467,111 @@ impl Classifier {
         true
     }
 
+    /// Charges a message from the broker to its gateway's quota (statuses are free): asks the
+    /// gateway to slow down when it is over, and past the grace turns the message into a drop.
+    fn charge(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        received: Instant,
+        received_ms: i64,
+        content: Content,
+    ) -> Content {
+        let points = match &content {
+            Content::Status { .. } | Content::Ignore => return content,
+            Content::Telemetry { points, .. } => points.len(),
+            _ => 0,
+        };
+        // Dead letters are charged to the gateway their topic names.
+        let gateway = match content.gateway() {
+            Some(g) => g.clone(),
+            None => match self.rules.prefix.parse(topic) {
+                Ok(t) => t.gateway,
+                Err(_) => return content,
+            },
+        };
+        let v = self.quotas.charge(&gateway, points, received);
+        if v.slow_down {
+            self.slow_down(&gateway);
+        }
+        if !v.over {
+            return content;
+        }
+        if v.store {
+            self.metrics
+                .quota_messages
+                .get_or_create(&vec![("outcome", "stored".to_string())])
+                .inc();
+            return content;
+        }
+        self.metrics
+            .quota_messages
+            .get_or_create(&vec![("outcome", "dropped".to_string())])
+            .inc();
+        self.metrics.quota_dropped_points.inc_by(points as u64);
+        let q = self.quotas.settings();
+        let sample = v.sample.then(|| {
+            classify::dead_letter_row(
+                topic,
+                payload,
+                received_ms,
+                "over_quota",
+                format!(
+                    "gateway {:?} sent past its quota ({} points/s, {} messages/s) for longer \
+                     than the grace of {} s; its messages are dropped and counted while it \
+                     stays over, this one kept as a sample",
+                    gateway.as_str(),
+                    q.points_per_s,
+                    q.messages_per_s,
+                    q.grace.as_secs()
+                ),
+            )
+        });
+        if v.sample {
+            tracing::warn!(gateway = ?gateway.as_str(), "gateway over its quota past the grace; \
+                dropping what it sends beyond its rate");
+        }
+        Content::OverQuota {
+            gateway,
+            points,
+            sample,
+        }
+    }
+
+    /// Asks `gateway` to send no faster than its quota (with a margin) for a while. Advisory:
+    /// a request that cannot be queued is counted as not sent; the next one follows soon.
+    fn slow_down(&mut self, gateway: &Ident) {
+        let q = *self.quotas.settings();
+        let request = fieldlink_protocol::Control::SlowDown {
+            points_per_s: (q.points_per_s / 10 * 9).max(1),
+            messages_per_s: (q.messages_per_s / 10 * 9).max(1),
+            for_ms: (quota::SLOW_DOWN_EVERY * 2).as_millis() as u64,
+        };
+        let payload = match fieldlink_protocol::json::encode(&request) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode a slow-down request");
+                return;
+            }
+        };
+        let topic = self
+            .rules
+            .prefix
+            .topic(gateway, fieldlink_protocol::TopicKind::Control);
+        match self
+            .control
+            .try_publish(topic, rumqttc::QoS::AtLeastOnce, false, payload)
+        {
+            Ok(()) => {
+                self.metrics.quota_slow_downs.inc();
+                tracing::info!(gateway = ?gateway.as_str(), points_per_s = q.points_per_s,
+                    messages_per_s = q.messages_per_s, "gateway over its quota; asked to slow down");
+            }
+            Err(e) => tracing::warn!(error = %e, gateway = ?gateway.as_str(),
+                "could not queue a slow-down request"),
+        }
+    }
+
     /// Checks registration, counts, and hands a classified message to the writer. False when
     /// the writer is gone.
     async fn forward(
@@ -493,6 +608,16 @@ impl Classifier {
                 }
             }
         }
+        if matches!(origin, Origin::Broker(_)) {
+            content = self.charge(
+                origin.topic(),
+                origin.payload(),
+                received,
+                received_ms,
+                content,
+            );
+        }
+        let metrics = &self.metrics;
         match &content {
             Content::Telemetry { points, .. } => {
                 metrics.message("telemetry");
@@ -503,6 +628,7 @@ impl Classifier {
             Content::Ack(_) => metrics.message("ack"),
             Content::Ignore => metrics.message("ignored"),
             Content::Parked(_) => metrics.message("parked"),
+            Content::OverQuota { .. } => metrics.message("over_quota"),
             Content::Dead(d) => {
                 metrics.message("dead_letter");
                 metrics.dead_letter(&d.reason);

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::classify::{dead_letter, Content};
 use crate::metrics::Metrics;
-use crate::store::{DeviceHealth, Store, StoreError, WriteBatch, WriteOutcome};
+use crate::store::{DeviceHealth, QuotaDrops, Store, StoreError, WriteBatch, WriteOutcome};
 
 /// When the writer flushes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +114,29 @@ fn assemble(items: &[Item]) -> WriteBatch {
             Content::Ack(m) => b.acks.push(m.clone()),
             Content::Dead(d) => b.dead_letters.push(d.clone()),
             Content::Parked(p) => b.parked.push(p.clone()),
+            Content::OverQuota {
+                gateway,
+                points,
+                sample,
+            } => {
+                b.dead_letters.extend(sample.iter().cloned());
+                let at = Some(item.received_ms);
+                match b.quota_drops.iter_mut().find(|(g, _)| g == gateway) {
+                    Some((_, d)) => {
+                        d.messages += 1;
+                        d.points += *points as i64;
+                        d.last_at_ms = d.last_at_ms.max(at);
+                    }
+                    None => b.quota_drops.push((
+                        gateway.clone(),
+                        QuotaDrops {
+                            messages: 1,
+                            points: *points as i64,
+                            last_at_ms: at,
+                        },
+                    )),
+                }
+            }
             Content::Ignore => {}
         }
     }

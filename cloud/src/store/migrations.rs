@@ -114,6 +114,12 @@ pub const POSTGRES: &[Migration] = &[
         flavour: Flavour::Any,
         sql: include_str!("../../../migrations/postgres/0300_parked_telemetry.sql"),
     },
+    Migration {
+        version: 301,
+        name: "gateway_quota",
+        flavour: Flavour::Any,
+        sql: include_str!("../../../migrations/postgres/0301_gateway_quota.sql"),
+    },
 ];
 
 pub const SQLITE: &[Migration] = &[
@@ -176,6 +182,12 @@ pub const SQLITE: &[Migration] = &[
         name: "parked_telemetry",
         flavour: Flavour::Any,
         sql: include_str!("../../../migrations/sqlite/0300_parked_telemetry.sql"),
+    },
+    Migration {
+        version: 301,
+        name: "gateway_quota",
+        flavour: Flavour::Any,
+        sql: include_str!("../../../migrations/sqlite/0301_gateway_quota.sql"),
     },
 ];
 

@@ -483,7 +483,8 @@ fn stored_point(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredPoint> {
 
 fn gateways(conn: &Connection, only: Option<&str>) -> Result<Vec<GatewayInfo>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT gateway, online, agent_version, config_hash, registered, last_seen, name
+        "SELECT gateway, online, agent_version, config_hash, registered, last_seen, name,
+                quota_dropped_messages, quota_dropped_points, quota_dropped_at
          FROM gateways WHERE ?1 IS NULL OR gateway = ?1 ORDER BY gateway",
     )?;
     let rows = stmt
@@ -496,12 +497,17 @@ fn gateways(conn: &Connection, only: Option<&str>) -> Result<Vec<GatewayInfo>, S
                 r.get::<_, bool>(4)?,
                 r.get::<_, Option<i64>>(5)?,
                 r.get::<_, Option<String>>(6)?,
+                QuotaDrops {
+                    messages: r.get(7)?,
+                    points: r.get(8)?,
+                    last_at_ms: r.get(9)?,
+                },
             ))
         })?
         .collect::<Result<Vec<_>, _>>()?;
     rows.into_iter()
         .map(
-            |(g, online, agent_version, config_hash, registered, last_seen_ms, name)| {
+            |(g, online, agent_version, config_hash, registered, last_seen_ms, name, quota)| {
                 Ok(GatewayInfo {
                     gateway: ident(g)?,
                     online,
@@ -510,6 +516,7 @@ fn gateways(conn: &Connection, only: Option<&str>) -> Result<Vec<GatewayInfo>, S
                     registered,
                     last_seen_ms,
                     name,
+                    quota,
                 })
             },
         )
@@ -700,6 +707,24 @@ fn write(st: &mut SqliteState, batch: &WriteBatch) -> Result<WriteOutcome, Store
             ])?;
         }
         super::parked::write_sqlite(&tx, &batch.parked, &batch.unparked)?;
+        let mut quota = tx.prepare_cached(
+            "INSERT INTO gateways (gateway, first_seen, quota_dropped_messages,
+                                   quota_dropped_points, quota_dropped_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (gateway) DO UPDATE
+             SET quota_dropped_messages = quota_dropped_messages + excluded.quota_dropped_messages,
+                 quota_dropped_points = quota_dropped_points + excluded.quota_dropped_points,
+                 quota_dropped_at = max(coalesce(quota_dropped_at, 0), excluded.quota_dropped_at)",
+        )?;
+        for (gw, d) in &batch.quota_drops {
+            quota.execute(params![
+                gw.as_str(),
+                now,
+                d.messages,
+                d.points,
+                d.last_at_ms
+            ])?;
+        }
         let mut event = tx.prepare_cached(
             "INSERT INTO gateway_events (gateway, received_at, body) VALUES (?1, ?2, ?3)",
         )?;

@@ -131,6 +131,8 @@ pub struct WriteBatch {
     pub parked: Vec<ParkedTelemetry>,
     /// Parked rows this batch resolved (stored or dead-lettered), removed in the same commit.
     pub unparked: Vec<i64>,
+    /// Drops over quota, one entry per gateway, added to its counts.
+    pub quota_drops: Vec<(Ident, QuotaDrops)>,
 }
 
 impl WriteBatch {
@@ -145,6 +147,7 @@ impl WriteBatch {
             && self.health.is_empty()
             && self.parked.is_empty()
             && self.unparked.is_empty()
+            && self.quota_drops.is_empty()
     }
 }
 
@@ -230,6 +233,17 @@ pub struct GatewayInfo {
     pub last_seen_ms: Option<i64>,
     /// The operator's name for it, given when registering.
     pub name: Option<String>,
+    /// What ingest dropped of it for sending past its quota.
+    pub quota: QuotaDrops,
+}
+
+/// Messages and points of one gateway dropped for being over quota after the grace period.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QuotaDrops {
+    pub messages: i64,
+    pub points: i64,
+    /// When the last one was dropped.
+    pub last_at_ms: Option<i64>,
 }
 
 /// What unregistering a gateway did.

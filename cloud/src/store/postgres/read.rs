@@ -11,8 +11,8 @@ use tokio_postgres::Row;
 
 use super::super::types::{join_value, quality_from};
 use super::super::{
-    Backend, Bucket, DeadLetter, GatewayInfo, Interval, Latest, SeriesInfo, SeriesKey, StoreError,
-    StoredBirth, StoredPoint,
+    Backend, Bucket, DeadLetter, GatewayInfo, Interval, Latest, QuotaDrops, SeriesInfo, SeriesKey,
+    StoreError, StoredBirth, StoredPoint,
 };
 use super::{from_time, to_time, PgStore};
 
@@ -75,7 +75,8 @@ impl PgStore {
         let rows = held
             .client()
             .query(
-                "SELECT gateway, online, agent_version, config_hash, registered, last_seen, name
+                "SELECT gateway, online, agent_version, config_hash, registered, last_seen, name,
+                        quota_dropped_messages, quota_dropped_points, quota_dropped_at
                  FROM gateways WHERE $1::text IS NULL OR gateway = $1 ORDER BY gateway",
                 &[&only],
             )
@@ -90,6 +91,13 @@ impl PgStore {
                     registered: r.get(4),
                     last_seen_ms: r.get::<_, Option<std::time::SystemTime>>(5).map(from_time),
                     name: r.get(6),
+                    quota: QuotaDrops {
+                        messages: r.try_get(7)?,
+                        points: r.try_get(8)?,
+                        last_at_ms: r
+                            .try_get::<_, Option<std::time::SystemTime>>(9)?
+                            .map(from_time),
+                    },
                 })
             })
             .collect()

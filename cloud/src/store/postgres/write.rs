@@ -89,6 +89,7 @@ impl PgStore {
         };
         write_messages(&tx, &batch).await?;
         super::parked::write(&tx, &batch.parked, &batch.unparked).await?;
+        write_quota_drops(&tx, &batch).await?;
         super::registry::write_health(&tx, &batch.health).await?;
         if self.backend == Backend::Postgres && !batch.points.is_empty() {
             let hours: Vec<SystemTime> = touched_hours(&batch.points)
@@ -481,6 +482,29 @@ async fn write_messages(tx: &Transaction<'_>, batch: &WriteBatch) -> Result<(), 
             )
             .await?;
         }
+    }
+    Ok(())
+}
+
+async fn write_quota_drops(tx: &Transaction<'_>, batch: &WriteBatch) -> Result<(), StoreError> {
+    for (gw, d) in &batch.quota_drops {
+        tx.execute(
+            "INSERT INTO gateways (gateway, first_seen, quota_dropped_messages,
+                                   quota_dropped_points, quota_dropped_at)
+             VALUES ($1, now(), $2, $3, $4)
+             ON CONFLICT (gateway) DO UPDATE
+             SET quota_dropped_messages =
+                   gateways.quota_dropped_messages + excluded.quota_dropped_messages,
+                 quota_dropped_points = gateways.quota_dropped_points + excluded.quota_dropped_points,
+                 quota_dropped_at = greatest(gateways.quota_dropped_at, excluded.quota_dropped_at)",
+            &[
+                &gw.as_str(),
+                &d.messages,
+                &d.points,
+                &d.last_at_ms.map(to_time),
+            ],
+        )
+        .await?;
     }
     Ok(())
 }
