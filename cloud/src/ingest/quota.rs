@@ -129,11 +129,12 @@ impl Quotas {
         b.at = now;
         b.points = (b.points + dt * f64::from(s.points_per_s)).min(cap_points);
         b.messages = (b.messages + dt * f64::from(s.messages_per_s)).min(cap_messages);
-        if b.points >= cap_points / 2.0 && b.messages >= cap_messages / 2.0 {
-            // Under its rate long enough to refill half the burst: no longer over.
+        let cost = points as f64;
+        if b.points - cost >= cap_points / 2.0 && b.messages - 1.0 >= cap_messages / 2.0 {
+            // Under its rate long enough that this message leaves half the burst: no longer
+            // over.
             b.over_since = None;
         }
-        let cost = points as f64;
         if b.points >= cost && b.messages >= 1.0 {
             // Within the rate: stored, over quota or not.
             b.points -= cost;
