@@ -9,6 +9,9 @@
 //! - Persistent session (`clean_session = false`), QoS 1, the retained `offline` status as the
 //!   will, a retained birth after every CONNACK, and the command subscription renewed each time.
 //! - Reconnects back off exponentially with jitter.
+//! - A cloud over whose quota this gateway went asks it to slow down on its control topic; the
+//!   uplink then sends at no more than the rates asked for until the request lapses ([`pace`]).
+//!   What it holds back stays in the journal, so slowing down loses nothing.
 //!
 //! # Reconnects
 //! rumqttc, after a connection error, would resend its unacknowledged publishes itself on a
@@ -31,6 +34,7 @@
 //! against an earlier birth of the same connection still reads after a configuration change.
 
 mod backoff;
+mod pace;
 pub mod tls;
 mod window;
 
@@ -40,8 +44,8 @@ use std::time::Duration;
 
 use fieldlink_buffer::{Batch, BatchBody, BatchLimits, Journal, RecordClass};
 use fieldlink_protocol::{
-    encode_telemetry, encode_telemetry_aliased, json, Birth, Death, Encoding, Ident, SeriesAliases,
-    Status, TelemetryBatch, TopicKind,
+    encode_telemetry, encode_telemetry_aliased, json, Birth, Control, Death, Encoding, Ident,
+    SeriesAliases, Status, TelemetryBatch, TopicKind,
 };
 use rumqttc::{
     AsyncClient, Disconnect, Event, EventLoop, Incoming, LastWill, MqttOptions, Outgoing, PubAck,
@@ -82,6 +86,8 @@ pub struct UplinkStats {
     /// Telemetry points handed to rumqttc (resends included).
     pub points_published: AtomicU64,
     pub connected: std::sync::atomic::AtomicBool,
+    /// Slow-down requests received from the cloud.
+    pub slow_downs: AtomicU64,
 }
 
 /// Why the uplink could not start.
@@ -122,6 +128,9 @@ struct Link {
     seq: u64,
     status_topic: String,
     cmd_topic: String,
+    control_topic: String,
+    /// The pace the cloud asked for, while it holds.
+    pace: Option<pace::Pace>,
     /// The alias table of the birth last queued on this connection; none before it.
     aliases: Option<Arc<SeriesAliases>>,
 }
@@ -197,6 +206,8 @@ impl Uplink {
             seq: 0,
             status_topic: self.mqtt.prefix.topic(&self.gateway, TopicKind::Status),
             cmd_topic: self.mqtt.prefix.topic(&self.gateway, TopicKind::Cmd),
+            control_topic: self.mqtt.prefix.topic(&self.gateway, TopicKind::Control),
+            pace: None,
             aliases: None,
         };
         let mut backoff = Backoff::new(self.mqtt.reconnect_min, self.mqtt.reconnect_max);
@@ -206,8 +217,9 @@ impl Uplink {
             tls = self.mqtt.tls.is_some(), "uplink starting");
         'run: loop {
             self.heartbeat.beat();
+            let mut paced_until = None;
             if link.connected {
-                self.fill(&mut link).await;
+                paced_until = self.fill(&mut link).await;
             }
             tokio::select! {
                 biased;
@@ -248,6 +260,7 @@ impl Uplink {
                 }
                 _ = self.wake.notified() => {}
                 _ = tick.tick() => {}
+                _ = sleep_until_some(paced_until) => {}
             }
             if link.connected {
                 backoff.reset();
@@ -299,10 +312,11 @@ impl Uplink {
                 if let Err(e) = self.journal.requeue_in_flight().await {
                     tracing::error!(error = %e, "journal requeue failed");
                 }
-                let topic = link.cmd_topic.clone();
-                link.el
-                    .pending
-                    .push_back(Request::Subscribe(Subscribe::new(topic, QoS::AtLeastOnce)));
+                for topic in [link.cmd_topic.clone(), link.control_topic.clone()] {
+                    link.el
+                        .pending
+                        .push_back(Request::Subscribe(Subscribe::new(topic, QoS::AtLeastOnce)));
+                }
                 if let Err(e) = self.publish_birth(link) {
                     tracing::error!(error = %e, "birth message not published");
                 }
@@ -333,6 +347,13 @@ impl Uplink {
                         // Not acknowledged: the broker delivers it again after a reconnect.
                         tracing::warn!("command queue full; command left for redelivery");
                     }
+                } else if p.topic == link.control_topic {
+                    self.on_control(link, &p.payload);
+                    if p.pkid != 0 {
+                        link.el
+                            .pending
+                            .push_back(Request::PubAck(PubAck::new(p.pkid)));
+                    }
                 } else if p.pkid != 0 {
                     link.el
                         .pending
@@ -347,26 +368,74 @@ impl Uplink {
         Ok(())
     }
 
-    /// Publishes journal batches until the window is full or the journal has nothing pending.
-    async fn fill(&mut self, link: &mut Link) {
-        let limits = BatchLimits {
+    /// Takes a flow-control request from the cloud. One that does not decode is logged and
+    /// ignored: it asks for nothing this agent understands.
+    fn on_control(&mut self, link: &mut Link, payload: &[u8]) {
+        match json::decode::<Control>(payload) {
+            Ok(Control::SlowDown {
+                points_per_s,
+                messages_per_s,
+                for_ms,
+            }) => {
+                self.stats.slow_downs.fetch_add(1, Ordering::Relaxed);
+                if link.pace.is_none() {
+                    tracing::info!(
+                        points_per_s,
+                        messages_per_s,
+                        for_ms,
+                        "the cloud asked to slow down; holding readings back in the journal"
+                    );
+                }
+                link.pace = Some(pace::Pace::new(
+                    points_per_s,
+                    messages_per_s,
+                    Duration::from_millis(for_ms),
+                    Instant::now(),
+                ));
+            }
+            Err(e) => tracing::warn!(error = %e, "ignoring a control message that does not decode"),
+        }
+    }
+
+    /// Publishes journal batches until the window is full, the journal has nothing pending, or
+    /// the pace the cloud asked for holds the next one back; then returns when that will be.
+    async fn fill(&mut self, link: &mut Link) -> Option<Instant> {
+        let mut limits = BatchLimits {
             max_points: self.mqtt.batch_max_points,
             max_bytes: 256 * 1024,
         };
         while link.window.batches() < self.mqtt.max_in_flight {
+            let now = Instant::now();
+            if let Some(p) = &mut link.pace {
+                if !p.active(now) {
+                    tracing::info!("the cloud's slow-down lapsed; sending at full rate");
+                    link.pace = None;
+                } else {
+                    let at = p.next_send(now);
+                    if at > now {
+                        return Some(at);
+                    }
+                    limits.max_points = limits.max_points.min(p.max_batch_points().max(1));
+                }
+            }
             let batch = match self.journal.next_batch(limits).await {
                 Ok(Some(b)) => b,
-                Ok(None) => return,
+                Ok(None) => return None,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the journal");
-                    return;
+                    return None;
                 }
             };
-            self.publish_batch(link, batch).await;
+            let points = self.publish_batch(link, batch).await;
+            if let Some(p) = &mut link.pace {
+                p.spend(points, Instant::now());
+            }
         }
+        None
     }
 
-    async fn publish_batch(&mut self, link: &mut Link, batch: Batch) {
+    /// Publishes one batch; returns the telemetry points it carried.
+    async fn publish_batch(&mut self, link: &mut Link, batch: Batch) -> u64 {
         let id = batch.id;
         let (kind, payload, points) = match batch.body {
             BatchBody::Telemetry { points, historical } => {
@@ -401,7 +470,7 @@ impl Uplink {
                             })
                             .await;
                         let _ = self.journal.ack(id).await;
-                        return;
+                        return 0;
                     }
                 }
             }
@@ -418,6 +487,7 @@ impl Uplink {
         self.stats
             .points_published
             .fetch_add(points, Ordering::Relaxed);
+        points
     }
 
     async fn shutdown(&mut self, link: &mut Link) -> Result<(), UplinkError> {
@@ -458,5 +528,13 @@ impl Uplink {
         }
         tracing::info!("uplink stopped: offline published, disconnected");
         Ok(())
+    }
+}
+
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
