@@ -12,7 +12,8 @@ use nix::unistd::Pid;
 /// The agent binary to run: `FIELDLINK_AGENT_BIN`, or this workspace's, built when stale.
 pub fn binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| crate::binaries::workspace_binary("fieldlink-agent", "FIELDLINK_AGENT_BIN"))
+    BINARY
+        .get_or_init(|| crate::binaries::workspace_binary("fieldlink-agent", "FIELDLINK_AGENT_BIN"))
 }
 
 /// Writes the agent's configuration into `dir` (journal and state there too) and returns its

@@ -166,8 +166,7 @@ impl Fleet {
     /// their first readings are stored.
     pub async fn start(kind: BrokerKind) -> Fleet {
         let agent_bin = crate::agent::binary().to_path_buf();
-        let cloud_bin =
-            crate::binaries::workspace_binary("fieldlink-cloud", "FIELDLINK_CLOUD_BIN");
+        let cloud_bin = crate::binaries::workspace_binary("fieldlink-cloud", "FIELDLINK_CLOUD_BIN");
         let dir = tempfile::tempdir().expect("a temporary directory");
         let users: Vec<&str> = HONEST
             .iter()
@@ -182,8 +181,10 @@ impl Fleet {
                 let passwd = dir.path().join("passwd");
                 let pairs: Vec<(String, String)> =
                     users.iter().map(|u| (u.to_string(), secret(u))).collect();
-                let refs: Vec<(&str, &str)> =
-                    pairs.iter().map(|(u, p)| (u.as_str(), p.as_str())).collect();
+                let refs: Vec<(&str, &str)> = pairs
+                    .iter()
+                    .map(|(u, p)| (u.as_str(), p.as_str()))
+                    .collect();
                 password_file(&passwd, &refs).expect("the broker's password file");
                 let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/examples");
                 let conf = std::fs::read_to_string(examples.join("mosquitto/fieldlink.conf"))
@@ -285,12 +286,19 @@ impl Fleet {
         };
         cli(&["migrate"]);
         let token = |role: &str| -> String {
-            cli(&["token", "create", "--name", &format!("e2e {role}"), "--role", role])
-                .lines()
-                .next()
-                .expect("a token on the first line")
-                .trim()
-                .to_string()
+            cli(&[
+                "token",
+                "create",
+                "--name",
+                &format!("e2e {role}"),
+                "--role",
+                role,
+            ])
+            .lines()
+            .next()
+            .expect("a token on the first line")
+            .trim()
+            .to_string()
         };
         let admin_token = token("admin");
         let viewer_token = token("viewer");
@@ -315,7 +323,10 @@ impl Fleet {
         let ready = crate::eventually("the cloud to be ready", Duration::from_secs(60), || async {
             (crate::fleet::get_status(http, "/health/ready").await == Some(200)).then_some(())
         });
-        if tokio::time::timeout(Duration::from_secs(61), ready).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(61), ready)
+            .await
+            .is_err()
+        {
             panic!("the cloud never became ready; log:\n{}", cloud.log_text());
         }
 
@@ -540,8 +551,7 @@ pub fn gateway_metric_lines(text: &str, part: &str, gateway: &str) -> Vec<String
             let name = l.split(['{', ' ']).next().unwrap_or("");
             name.contains(part)
                 && l.contains(&format!("\"{gateway}\""))
-                && l
-                    .rsplit_once(' ')
+                && l.rsplit_once(' ')
                     .and_then(|(_, v)| v.parse::<f64>().ok())
                     .is_some_and(|v| v > 0.0)
         })
@@ -560,7 +570,10 @@ mod tests {
                     fieldlink_cloud_dead_letters_total_x 7\n\
                     fieldlink_cloud_quota_shed_points_total{gateway=\"mallory\"} 5\n\
                     fieldlink_cloud_quota_shed_points_total{gateway=\"gw-north\"} 0\n";
-        assert_eq!(metric_sum(text, "fieldlink_cloud_dead_letters_total", &[]), 5.0);
+        assert_eq!(
+            metric_sum(text, "fieldlink_cloud_dead_letters_total", &[]),
+            5.0
+        );
         assert_eq!(
             metric_sum(
                 text,

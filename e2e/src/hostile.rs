@@ -47,7 +47,8 @@ pub fn now_ms() -> i64 {
 }
 
 fn ms(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn id(s: &str) -> Ident {
@@ -793,8 +794,13 @@ pub async fn flood(a: &Attacker, gateway: &str, times: u64, duration: Duration) 
             owed -= 1.0;
             seq += 1;
             let first = base + (seq as i64) * (points as i64 / 10);
-            a.publish(gateway, "telemetry", false, payload::batch(gateway, seq, points, first))
-                .await;
+            a.publish(
+                gateway,
+                "telemetry",
+                false,
+                payload::batch(gateway, seq, points, first),
+            )
+            .await;
         }
     }
     FloodFigures {

@@ -25,8 +25,8 @@ use fieldlink_e2e::fleet::{
     gateway_metric_lines, metric_sum, BrokerKind, Fleet, ATTACKER, CLOUD_CLIENT_ID, HONEST,
 };
 use fieldlink_e2e::hostile::{
-    check_delivery, flood, gateway_online_within, mib, payload, response_size, Attacker,
-    LagProbe, Verdict,
+    check_delivery, flood, gateway_online_within, mib, payload, response_size, Attacker, LagProbe,
+    Verdict,
 };
 
 /// Flood tests take it for writing: their load would distort the others' lag.
@@ -105,9 +105,10 @@ async fn oversized(kind: BrokerKind) {
     let a = attacker(&fleet, "fieldlink-mallory", &mut v).await;
     a.publish(ATTACKER, "telemetry", false, payload::junk(1536 * 1024, 1))
         .await;
-    // The honest gateways publish on; the attack lasts as long as the cloud suffers from it.
+    // The honest gateways publish on for 10 s with the message at the broker.
+    let sent = std::time::Instant::now();
     let acked = a.pubacks_at_least(1, Duration::from_secs(8)).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_secs(10).saturating_sub(sent.elapsed())).await;
     let counts = a.counts();
     v.figure(format!("attacker: {counts:?}"));
     drop(a);
@@ -130,7 +131,9 @@ async fn oversized(kind: BrokerKind) {
         );
     }
     let (down, checks) = probe.not_ready(start, SystemTime::now());
-    v.figure(format!("/health/ready not 200 in {down} of {checks} checks"));
+    v.figure(format!(
+        "/health/ready not 200 in {down} of {checks} checks"
+    ));
     v.check(
         down == 0,
         format!("/health/ready was not 200 in {down} checks during the attack"),
@@ -243,7 +246,9 @@ async fn takeover(kind: BrokerKind) {
         ));
     }
     let (down, checks) = probe.not_ready(start, SystemTime::now());
-    v.figure(format!("/health/ready not 200 in {down} of {checks} checks"));
+    v.figure(format!(
+        "/health/ready not 200 in {down} of {checks} checks"
+    ));
     // (d): the cloud's session is its own; were it taken over, readiness says so.
     v.check(
         down == 0,
@@ -277,7 +282,8 @@ async fn boot_backwards(kind: BrokerKind) {
     let start = SystemTime::now();
     let a = attacker(&fleet, "fieldlink-mallory", &mut v).await;
     let old = payload::birth(ATTACKER, 7, "0123456789abcdef");
-    a.publish(ATTACKER, "status", true, payload::online(&old)).await;
+    a.publish(ATTACKER, "status", true, payload::online(&old))
+        .await;
     v.check(
         gateway_online_within(&fleet, ATTACKER, true, Duration::from_secs(10)).await,
         "mallory's first birth (boot 7) did not show it online".into(),
@@ -352,7 +358,10 @@ async fn dead_letters(kind: BrokerKind) {
     ));
     match page {
         Some((status, bytes)) => {
-            v.check(status == 200, format!("the dead-letter list answered {status}"));
+            v.check(
+                status == 200,
+                format!("the dead-letter list answered {status}"),
+            );
             v.check(
                 bytes <= MAX_DEAD_LETTER_PAGE,
                 format!(
@@ -362,7 +371,10 @@ async fn dead_letters(kind: BrokerKind) {
                 ),
             );
         }
-        None => v.check(false, "the dead-letter list did not answer within 60 s".into()),
+        None => v.check(
+            false,
+            "the dead-letter list did not answer within 60 s".into(),
+        ),
     }
     // (d): every refused message counted, and listed.
     let counted = metric_sum(&fleet.metrics().await, DEAD_LETTERS, &[]) - before;
@@ -393,7 +405,10 @@ const FLOOD_TIMES: u64 = 50;
 
 async fn flooding(kind: BrokerKind) {
     let (fleet, probe) = setup(kind).await;
-    let mut v = Verdict::new(name("fair share (one gateway at 50× the normal rate)", kind));
+    let mut v = Verdict::new(name(
+        "fair share (one gateway at 50× the normal rate)",
+        kind,
+    ));
     let start = SystemTime::now();
     let a = attacker(&fleet, "fieldlink-mallory", &mut v).await;
     let f = flood(&a, ATTACKER, FLOOD_TIMES, Duration::from_secs(10)).await;
