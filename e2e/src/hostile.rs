@@ -587,7 +587,7 @@ async fn stored(fleet: &Fleet, gw: &str) -> BTreeMap<u64, usize> {
 }
 
 /// Exactly once, against the simulators' served logs: every value served to each honest agent
-/// up to `cut` is stored, and no value is stored twice. Waits up to `limit` for the readings
+/// up to `cut` is stored, and no value is stored more often than it was served. Waits up to `limit` for the readings
 /// to arrive (a stalled ingest shows here as missing readings, with the count).
 pub async fn check_delivery(fleet: &Fleet, cut: SystemTime, limit: Duration, v: &mut Verdict) {
     let deadline = Instant::now() + limit;
@@ -615,14 +615,20 @@ pub async fn check_delivery(fleet: &Fleet, cut: SystemTime, limit: Duration, v: 
             .filter(|x| !got.contains_key(x))
             .copied()
             .collect();
+        // A value the simulator served in two reads (two polls within one tick of its
+        // counter, when the machine is loaded) is rightly stored twice, at two times.
+        let mut served_times: std::collections::HashMap<u64, usize> = Default::default();
+        for x in &served {
+            *served_times.entry(*x).or_default() += 1;
+        }
         let twice: Vec<(u64, usize)> = got
             .iter()
-            .filter(|(_, n)| **n > 1)
+            .filter(|(k, n)| **n > served_times.get(*k).copied().unwrap_or(1).max(1))
             .map(|(k, n)| (*k, *n))
             .collect();
         v.figure(format!(
             "{gw}: {} readings served up to the cut, {} of them stored, {} values stored more \
-             than once",
+             often than served",
             served.len(),
             served.len() - missing.len(),
             twice.len()
@@ -641,7 +647,7 @@ pub async fn check_delivery(fleet: &Fleet, cut: SystemTime, limit: Duration, v: 
         v.check(
             twice.is_empty(),
             format!(
-                "{gw}: {} values stored more than once, e.g. {:?}",
+                "{gw}: {} values stored more often than served, e.g. {:?}",
                 twice.len(),
                 &twice[..twice.len().min(5)]
             ),
