@@ -67,6 +67,8 @@ pub struct MqttConfig {
     pub batch_max_points: usize,
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
+    /// How long one connection attempt may take before it is given up and backed off.
+    pub connect_timeout: Duration,
 }
 
 /// TLS for `mqtts://` URLs.

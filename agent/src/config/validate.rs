@@ -164,6 +164,15 @@ fn mqtt(raw: &RawConfig, gateway: Option<&Ident>, p: &mut Problems) -> Option<Mq
             "must not be less than reconnect_min_ms",
         );
     }
+    // Generous: a satellite or congested cellular link can take several seconds per round
+    // trip, and a TLS connect needs three or four of them.
+    let connect_timeout = m.connect_timeout_s.unwrap_or(30);
+    if !(1..=600).contains(&connect_timeout) {
+        p.push(
+            "mqtt.connect_timeout_s",
+            "must be between 1 and 600 seconds",
+        );
+    }
     let credentials = match (&m.username, &m.password) {
         (Some(u), Some(pw)) => Some((u.clone(), pw.clone())),
         (Some(u), None) => Some((u.clone(), String::new())),
@@ -232,6 +241,7 @@ fn mqtt(raw: &RawConfig, gateway: Option<&Ident>, p: &mut Problems) -> Option<Mq
         batch_max_points: batch as usize,
         reconnect_min: Duration::from_millis(rmin),
         reconnect_max: Duration::from_millis(rmax),
+        connect_timeout: Duration::from_secs(connect_timeout),
     })
 }
 
