@@ -13,6 +13,13 @@
 //!   uplink then sends at no more than the rates asked for until the request lapses ([`pace`]).
 //!   What it holds back stays in the journal, so slowing down loses nothing.
 //!
+//! # Session and adapter
+//! What to do on each event of the connection is decided by [`session`], a pure state machine
+//! with its own tests; this module is the adapter that owns rumqttc's event loop and the
+//! journal and carries out the session's actions. A connection attempt runs uninterrupted to
+//! `mqtt.connect_timeout_s` whatever else happens meanwhile (a journal commit, a tick), so a
+//! link with a round trip of seconds still connects; every attempt's outcome is logged once.
+//!
 //! # Reconnects
 //! rumqttc, after a connection error, would resend its unacknowledged publishes itself on a
 //! resumed session, and silently drop them (and anything still queued) when the session is not
