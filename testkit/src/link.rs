@@ -232,11 +232,8 @@ impl Link {
             c.outage = None;
             generation = c.flap_generation;
         });
-        self.runtime.spawn(proxy::flap(
-            Arc::clone(&self.shared),
-            schedule,
-            generation,
-        ));
+        self.runtime
+            .spawn(proxy::flap(Arc::clone(&self.shared), schedule, generation));
     }
 
     /// Ends the flapping schedule, leaving the link up.

@@ -170,10 +170,7 @@ async fn relay(
     let (client_read, client_write) = client.split();
     let (upstream_read, upstream_write) = upstream.split();
     let seeded = |direction: Direction| {
-        Stamper::new(Rng::for_stream(
-            shared.seed,
-            stream * 2 + direction.index(),
-        ))
+        Stamper::new(Rng::for_stream(shared.seed, stream * 2 + direction.index()))
     };
     let pipes = tokio::try_join!(
         pipe(
@@ -310,7 +307,9 @@ async fn hand_on(
             match c.impairment(direction).bytes_per_second {
                 Some(rate) if !paced && len > 0 => {
                     paced = true;
-                    let start = shared.pacer(direction).reserve(now.into_std(), len, rate.get());
+                    let start = shared
+                        .pacer(direction)
+                        .reserve(now.into_std(), len, rate.get());
                     not_before = Instant::from_std(start);
                 }
                 _ => break false,
@@ -329,8 +328,7 @@ async fn hand_on(
             write.shutdown().await?;
             return Ok(());
         };
-        write.write_all(&data).await?;
-        window.add_permits(len);
+        // Counted before the write, so a peer that has read a byte always finds it counted.
         Meters::add(&meters.bytes, len as u64);
         Meters::add(&meters.chunks, 1);
         Meters::add(&meters.chunks_delayed, u64::from(delayed));
@@ -338,6 +336,8 @@ async fn hand_on(
             &meters.retransmissions,
             u64::from(chunk.stamp.retransmissions),
         );
+        write.write_all(&data).await?;
+        window.add_permits(len);
     }
     Ok(())
 }

@@ -242,7 +242,10 @@ mod tests {
         for i in 0..1000 {
             let arrived = start + Duration::from_micros(i * 300);
             let stamp = stamper.stamp(arrived, &lossy(0.1));
-            assert!(stamp.release_at >= last, "chunk {i} overtook the one before");
+            assert!(
+                stamp.release_at >= last,
+                "chunk {i} overtook the one before"
+            );
             assert!(stamp.release_at >= arrived + Duration::from_millis(10));
             last = stamp.release_at;
         }
@@ -283,7 +286,10 @@ mod tests {
             assert!(extra <= Duration::from_millis(20));
             seen_extra = seen_extra.max(extra);
         }
-        assert!(seen_extra > Duration::from_millis(10), "jitter never drew a delay");
+        assert!(
+            seen_extra > Duration::from_millis(10),
+            "jitter never drew a delay"
+        );
     }
 
     #[test]

@@ -220,7 +220,8 @@ pub struct Counters {
 /// One direction's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DirectionCounters {
-    /// Bytes delivered to the far side: the bytes on the wire.
+    /// Bytes delivered to the far side: the bytes on the wire. Counted as they are handed to
+    /// the far socket, so a byte a peer has read is always counted.
     pub bytes: u64,
     /// Chunks delivered (one read from the sender, at most [`crate::link::SEGMENT_BYTES`]).
     pub chunks: u64,
