@@ -284,7 +284,7 @@ async fn hand_on(
         let len = chunk.data.as_ref().map_or(0, Vec::len);
         let mut not_before = Instant::from_std(chunk.stamp.release_at);
         let mut paced = false;
-        let mut delayed = false;
+        let mut delayed = chunk.stamp.delayed;
         let black_hole = loop {
             let c = *control.borrow_and_update();
             if c.black_holes > born_black_holes {

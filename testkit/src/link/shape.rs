@@ -165,6 +165,8 @@ pub(crate) struct Stamp {
     pub(crate) release_at: Instant,
     /// How many times the chunk was "lost" before its copy got through.
     pub(crate) retransmissions: u32,
+    /// Whether the chunk leaves later than it arrived.
+    pub(crate) delayed: bool,
 }
 
 /// Stamps one direction's chunks in arrival order: latency, jitter and loss, never earlier than
@@ -204,6 +206,7 @@ impl Stamper {
         Stamp {
             release_at,
             retransmissions,
+            delayed: release_at > arrived,
         }
     }
 }
