@@ -36,9 +36,11 @@
 //!
 //! # What it does not model
 //!
-//! Packets: there is no MSS, no congestion window, no slow start and no real retransmission, so
+//! Packets: chunks are reads, not segments; there is no congestion window, no slow start and no real retransmission, so
 //! loss never shrinks throughput beyond the stalls themselves, and the kernel's own send and
-//! receive buffers (large on loopback) sit on both sides of the emulator's window. A half-open
+//! receive buffers sit on both sides of the emulator's window: on loopback a sender's socket
+//! takes megabytes (3.6 MB in the 64 kbit/s test) before its writes block, where a real
+//! path would push back after its window; judge backpressure by what was delivered. A half-open
 //! connection or a freeze is not seen by the client's TCP keep-alive probes' timing the way a
 //! real path would (loopback answers them); MQTT's keep-alive, being data, is. Connection set-up
 //! is not delayed by the latency (the client's connect succeeds at once, on loopback; its first

@@ -31,8 +31,8 @@ impl Shape {
 /// One direction's impairment. The default impairs nothing.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Impairment {
-    /// One-way delay added to every chunk; a round trip grows by twice the sum of both
-    /// directions' halves (uplink latency + downlink latency).
+    /// One-way delay added to every chunk; a round trip grows by the uplink's latency plus the
+    /// downlink's (twice the latency for a symmetric shape).
     pub latency: Duration,
     /// Extra one-way delay drawn uniformly from `0..=jitter` for each chunk from the seeded
     /// generator. Order is kept: a chunk never overtakes the one before it (as TCP delivers).
