@@ -3,7 +3,7 @@
 use fieldlink_protocol::Point;
 use rusqlite::Transaction;
 
-use super::{Store, DROP_DISK_FULL, ROW_OVERHEAD};
+use super::{write_totals, Store, DROP_DISK_FULL, ROW_OVERHEAD};
 use crate::batch::{Appended, RecordClass};
 use crate::codec::SegmentEncoder;
 use crate::error::{JournalError, Result};
@@ -61,6 +61,11 @@ impl Store {
             self.save_disk_full_drops(&tx)?;
             let over = (self.stored_bytes() + added_bytes).saturating_sub(self.caps.max_bytes);
             let dropped = self.drop_for_bytes(&tx, over)?;
+            write_totals(
+                &tx,
+                (self.telemetry.count + points.len() as u64).saturating_sub(dropped.points),
+                self.record_count(),
+            )?;
             tx.commit()?;
             Ok::<_, JournalError>(dropped)
         })();
@@ -102,6 +107,11 @@ impl Store {
             let added = payload.len() as u64 + ROW_OVERHEAD;
             let over = (self.stored_bytes() + added).saturating_sub(self.caps.max_bytes);
             let dropped = self.drop_for_bytes(&tx, over)?;
+            write_totals(
+                &tx,
+                self.telemetry.count.saturating_sub(dropped.points),
+                self.record_count() + 1,
+            )?;
             tx.commit()?;
             Ok::<_, JournalError>(dropped)
         })();
@@ -150,7 +160,7 @@ fn add_point(
 }
 
 /// Adds `points` to the durable counter for `reason`, inside the caller's transaction.
-pub(super) fn add_drops(tx: &Transaction<'_>, reason: &str, points: u64) -> Result<()> {
+pub(crate) fn add_drops(tx: &Transaction<'_>, reason: &str, points: u64) -> Result<()> {
     tx.prepare_cached(
         "INSERT INTO drops (reason, points) VALUES (?1, ?2)
          ON CONFLICT (reason) DO UPDATE SET points = points + excluded.points",
