@@ -71,7 +71,11 @@ pub(crate) fn write_marker(db: &Path, now_ms: i64) -> Result<()> {
     if marker.exists() {
         return Ok(());
     }
-    let text = format!("journal {} created at {}\n", db.display(), utc_stamp(now_ms));
+    let text = format!(
+        "journal {} created at {}\n",
+        db.display(),
+        utc_stamp(now_ms)
+    );
     let write = || -> std::io::Result<()> {
         let mut f = File::create(&marker)?;
         std::io::Write::write_all(&mut f, text.as_bytes())?;
@@ -94,7 +98,9 @@ pub(crate) fn expected_but_absent(db: &Path, now_ms: i64) -> Result<Option<Quara
     let since = since.trim();
     let reason = match fs::metadata(db) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            format!("journal file is missing though one existed ({since}); everything it held is lost")
+            format!(
+                "journal file is missing though one existed ({since}); everything it held is lost"
+            )
         }
         Err(e) => return Err(io(db, e)),
         Ok(m) if m.len() == 0 && wal_len == 0 => {

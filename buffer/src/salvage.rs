@@ -1,9 +1,11 @@
 //! Copying out of a damaged journal every row that still verifies.
 //!
 //! A damaged file usually has most of its pages intact: a truncation loses the tail, a bad page
-//! loses the rows on it. Salvage opens the damaged file read-only (exclusive locking, so SQLite
-//! keeps the WAL index in memory and writes no `-shm` beside it; its WAL, if sound, is read
-//! too), reads each table in id order and, where SQLite reports an error, gallops past the
+//! loses the rows on it. Salvage opens the damaged file for reading only (`query_only`, no
+//! checkpoint, not even on close, and exclusive locking, so SQLite keeps the WAL index in
+//! memory and writes no `-shm` beside it; its WAL, if sound, is read too; `writable_schema`,
+//! harmless under `query_only`, makes SQLite read a file shorter than its header says instead
+//! of refusing it whole), reads each table in id order and, where SQLite reports an error, gallops past the
 //! damage (probing `id >= after + 1, 2, 4, …`) and then looks up every id it jumped over one by
 //! one, so the rows next to a bad page are kept. A telemetry segment is kept only if it decodes
 //! with the salvaged series dictionary; a record only if its class is known. What is kept is
@@ -19,6 +21,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use fieldlink_protocol::Ident;
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, Row};
 
 use crate::batch::RecordClass;
@@ -46,7 +49,8 @@ pub struct Salvage {
 impl Salvage {
     /// One line for the log and the event to the cloud.
     pub fn summary(&self) -> String {
-        let lost = |n: Option<u64>| n.map_or_else(|| "an unknown number".to_string(), |n| n.to_string());
+        let lost =
+            |n: Option<u64>| n.map_or_else(|| "an unknown number".to_string(), |n| n.to_string());
         format!(
             "salvaged {} points and {} records; lost {} points and {} records",
             self.points_saved,
@@ -84,8 +88,12 @@ pub(crate) fn salvage_into(damaged: &Path, out: &Path) -> Result<Salvage> {
     let saved = Salvage {
         points_saved: result.points,
         records_saved: result.records,
-        points_lost: result.totals.map(|t| t.points.saturating_sub(result.points)),
-        records_lost: result.totals.map(|t| t.records.saturating_sub(result.records)),
+        points_lost: result
+            .totals
+            .map(|t| t.points.saturating_sub(result.points)),
+        records_lost: result
+            .totals
+            .map(|t| t.records.saturating_sub(result.records)),
     };
     if let Some(lost) = saved.points_lost.filter(|n| *n > 0) {
         crate::store::add_drops(&tx, DROP_CORRUPT, lost)?;
@@ -114,10 +122,29 @@ fn remove_if_present(path: &Path) -> Result<()> {
 }
 
 fn open_damaged(path: &Path) -> Option<Connection> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags).ok()?;
-    conn.execute_batch("PRAGMA locking_mode = EXCLUSIVE; PRAGMA cell_size_check = ON;")
-        .ok()?;
+    // SQLite cannot read a WAL through a read-only connection without a `-shm` file, so the
+    // connection is read-write but refuses every write and never checkpoints.
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = match Connection::open_with_flags(path, flags) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "damaged journal cannot be opened for salvage");
+            return None;
+        }
+    };
+    let setup = conn
+        .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+        .and_then(|_| {
+            conn.execute_batch(
+                "PRAGMA query_only = ON; PRAGMA wal_autocheckpoint = 0;
+                 PRAGMA locking_mode = EXCLUSIVE; PRAGMA cell_size_check = ON;
+                 PRAGMA writable_schema = ON;",
+            )
+        });
+    if let Err(e) = setup {
+        tracing::warn!(path = %path.display(), error = %e, "damaged journal cannot be read for salvage");
+        return None;
+    }
     Some(conn)
 }
 
@@ -144,11 +171,18 @@ fn copy(src: &Connection, dst: &rusqlite::Transaction<'_>, limit: i64) -> Result
     {
         let mut insert =
             dst.prepare("INSERT INTO series (id, device, metric) VALUES (?1, ?2, ?3)")?;
-        scan(src, "id, device, metric", "series", limit, read_series, |(id, d, m)| {
-            insert.execute((i64::from(id), d.as_str(), m.as_str()))?;
-            dict.insert(id, d, m);
-            Ok(())
-        })?;
+        scan(
+            src,
+            "id, device, metric",
+            "series",
+            limit,
+            read_series,
+            |(id, d, m)| {
+                insert.execute((i64::from(id), d.as_str(), m.as_str()))?;
+                dict.insert(id, d, m);
+                Ok(())
+            },
+        )?;
     }
     {
         let mut insert = dst.prepare(

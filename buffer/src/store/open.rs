@@ -17,9 +17,11 @@ use crate::schema::{self, SchemaError};
 use crate::series::SeriesDictionary;
 use crate::stats::Dropped;
 
-/// Why an open attempt failed: the file is damaged (quarantine it) or something else is wrong.
+/// Why an open attempt failed: the file is damaged (salvage and quarantine it), from a newer
+/// release (quarantine it: its rows are not ours to interpret), or something else is wrong.
 enum Failure {
     Damaged(String),
+    Foreign(String),
     Other(JournalError),
 }
 
@@ -84,11 +86,17 @@ impl Store {
                 Ok((store, notice))
             }
             Err(Failure::Other(e)) => Err(e),
-            Err(Failure::Damaged(reason)) => {
+            Err(failure @ (Failure::Damaged(_) | Failure::Foreign(_))) => {
                 let tmp = salvage_path(path);
-                let salvage = match salvage_into(path, &tmp) {
-                    Ok(s) => Some(s),
-                    Err(e) => {
+                let (reason, salvageable) = match failure {
+                    Failure::Damaged(reason) => (reason, true),
+                    Failure::Foreign(reason) => (reason, false),
+                    Failure::Other(e) => return Err(e),
+                };
+                let salvage = match salvageable.then(|| salvage_into(path, &tmp)) {
+                    None => None,
+                    Some(Ok(s)) => Some(s),
+                    Some(Err(e)) => {
                         tracing::error!(path = %path.display(), error = %e,
                             "journal salvage failed; starting an empty journal");
                         let _ = fs::remove_file(&tmp);
@@ -116,9 +124,11 @@ impl Store {
                         integrity::write_marker(path, now)?;
                         Ok((store, Some(notice)))
                     }
-                    Err(Failure::Damaged(why)) => Err(JournalError::Corrupt(format!(
-                        "fresh journal unusable after quarantine: {why}"
-                    ))),
+                    Err(Failure::Damaged(why) | Failure::Foreign(why)) => {
+                        Err(JournalError::Corrupt(format!(
+                            "fresh journal unusable after quarantine: {why}"
+                        )))
+                    }
                     Err(Failure::Other(e)) => Err(e),
                 }
             }
@@ -146,7 +156,7 @@ impl Store {
         match schema::migrate(&mut conn, schema::MIGRATIONS) {
             Ok(_) => {}
             Err(SchemaError::TooNew { found, supported }) => {
-                return Err(Failure::Damaged(format!(
+                return Err(Failure::Foreign(format!(
                     "schema version {found} is newer than this build's {supported}"
                 )))
             }

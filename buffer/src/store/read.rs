@@ -189,7 +189,9 @@ impl Store {
                         None => None,
                     }
                 };
-                let records = self.record_count().saturating_sub(u64::from(deleted.is_some()));
+                let records = self
+                    .record_count()
+                    .saturating_sub(u64::from(deleted.is_some()));
                 write_totals(&tx, self.telemetry.count, records)?;
                 tx.commit()?;
                 if let Some((code, len)) = deleted {

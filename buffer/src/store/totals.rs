@@ -35,5 +35,7 @@ pub(crate) fn read_totals(conn: &Connection) -> rusqlite::Result<Option<Totals>>
             _ => {}
         }
     }
-    Ok(points.zip(records).map(|(points, records)| Totals { points, records }))
+    Ok(points
+        .zip(records)
+        .map(|(points, records)| Totals { points, records }))
 }
