@@ -74,7 +74,7 @@ impl Store {
                 self.series.commit_staged();
                 self.next_segment_id += bodies.len() as i64;
                 self.telemetry.add(points.len() as u64, added_bytes);
-                self.unsaved_disk_full = 0;
+                self.room_returned();
                 self.apply_byte_drops(dropped);
                 self.dirty = true;
                 Ok(Appended {
@@ -84,9 +84,11 @@ impl Store {
             Err(e) => {
                 self.series.discard_staged();
                 if matches!(e, JournalError::DiskFull) {
+                    if self.unsaved_disk_full == 0 {
+                        tracing::warn!("journal full: refusing points until space returns");
+                    }
                     self.unsaved_disk_full += points.len() as u64;
                     self.dropped.disk_full += points.len() as u64;
-                    tracing::warn!(points = points.len(), "journal full, points refused");
                 }
                 Err(e)
             }
@@ -119,12 +121,24 @@ impl Store {
         self.next_record_id += 1;
         self.tally_mut(class)
             .add(1, payload.len() as u64 + ROW_OVERHEAD);
-        self.unsaved_disk_full = 0;
+        self.room_returned();
         self.apply_byte_drops(dropped);
         self.dirty = true;
         Ok(Appended {
             dropped_points: dropped.points,
         })
+    }
+
+    /// A commit went through: the points refused while full are now in `drops`. Logs the end of
+    /// a full spell once, as its start was logged once.
+    pub(super) fn room_returned(&mut self) {
+        if self.unsaved_disk_full > 0 {
+            tracing::warn!(
+                refused_points = self.unsaved_disk_full,
+                "journal has room again; points refused while full are counted"
+            );
+        }
+        self.unsaved_disk_full = 0;
     }
 
     /// Writes the points refused while the disk was full into `drops`, inside `tx`. The memory

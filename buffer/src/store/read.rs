@@ -202,7 +202,7 @@ impl Store {
                 }
             }
         }
-        self.unsaved_disk_full = 0;
+        self.room_returned();
         self.dirty = true;
         Ok(())
     }
