@@ -5,8 +5,11 @@
 //! own, since the main file may still hold everything that was checkpointed), the main file's
 //! header and length, then SQLite's `PRAGMA quick_check` and the schema version. Anything wrong
 //! with the main file moves the file and its companions aside under a timestamped name
-//! (`journal.db.corrupt-20261122T130812Z`, `…-wal`, `…-shm`) and a fresh journal starts. The
-//! [`Quarantine`] notice says what happened so the agent can send an event about it.
+//! (`journal.db.corrupt-20261122T130812Z`, `…-wal`, `…-shm`), after `salvage` has copied out
+//! what still verifies; the journal goes on with that. A journal the marker
+//! (`journal.db.created`) says existed but that is missing, or zero-length with no WAL, is
+//! reported the same way. The [`Quarantine`] notice says what happened and what was saved so
+//! the agent can send an event about it.
 //!
 //! Files are renamed WAL first and main file last: a crash halfway leaves either the damaged
 //! main file (checked and moved again on the next open) or nothing, never a stale WAL next to a
