@@ -44,6 +44,10 @@ pub struct Metrics {
     pub fanout_listening: Gauge,
     /// Length of each gap in listening to the live channel.
     pub fanout_listen_gap_seconds: Histogram,
+    /// Packets from the broker over `mqtt.max_packet_bytes` (each costs one reconnect).
+    pub mqtt_oversized_packets: Counter,
+    /// Established connections the broker closed and accepted again at once (a takeover).
+    pub mqtt_session_closed_by_broker: Counter,
 }
 
 impl Default for Metrics {
@@ -72,7 +76,19 @@ impl Metrics {
             fanout_events_shed: Family::default(),
             fanout_listening: Gauge::default(),
             fanout_listen_gap_seconds: Histogram::new(exponential_buckets(0.1, 2.0, 14)),
+            mqtt_oversized_packets: Counter::default(),
+            mqtt_session_closed_by_broker: Counter::default(),
         };
+        registry.register(
+            "mqtt_oversized_packets",
+            "Packets from the broker over mqtt.max_packet_bytes, each taken on a connection raised for it",
+            m.mqtt_oversized_packets.clone(),
+        );
+        registry.register(
+            "mqtt_session_closed_by_broker",
+            "Established broker connections closed by the broker and accepted again at once (another client using the client id)",
+            m.mqtt_session_closed_by_broker.clone(),
+        );
         registry.register(
             "points_received",
             "Points in accepted telemetry messages, replays included",

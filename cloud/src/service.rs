@@ -71,8 +71,7 @@ pub async fn serve(
     }
     let store = Arc::new(store);
     if let BrokerSettings::Embedded { listen } = settings.broker {
-        let max = settings.mqtt.max_packet_bytes;
-        tokio::task::spawn_blocking(move || broker::start(listen, max))
+        tokio::task::spawn_blocking(move || broker::start(listen))
             .await
             .map_err(|e| BrokerError {
                 listen,

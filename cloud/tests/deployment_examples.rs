@@ -263,18 +263,22 @@ fn the_cluster_example_runs_through_the_example_broker() {
     rt.block_on(async {
         // A gateway on the same broker, with its own certificate and password.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut o = MqttOptions::new("fieldlink-ps-north", "127.0.0.1", broker.port());
-        o.set_credentials("ps-north", "north-secret")
-            .set_keep_alive(Duration::from_secs(10));
-        o.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
-            ca: std::fs::read(pki.ca_cert()).unwrap(),
-            alpn: None,
-            client_auth: Some((
-                std::fs::read(&gateway.cert).unwrap(),
-                std::fs::read(&gateway.key).unwrap(),
-            )),
-        }));
-        let (client, mut el) = AsyncClient::new(o, 16);
+        let options = |client_id: &str| {
+            let mut o = MqttOptions::new(client_id, "127.0.0.1", broker.port());
+            o.set_credentials("ps-north", "north-secret")
+                .set_keep_alive(Duration::from_secs(10))
+                .set_max_packet_size(4 << 20, 4 << 20);
+            o.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
+                ca: std::fs::read(pki.ca_cert()).unwrap(),
+                alpn: None,
+                client_auth: Some((
+                    std::fs::read(&gateway.cert).unwrap(),
+                    std::fs::read(&gateway.key).unwrap(),
+                )),
+            }));
+            o
+        };
+        let (client, mut el) = AsyncClient::new(options("ps-north"), 16);
         let (cmd_tx, mut cmd_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
         let (sub_tx, sub_rx) = tokio::sync::oneshot::channel();
         let c = client.clone();
@@ -372,7 +376,60 @@ fn the_cluster_example_runs_through_the_example_broker() {
                 value: Value::Number(42.5),
             }
         );
+
+        // Sizes (issue 14, finding 1): a payload over the protocol's limit but within the
+        // broker's reaches the cloud as a counted dead letter; one over the broker's
+        // max_packet_size closes the sender's connection and never reaches the cloud, whose
+        // session is untouched (no oversized packet, no reconnect).
+        let telemetry = "fieldlink/v1/ps-north/telemetry";
+        let over_protocol = vec![b'{'; fieldlink_protocol::limits::MAX_PAYLOAD_BYTES + 1_000];
+        assert!(publish_once(options("ps-north-big"), telemetry, over_protocol).await);
+        assert!(!publish_once(options("ps-north-big"), telemetry, vec![b'{'; 1_572_864]).await);
+        let metric = |name: &'static str| async move {
+            let r = request(addr, "GET", "/metrics", &[], None).await;
+            let text = String::from_utf8_lossy(&r.body).into_owned();
+            text.lines()
+                .find_map(|l| {
+                    l.strip_prefix(name)
+                        .and_then(|v| v.trim().parse::<f64>().ok())
+                })
+                .unwrap_or(0.0)
+        };
+        eventually(60, "the too_large dead letter", || async {
+            (metric("fieldlink_cloud_dead_letters_total{reason=\"too_large\"}").await == 1.0)
+                .then_some(())
+        })
+        .await;
+        assert_eq!(
+            metric("fieldlink_cloud_mqtt_oversized_packets_total").await,
+            0.0,
+            "{}",
+            fail("the broker forwarded a packet over the cloud's limit")
+        );
     });
+}
+
+/// Publishes one message on a connection of its own; true when the broker acknowledged it,
+/// false when it closed the connection instead.
+async fn publish_once(o: MqttOptions, topic: &str, payload: Vec<u8>) -> bool {
+    let (client, mut el) = AsyncClient::new(o, 4);
+    client
+        .publish(topic, QoS::AtLeastOnce, false, payload)
+        .await
+        .unwrap();
+    let acked = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match el.poll().await {
+                Ok(Event::Incoming(Incoming::PubAck(_))) => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+    })
+    .await
+    .expect("an answer from the broker within 30 s");
+    let _ = client.disconnect().await;
+    acked
 }
 
 /// Polls `f` every 50 ms for up to 60 s.

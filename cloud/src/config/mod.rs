@@ -176,6 +176,19 @@ impl Settings {
                 ),
             ));
         }
+        if matches!(broker, BrokerSettings::Embedded { .. })
+            && max_packet_bytes
+                < crate::broker::MAX_PACKET_BYTES + crate::broker::HEADER_SLACK_BYTES
+        {
+            return Err(invalid(
+                "mqtt.max_packet_bytes",
+                format!(
+                    "must be at least {} bytes with the embedded broker, which takes packets of up to {} bytes from gateways and forwards them",
+                    crate::broker::MAX_PACKET_BYTES + crate::broker::HEADER_SLACK_BYTES,
+                    crate::broker::MAX_PACKET_BYTES
+                ),
+            ));
+        }
         let keep_alive = Duration::from_secs(m.keep_alive_secs);
         if !(5..=3_600).contains(&m.keep_alive_secs) {
             return Err(invalid("mqtt.keep_alive_secs", "must be within 5..=3600"));
@@ -217,6 +230,18 @@ impl Settings {
             queue_messages: positive(i.queue_messages, "ingest.queue_messages")? as usize,
             shutdown_grace,
             birth_wait: Duration::from_secs(i.birth_wait_secs),
+            max_oversized_packet_bytes: {
+                let cap = i.max_oversized_packet_bytes;
+                if cap < max_packet_bytes as u64 || cap > 268_435_455 {
+                    return Err(invalid(
+                        "ingest.max_oversized_packet_bytes",
+                        format!(
+                            "must be within mqtt.max_packet_bytes ({max_packet_bytes}) and MQTT's largest packet (268435455)"
+                        ),
+                    ));
+                }
+                cap as usize
+            },
         };
         let http_listen = raw
             .http
@@ -411,6 +436,12 @@ mod tests {
             ("[http]\nlisten = \"nowhere\"", "http.listen"),
             ("[database]\nurl = \"mysql://x\"", "database.url"),
             ("[mqtt]\nmax_packet_bytes = 1000", "mqtt.max_packet_bytes"),
+            // Over the protocol's limit, but under what the embedded broker forwards.
+            ("[mqtt]\nmax_packet_bytes = 300000", "mqtt.max_packet_bytes"),
+            (
+                "[ingest]\nmax_oversized_packet_bytes = 1000",
+                "ingest.max_oversized_packet_bytes",
+            ),
             (
                 "[alerts]\ncheck_interval_ms = 0",
                 "alerts.check_interval_ms",

@@ -86,6 +86,7 @@ pub struct RawIngest {
     pub flush_idle_ms: u64,
     pub queue_messages: u64,
     pub birth_wait_secs: u64,
+    pub max_oversized_packet_bytes: u64,
 }
 
 impl Default for RawIngest {
@@ -100,6 +101,7 @@ impl Default for RawIngest {
             flush_idle_ms: 3,
             queue_messages: 1_024,
             birth_wait_secs: 30,
+            max_oversized_packet_bytes: 268_435_455,
         }
     }
 }

@@ -31,6 +31,8 @@
 mod births;
 mod classify;
 mod mqtt;
+mod oversize;
+mod session;
 mod writer;
 
 use std::collections::HashSet;
@@ -85,6 +87,10 @@ pub struct IngestSettings {
     pub shutdown_grace: Duration,
     /// How long aliased telemetry waits for the birth it names before it is dead-lettered.
     pub birth_wait: Duration,
+    /// The largest packet a connection is raised to so that a message over
+    /// `mqtt.max_packet_bytes` is taken as a dead letter instead of blocking the session
+    /// (see `oversize`).
+    pub max_oversized_packet_bytes: usize,
 }
 
 impl Default for IngestSettings {
@@ -98,6 +104,7 @@ impl Default for IngestSettings {
             queue_messages: 1_024,
             shutdown_grace: Duration::from_secs(10),
             birth_wait: Duration::from_secs(30),
+            max_oversized_packet_bytes: oversize::MQTT_MAX_PACKET_BYTES,
         }
     }
 }
@@ -106,6 +113,7 @@ impl Default for IngestSettings {
 #[derive(Clone)]
 pub struct IngestHandle {
     connected: Arc<AtomicBool>,
+    problem: session::BrokerProblem,
     /// Every batch the writer committed, after its commit (for the WebSocket and alerts).
     committed: tokio::sync::broadcast::Sender<Arc<crate::store::WriteBatch>>,
     /// Device health after each commit that may have changed it (for the WebSocket).
@@ -116,6 +124,12 @@ impl IngestHandle {
     /// Whether the broker connection is up and the subscriptions are in place (for readiness).
     pub fn broker_connected(&self) -> bool {
         self.connected.load(Ordering::Relaxed)
+    }
+
+    /// What is wrong with the broker session besides being down (taken over by another client,
+    /// blocked by a message over the cap), while it is current.
+    pub fn broker_problem(&self) -> Option<String> {
+        self.problem.current()
     }
 
     /// Batches as they are committed. The writer's send never waits: a receiver that falls
@@ -173,11 +187,20 @@ pub fn start(
         max_future_skew_ms: settings.max_future_skew.as_millis() as i64,
     };
 
+    let problem = session::BrokerProblem::default();
     tracker.spawn(mqtt::run_event_loop(mqtt::EventLoopTask {
         eventloop,
         client: client.clone(),
+        client_id: mqtt_settings.client_id.clone(),
         filters,
         inbound: pub_tx,
+        oversized: item_tx.clone(),
+        limit: oversize::PacketLimit::new(
+            mqtt_settings.max_packet_bytes,
+            settings.max_oversized_packet_bytes,
+        ),
+        metrics: metrics.clone(),
+        problem: problem.clone(),
         connected: connected.clone(),
         stop: stop.clone(),
         writer_done: writer_done.clone(),
@@ -212,6 +235,7 @@ pub fn start(
     });
     Ok(IngestHandle {
         connected,
+        problem,
         committed,
         health,
     })

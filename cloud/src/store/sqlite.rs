@@ -408,13 +408,14 @@ impl SqliteStore {
             )?;
             let rows = stmt
                 .query_map([limit], |r| {
-                    Ok(DeadLetter {
-                        received_ms: r.get(0)?,
-                        topic: r.get(1)?,
-                        reason: r.get(2)?,
-                        detail: r.get(3)?,
-                        payload: r.get(4)?,
-                    })
+                    let payload: Vec<u8> = r.get(4)?;
+                    Ok(DeadLetter::new(
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        &payload,
+                    ))
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)

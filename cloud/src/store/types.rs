@@ -23,7 +23,8 @@ pub struct PointRow {
     pub quality: Quality,
 }
 
-/// A message ingest could not accept, kept with its raw bytes so nothing is lost silently.
+/// A message ingest could not accept, kept with the start of its bytes, their full size and
+/// hash, so nothing is lost silently and nothing one gateway sends grows the store unbounded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetter {
     pub received_ms: i64,
@@ -32,7 +33,61 @@ pub struct DeadLetter {
     pub reason: String,
     /// The human-readable cause.
     pub detail: String,
+    /// The payload's first bytes (at most [`DeadLetter::MAX_PREFIX_BYTES`]; the store keeps
+    /// at most its configured prefix of them).
     pub payload: Vec<u8>,
+    /// The whole payload's size in bytes.
+    pub size: u64,
+    /// SHA-256 of the whole payload.
+    pub sha256: [u8; 32],
+}
+
+impl DeadLetter {
+    /// The most of a payload a dead letter carries, and the largest prefix a store may be
+    /// configured to keep.
+    pub const MAX_PREFIX_BYTES: usize = 64 * 1024;
+
+    /// The longest gateway bucket (an identifier's maximum length).
+    pub const BUCKET_LEN: usize = 64;
+
+    /// A dead letter of `payload`: its size and hash, and its first
+    /// [`DeadLetter::MAX_PREFIX_BYTES`].
+    pub fn new(
+        received_ms: i64,
+        topic: String,
+        reason: String,
+        detail: String,
+        payload: &[u8],
+    ) -> DeadLetter {
+        use sha2::Digest;
+        DeadLetter {
+            received_ms,
+            topic,
+            reason,
+            detail,
+            payload: payload[..payload.len().min(Self::MAX_PREFIX_BYTES)].to_vec(),
+            size: payload.len() as u64,
+            sha256: sha2::Sha256::digest(payload).into(),
+        }
+    }
+
+    /// Whether `payload` holds the whole payload, not a prefix.
+    pub fn is_whole(&self) -> bool {
+        self.payload.len() as u64 == self.size
+    }
+
+    /// The gateway a dead letter is counted against: the topic level before the last one
+    /// (`{prefix}/{gateway}/{kind}`), whatever the topic's validity; at most 64 bytes of it.
+    pub fn gateway_bucket(topic: &str) -> &str {
+        let mut levels = topic.rsplit('/');
+        let _kind = levels.next();
+        let gw = levels.next().unwrap_or("");
+        let mut end = gw.len().min(Self::BUCKET_LEN);
+        while !gw.is_char_boundary(end) {
+            end -= 1;
+        }
+        &gw[..end]
+    }
 }
 
 /// A gateway's birth (online) or death (offline) as announced on its status topic.

@@ -264,12 +264,9 @@ impl PgStore {
             .await?;
         Ok(rows
             .iter()
-            .map(|r| DeadLetter {
-                received_ms: from_time(r.get(0)),
-                topic: r.get(1),
-                reason: r.get(2),
-                detail: r.get(3),
-                payload: r.get(4),
+            .map(|r| {
+                let payload: Vec<u8> = r.get(4);
+                DeadLetter::new(from_time(r.get(0)), r.get(1), r.get(2), r.get(3), &payload)
             })
             .collect())
     }
