@@ -122,12 +122,13 @@ pub async fn serve(
         .await
         .map_err(|e| ServiceError::Api(e.to_string()))?;
     let api_db = Arc::new(api_db);
-    let commands = crate::commands::Commands::start(
+    let commands = crate::commands::Commands::start_beside(
         &settings.mqtt,
         settings.commands.clone(),
         api_db.clone(),
         ingest_stop.clone(),
         &tracker,
+        handle.sibling_closes(),
     )
     .map_err(|e| ServiceError::Api(e.to_string()))?;
     // Alerts and notifications share a connection of their own, so neither waits behind the

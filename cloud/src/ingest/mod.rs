@@ -32,7 +32,7 @@ mod births;
 mod classify;
 mod mqtt;
 mod oversize;
-mod session;
+pub mod session;
 mod writer;
 
 use std::collections::HashSet;
@@ -114,6 +114,7 @@ impl Default for IngestSettings {
 pub struct IngestHandle {
     connected: Arc<AtomicBool>,
     problem: session::BrokerProblem,
+    sibling: session::SiblingCloses,
     /// Every batch the writer committed, after its commit (for the WebSocket and alerts).
     committed: tokio::sync::broadcast::Sender<Arc<crate::store::WriteBatch>>,
     /// Device health after each commit that may have changed it (for the WebSocket).
@@ -124,6 +125,12 @@ impl IngestHandle {
     /// Whether the broker connection is up and the subscriptions are in place (for readiness).
     pub fn broker_connected(&self) -> bool {
         self.connected.load(Ordering::Relaxed)
+    }
+
+    /// Where the command service records the ends of its own broker connection, so that a
+    /// broker restart (which ends both) is not taken for a takeover of ingest's session.
+    pub fn sibling_closes(&self) -> session::SiblingCloses {
+        self.sibling.clone()
     }
 
     /// What is wrong with the broker session besides being down (taken over by another client,
@@ -188,6 +195,7 @@ pub fn start(
     };
 
     let problem = session::BrokerProblem::default();
+    let sibling = session::SiblingCloses::default();
     tracker.spawn(mqtt::run_event_loop(mqtt::EventLoopTask {
         eventloop,
         client: client.clone(),
@@ -201,6 +209,7 @@ pub fn start(
         ),
         metrics: metrics.clone(),
         problem: problem.clone(),
+        sibling: sibling.clone(),
         connected: connected.clone(),
         stop: stop.clone(),
         writer_done: writer_done.clone(),
@@ -236,6 +245,7 @@ pub fn start(
     Ok(IngestHandle {
         connected,
         problem,
+        sibling,
         committed,
         health,
     })

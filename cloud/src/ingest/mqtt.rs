@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::oversize::{self, Oversized, PacketLimit};
-use super::session::{BrokerProblem, SessionWatch, Verdict, TAKEN_OVER_AFTER};
+use super::session::{BrokerProblem, SessionWatch, SiblingCloses, Verdict, TAKEN_OVER_AFTER};
 use super::writer::Item;
 use super::IngestError;
 use crate::metrics::Metrics;
@@ -108,6 +108,7 @@ pub(super) struct EventLoopTask {
     pub limit: PacketLimit,
     pub metrics: Arc<Metrics>,
     pub problem: BrokerProblem,
+    pub sibling: SiblingCloses,
     pub connected: Arc<AtomicBool>,
     pub stop: CancellationToken,
     pub writer_done: CancellationToken,
@@ -154,6 +155,7 @@ pub(super) async fn run_event_loop(task: EventLoopTask) {
         mut limit,
         metrics,
         problem,
+        sibling,
         connected,
         stop,
         writer_done,
@@ -205,7 +207,7 @@ pub(super) async fn run_event_loop(task: EventLoopTask) {
                     eventloop.mqtt_options.set_max_packet_size(normal, normal);
                 }
                 let now = tokio::time::Instant::now();
-                if let Verdict::Kicked { count } = watch.connected(now) {
+                if let Verdict::Kicked { count } = watch.connected(now, sibling.last()) {
                     metrics.mqtt_session_closed_by_broker.inc();
                     if count >= TAKEN_OVER_AFTER {
                         let text = format!(

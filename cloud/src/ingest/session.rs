@@ -7,10 +7,13 @@
 //! that retries keeps both off the broker by turns, and with a persistent session of its own it
 //! receives the messages meant for the cloud in between.
 //!
-//! The signal this module reads: **the broker ended an established connection, and the very next
-//! connection attempt was accepted at once.** A broker restarting or a network outage also ends
-//! the connection, but then the next attempt fails; a broker that is up and accepts the cloud
-//! again had no reason to close it but another client with its id (or an operator kicking it).
+//! The signal this module reads: **the broker ended an established connection, the very next
+//! connection attempt was accepted at once, and the process's other connection to the same
+//! broker (the command service's, [`SiblingCloses`]) was not ended with it.** A network outage
+//! also ends the connection, but then the next attempt fails; a broker restart ends every
+//! connection at once, the command service's too (a restart quicker than the first retry is
+//! otherwise indistinguishable); a broker that stays up and closes only this connection had no
+//! reason to but another client with its id (or an operator kicking it).
 //! One such close is logged (WARN); [`TAKEN_OVER_AFTER`] of them within [`TAKEOVER_WINDOW`] are
 //! reported as "session taken over" on `/health/ready` (ERROR in the log) until the window has
 //! passed without another.
@@ -33,6 +36,27 @@ pub const TAKEN_OVER_AFTER: usize = 2;
 /// A reconnect accepted within this time of the close is "at once" (the event loop's first
 /// retry comes after 100 ms).
 pub const AT_ONCE: Duration = Duration::from_secs(3);
+
+/// Closes of the two connections this far apart are one event (a broker restart).
+pub const TOGETHER: Duration = Duration::from_secs(2);
+
+/// When another connection of this process to the broker (the command service's) last ended,
+/// recorded by its event loop.
+#[derive(Debug, Clone, Default)]
+pub struct SiblingCloses(Arc<Mutex<Option<Instant>>>);
+
+impl SiblingCloses {
+    /// The other connection just ended.
+    pub fn record(&self) {
+        if let Ok(mut t) = self.0.lock() {
+            *t = Some(Instant::now());
+        }
+    }
+
+    pub fn last(&self) -> Option<Instant> {
+        self.0.lock().ok().and_then(|t| *t)
+    }
+}
 
 /// What a successful connection tells about the one before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,13 +88,22 @@ impl SessionWatch {
         self.closed_by_broker = None;
     }
 
-    /// A connection was accepted.
-    pub fn connected(&mut self, now: Instant) -> Verdict {
+    /// A connection was accepted. `sibling_closed` is when the process's other connection to
+    /// the broker last ended, if it did.
+    pub fn connected(&mut self, now: Instant, sibling_closed: Option<Instant>) -> Verdict {
         self.expire(now);
         let Some(closed) = self.closed_by_broker.take() else {
             return Verdict::Fine;
         };
         if now.duration_since(closed) > AT_ONCE {
+            return Verdict::Fine;
+        }
+        let together = |t: Instant| {
+            let gap = if t > closed { t - closed } else { closed - t };
+            gap <= TOGETHER
+        };
+        if sibling_closed.is_some_and(together) {
+            // Both connections ended at once: the broker restarted or the network broke.
             return Verdict::Fine;
         }
         self.kicks.push_back(now);
@@ -133,20 +166,26 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn closes_followed_by_an_accepted_reconnect_count_as_takeovers_for_a_minute() {
         let mut w = SessionWatch::default();
-        assert_eq!(w.connected(Instant::now()), Verdict::Fine);
+        assert_eq!(w.connected(Instant::now(), None), Verdict::Fine);
         // The broker closes us and takes us back 100 ms later: once, then twice.
         w.closed_by_broker(Instant::now());
         tokio::time::advance(Duration::from_millis(100)).await;
-        assert_eq!(w.connected(Instant::now()), Verdict::Kicked { count: 1 });
+        assert_eq!(
+            w.connected(Instant::now(), None),
+            Verdict::Kicked { count: 1 }
+        );
         tokio::time::advance(Duration::from_secs(10)).await;
         w.closed_by_broker(Instant::now());
         tokio::time::advance(Duration::from_millis(200)).await;
-        assert_eq!(w.connected(Instant::now()), Verdict::Kicked { count: 2 });
+        assert_eq!(
+            w.connected(Instant::now(), None),
+            Verdict::Kicked { count: 2 }
+        );
         assert_eq!(w.recent_kicks(Instant::now()), 2);
         // A minute after the last one, nothing is left.
         tokio::time::advance(TAKEOVER_WINDOW).await;
         assert_eq!(w.recent_kicks(Instant::now()), 0);
-        assert_eq!(w.connected(Instant::now()), Verdict::Fine);
+        assert_eq!(w.connected(Instant::now(), None), Verdict::Fine);
     }
 
     #[tokio::test(start_paused = true)]
@@ -156,12 +195,30 @@ mod tests {
         w.closed_by_broker(Instant::now());
         w.connect_failed();
         tokio::time::advance(Duration::from_millis(400)).await;
-        assert_eq!(w.connected(Instant::now()), Verdict::Fine);
+        assert_eq!(w.connected(Instant::now(), None), Verdict::Fine);
         // Closed, and taken back only much later (a long outage with no refusal seen).
         w.closed_by_broker(Instant::now());
         tokio::time::advance(AT_ONCE + Duration::from_millis(1)).await;
-        assert_eq!(w.connected(Instant::now()), Verdict::Fine);
+        assert_eq!(w.connected(Instant::now(), None), Verdict::Fine);
         assert_eq!(w.recent_kicks(Instant::now()), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restart_that_ends_both_connections_is_no_takeover() {
+        let mut w = SessionWatch::default();
+        let sibling = SiblingCloses::default();
+        w.closed_by_broker(Instant::now());
+        sibling.record();
+        tokio::time::advance(Duration::from_millis(100)).await;
+        assert_eq!(w.connected(Instant::now(), sibling.last()), Verdict::Fine);
+        // The sibling's close long before ours is another event.
+        tokio::time::advance(Duration::from_secs(30)).await;
+        w.closed_by_broker(Instant::now());
+        tokio::time::advance(Duration::from_millis(100)).await;
+        assert_eq!(
+            w.connected(Instant::now(), sibling.last()),
+            Verdict::Kicked { count: 1 }
+        );
     }
 
     #[tokio::test(start_paused = true)]
