@@ -59,7 +59,8 @@ pub async fn serve(
     stop: CancellationToken,
     started: Option<tokio::sync::oneshot::Sender<Running>>,
 ) -> Result<(), ServiceError> {
-    let (store, _) = migrate(&settings).await?;
+    let (mut store, _) = migrate(&settings).await?;
+    store.set_dead_letter_limits(settings.ingest.dead_letters);
     match store.backend() {
         Backend::Timescale => {
             tracing::info!("storage: TimescaleDB (hypertable, continuous aggregate)")

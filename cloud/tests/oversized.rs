@@ -22,6 +22,7 @@ use fieldlink_cloud::store::*;
 use fieldlink_protocol::Encoding;
 use fieldlink_testkit::Mosquitto;
 use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
+use sha2::Digest;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -167,7 +168,10 @@ async fn a_message_over_the_packet_limit_is_a_dead_letter_not_a_reconnect_loop()
         (d.reason.as_str(), d.topic.as_str()),
         ("too_large", "fieldlink/v1/gw-x/telemetry")
     );
-    assert!(d.payload.len() < 64 * 1024 + 1 && big.starts_with(&d.payload));
+    assert_eq!(d.size, BIG as u64);
+    assert_eq!(d.sha256, Some(sha2::Sha256::digest(&big).into()));
+    // The store's default prefix.
+    assert_eq!(d.payload, big[..4_096]);
     assert_eq!(
         ingest.metric("fieldlink_cloud_mqtt_oversized_packets_total"),
         1.0

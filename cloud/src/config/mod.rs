@@ -242,6 +242,30 @@ impl Settings {
                 }
                 cap as usize
             },
+            dead_letters: crate::store::DeadLetterLimits {
+                payload_bytes: {
+                    let n = i.dead_letter_payload_bytes;
+                    let max = crate::store::DeadLetter::MAX_PREFIX_BYTES as u64;
+                    if n > max {
+                        return Err(invalid(
+                            "ingest.dead_letter_payload_bytes",
+                            format!("must be at most {max}"),
+                        ));
+                    }
+                    n as usize
+                },
+                per_gateway: positive(
+                    i.dead_letter_max_per_gateway,
+                    "ingest.dead_letter_max_per_gateway",
+                )?,
+                retention: Duration::from_secs(
+                    positive(
+                        i.dead_letter_retention_days,
+                        "ingest.dead_letter_retention_days",
+                    )?
+                    .saturating_mul(86_400),
+                ),
+            },
         };
         let http_listen = raw
             .http
@@ -441,6 +465,18 @@ mod tests {
             (
                 "[ingest]\nmax_oversized_packet_bytes = 1000",
                 "ingest.max_oversized_packet_bytes",
+            ),
+            (
+                "[ingest]\ndead_letter_payload_bytes = 70000",
+                "ingest.dead_letter_payload_bytes",
+            ),
+            (
+                "[ingest]\ndead_letter_max_per_gateway = 0",
+                "ingest.dead_letter_max_per_gateway",
+            ),
+            (
+                "[ingest]\ndead_letter_retention_days = 0",
+                "ingest.dead_letter_retention_days",
             ),
             (
                 "[alerts]\ncheck_interval_ms = 0",

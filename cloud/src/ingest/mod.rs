@@ -33,6 +33,7 @@ mod classify;
 mod mqtt;
 mod oversize;
 pub mod session;
+pub mod upkeep;
 mod writer;
 
 use std::collections::HashSet;
@@ -91,6 +92,8 @@ pub struct IngestSettings {
     /// `mqtt.max_packet_bytes` is taken as a dead letter instead of blocking the session
     /// (see `oversize`).
     pub max_oversized_packet_bytes: usize,
+    /// What the store keeps of dead letters; its `retention` is enforced by [`upkeep`].
+    pub dead_letters: crate::store::DeadLetterLimits,
 }
 
 impl Default for IngestSettings {
@@ -105,6 +108,7 @@ impl Default for IngestSettings {
             shutdown_grace: Duration::from_secs(10),
             birth_wait: Duration::from_secs(30),
             max_oversized_packet_bytes: oversize::MQTT_MAX_PACKET_BYTES,
+            dead_letters: crate::store::DeadLetterLimits::default(),
         }
     }
 }
@@ -226,6 +230,12 @@ pub fn start(
             registrations: Registrations::default(),
             births: Births::new(settings.birth_wait, settings.queue_messages),
         },
+    ));
+    tracker.spawn(upkeep::expire_dead_letters(
+        store.clone(),
+        settings.dead_letters.retention,
+        metrics.clone(),
+        stop.clone(),
     ));
     let (committed, _) = tokio::sync::broadcast::channel(COMMITTED_CAPACITY);
     let (health, _) = tokio::sync::broadcast::channel(COMMITTED_CAPACITY);

@@ -179,6 +179,10 @@ impl Writer {
                         .observe(t0.elapsed().as_secs_f64());
                     self.metrics.batches.inc();
                     self.metrics.points_stored.inc_by(outcome.points_inserted);
+                    if outcome.dead_letters_dropped > 0 {
+                        self.metrics
+                            .dead_letters_dropped("cap", outcome.dead_letters_dropped);
+                    }
                     return Ok(outcome);
                 }
                 Err(e) => {

@@ -108,6 +108,12 @@ pub const POSTGRES: &[Migration] = &[
         flavour: Flavour::Any,
         sql: include_str!("../../../migrations/postgres/0200_gateway_births.sql"),
     },
+    Migration {
+        version: 210,
+        name: "dead_letter_bounds",
+        flavour: Flavour::Any,
+        sql: include_str!("../../../migrations/postgres/0210_dead_letter_bounds.sql"),
+    },
 ];
 
 pub const SQLITE: &[Migration] = &[
@@ -164,6 +170,12 @@ pub const SQLITE: &[Migration] = &[
         name: "gateway_births",
         flavour: Flavour::Any,
         sql: include_str!("../../../migrations/sqlite/0200_gateway_births.sql"),
+    },
+    Migration {
+        version: 210,
+        name: "dead_letter_bounds",
+        flavour: Flavour::Any,
+        sql: include_str!("../../../migrations/sqlite/0210_dead_letter_bounds.sql"),
     },
 ];
 

@@ -307,8 +307,36 @@ impl Store {
     }
 
     /// Newest first.
+    /// The newest `limit` dead letters.
     pub async fn dead_letters(&self, limit: i64) -> Result<Vec<DeadLetter>, StoreError> {
-        dispatch!(self, s => s.dead_letters(limit).await)
+        Ok(self
+            .dead_letter_page(None, 0, limit)
+            .await?
+            .into_iter()
+            .map(|d| d.letter)
+            .collect())
+    }
+
+    /// Dead letters newest first: those with an id below `before` (all when `None`), skipping
+    /// `offset`, at most `limit`. A row holds at most the configured payload prefix, so a page
+    /// costs at most `limit` × [`DeadLetterLimits::payload_bytes`] of payload.
+    pub async fn dead_letter_page(
+        &self,
+        before: Option<i64>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredDeadLetter>, StoreError> {
+        dispatch!(self, s => s.dead_letter_page(before, offset, limit).await)
+    }
+
+    /// What the store keeps of dead letters (default: [`DeadLetterLimits::default`]).
+    pub fn set_dead_letter_limits(&mut self, limits: DeadLetterLimits) {
+        dispatch!(self, s => s.set_dead_letter_limits(limits))
+    }
+
+    /// Deletes dead letters received before `before_ms`; returns how many.
+    pub async fn expire_dead_letters(&self, before_ms: i64) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.expire_dead_letters(before_ms).await)
     }
 
     /// Number of stored points: for tests and benchmarks, a full count.

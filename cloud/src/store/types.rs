@@ -38,8 +38,9 @@ pub struct DeadLetter {
     pub payload: Vec<u8>,
     /// The whole payload's size in bytes.
     pub size: u64,
-    /// SHA-256 of the whole payload.
-    pub sha256: [u8; 32],
+    /// SHA-256 of the whole payload; `None` only for rows an earlier version stored on SQLite
+    /// (which has no SHA-256 function to compute it when migrating).
+    pub sha256: Option<[u8; 32]>,
 }
 
 impl DeadLetter {
@@ -67,7 +68,7 @@ impl DeadLetter {
             detail,
             payload: payload[..payload.len().min(Self::MAX_PREFIX_BYTES)].to_vec(),
             size: payload.len() as u64,
-            sha256: sha2::Sha256::digest(payload).into(),
+            sha256: Some(sha2::Sha256::digest(payload).into()),
         }
     }
 
@@ -88,6 +89,36 @@ impl DeadLetter {
         }
         &gw[..end]
     }
+}
+
+/// How much of the dead letters the store keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeadLetterLimits {
+    /// Bytes of a payload kept (at most [`DeadLetter::MAX_PREFIX_BYTES`]); size and hash are
+    /// always of the whole payload.
+    pub payload_bytes: usize,
+    /// Rows kept per gateway bucket ([`DeadLetter::gateway_bucket`]); a write past it deletes
+    /// that gateway's oldest rows in the same transaction.
+    pub per_gateway: u64,
+    /// Rows older than this are deleted by the periodic upkeep.
+    pub retention: Duration,
+}
+
+impl Default for DeadLetterLimits {
+    fn default() -> Self {
+        DeadLetterLimits {
+            payload_bytes: 4_096,
+            per_gateway: 10_000,
+            retention: Duration::from_secs(7 * 86_400),
+        }
+    }
+}
+
+/// A dead letter as stored, with its row id (the cursor of the dead-letter pages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDeadLetter {
+    pub id: i64,
+    pub letter: DeadLetter,
 }
 
 /// A gateway's birth (online) or death (offline) as announced on its status topic.
@@ -170,6 +201,9 @@ impl WriteBatch {
 pub struct WriteOutcome {
     /// Points that were new; replays are not counted.
     pub points_inserted: u64,
+    /// Older dead letters deleted because their gateway's bucket was over
+    /// [`DeadLetterLimits::per_gateway`].
+    pub dead_letters_dropped: u64,
     /// After the commit, the health of every device the batch may have changed: those it
     /// carried a report for, and every device of a gateway whose status it carried. A device
     /// can appear with an unchanged state (a stale report, a repeated birth).

@@ -17,7 +17,8 @@ use tokio_postgres::Transaction;
 
 use super::super::types::{quality_code, split_value};
 use super::super::{
-    touched_hours, Backend, PointRow, SeriesKey, StoreError, WriteBatch, WriteOutcome,
+    touched_hours, Backend, DeadLetter, DeadLetterLimits, PointRow, SeriesKey, StoreError,
+    WriteBatch, WriteOutcome,
 };
 use super::{to_time, PgStore};
 
@@ -87,7 +88,7 @@ impl PgStore {
             InsertPath::Unnest => insert_unnest(&tx, &columns, self.statement_rows).await?,
             InsertPath::Values => insert_values(&tx, &columns, self.statement_rows).await?,
         };
-        write_messages(&tx, &batch).await?;
+        let dead_letters_dropped = write_messages(&tx, &batch, self.dead_letter_limits()).await?;
         super::registry::write_health(&tx, &batch.health).await?;
         if self.backend == Backend::Postgres && !batch.points.is_empty() {
             let hours: Vec<SystemTime> = touched_hours(&batch.points)
@@ -106,6 +107,7 @@ impl PgStore {
         session.series.extend(new_series);
         Ok(WriteOutcome {
             points_inserted: inserted,
+            dead_letters_dropped,
             device_health,
         })
     }
@@ -452,20 +454,47 @@ async fn insert_values(
     Ok(total)
 }
 
-async fn write_messages(tx: &Transaction<'_>, batch: &WriteBatch) -> Result<(), StoreError> {
+/// Events, acknowledgements and dead letters; returns the dead letters deleted for their
+/// gateway's cap.
+async fn write_messages(
+    tx: &Transaction<'_>,
+    batch: &WriteBatch,
+    limits: DeadLetterLimits,
+) -> Result<u64, StoreError> {
+    let mut buckets: Vec<&str> = Vec::new();
     for d in &batch.dead_letters {
+        let bucket = DeadLetter::gateway_bucket(&d.topic);
+        let keep = d.payload.len().min(limits.payload_bytes);
+        let sha: Option<&[u8]> = d.sha256.as_ref().map(|h| &h[..]);
         tx.execute(
-            "INSERT INTO dead_letters (received_at, topic, reason, detail, payload)
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO dead_letters (received_at, topic, reason, detail, payload, gateway, size, sha256)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             &[
                 &to_time(d.received_ms),
                 &d.topic,
                 &d.reason,
                 &d.detail,
-                &d.payload,
+                &&d.payload[..keep],
+                &bucket,
+                &(d.size as i64),
+                &sha,
             ],
         )
         .await?;
+        if !buckets.contains(&bucket) {
+            buckets.push(bucket);
+        }
+    }
+    let mut dropped = 0u64;
+    for bucket in buckets {
+        dropped += tx
+            .execute(
+                "DELETE FROM dead_letters WHERE gateway = $1 AND id <= (
+                     SELECT id FROM dead_letters WHERE gateway = $1
+                     ORDER BY id DESC OFFSET $2 LIMIT 1)",
+                &[&bucket, &(limits.per_gateway as i64)],
+            )
+            .await?;
     }
     for (table, msgs) in [
         ("gateway_events", &batch.events),
@@ -481,5 +510,5 @@ async fn write_messages(tx: &Transaction<'_>, batch: &WriteBatch) -> Result<(), 
             .await?;
         }
     }
-    Ok(())
+    Ok(dropped)
 }
