@@ -667,8 +667,19 @@ fn write(
                config_hash = coalesce(excluded.config_hash, config_hash),
                status_at = excluded.status_at,
                last_seen = max(coalesce(last_seen, 0), excluded.last_seen),
-               boot_epoch = max(coalesce(boot_epoch, excluded.boot_epoch), coalesce(excluded.boot_epoch, boot_epoch))
-             WHERE boot_epoch IS NULL OR excluded.boot_epoch IS NULL OR excluded.boot_epoch >= boot_epoch",
+               boot_epoch = coalesce(excluded.boot_epoch, boot_epoch)
+             WHERE boot_epoch IS NULL OR excluded.boot_epoch IS NULL OR status_at IS NULL
+                OR (excluded.online AND (excluded.boot_epoch > boot_epoch
+                                         OR excluded.status_at >= status_at))
+                OR (NOT excluded.online AND excluded.boot_epoch >= boot_epoch
+                                        AND excluded.status_at >= status_at)",
+        )?;
+        // A birth that moved the boot epoch back (the gateway's state was wiped) starts the
+        // device reports' order afresh: reports of the new boot are newer than any of the old.
+        let mut reset = tx.prepare_cached(
+            "UPDATE devices SET health_epoch = NULL, health_seq = NULL
+             WHERE gateway = ?1 AND health_epoch > ?2
+               AND (SELECT boot_epoch FROM gateways WHERE gateway = ?1) = ?2",
         )?;
         for s in &batch.statuses {
             status.execute(params![
@@ -680,6 +691,9 @@ fn write(
                 s.at_ms,
                 s.boot_epoch
             ])?;
+            if let (true, Some(epoch)) = (s.online, s.boot_epoch) {
+                reset.execute(params![s.gateway.as_str(), epoch])?;
+            }
         }
         let mut birth = tx.prepare_cached(
             "INSERT INTO gateway_births (gateway, config_hash, table_check, received_at, body)

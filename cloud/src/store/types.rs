@@ -128,8 +128,11 @@ pub struct GatewayStatus {
     pub online: bool,
     /// When the cloud received it: statuses apply in arrival order.
     pub at_ms: i64,
-    /// The session the status is about. A status from an older boot epoch than the last one
-    /// applied is ignored (a late will cannot mark a newer session offline).
+    /// The session the status is about. Order (see the store's module docs): a birth applies
+    /// when its epoch is newer than the stored one or it arrived later (so a gateway whose
+    /// counter went back, state wiped or image restored, is online with its next birth); a
+    /// death applies only to the stored session or a newer one, and only when it arrived
+    /// later (a late will cannot mark a newer session offline).
     pub boot_epoch: Option<i64>,
     pub agent_version: Option<String>,
     pub config_hash: Option<String>,

@@ -168,9 +168,13 @@ async fn write_registry(tx: &Transaction<'_>, batch: &WriteBatch) -> Result<(), 
                config_hash = coalesce(excluded.config_hash, gateways.config_hash),
                status_at = excluded.status_at,
                last_seen = GREATEST(gateways.last_seen, excluded.last_seen),
-               boot_epoch = GREATEST(gateways.boot_epoch, excluded.boot_epoch)
+               boot_epoch = coalesce(excluded.boot_epoch, gateways.boot_epoch)
              WHERE gateways.boot_epoch IS NULL OR excluded.boot_epoch IS NULL
-                OR excluded.boot_epoch >= gateways.boot_epoch",
+                OR gateways.status_at IS NULL
+                OR (excluded.online AND (excluded.boot_epoch > gateways.boot_epoch
+                                         OR excluded.status_at >= gateways.status_at))
+                OR (NOT excluded.online AND excluded.boot_epoch >= gateways.boot_epoch
+                                        AND excluded.status_at >= gateways.status_at)",
             &[
                 &s.gateway.as_str(),
                 &s.online,
@@ -181,6 +185,17 @@ async fn write_registry(tx: &Transaction<'_>, batch: &WriteBatch) -> Result<(), 
             ],
         )
         .await?;
+        if let (true, Some(epoch)) = (s.online, s.boot_epoch) {
+            // A birth that moved the boot epoch back (the gateway's state was wiped) starts the
+            // device reports' order afresh.
+            tx.execute(
+                "UPDATE devices SET health_epoch = NULL, health_seq = NULL
+                 WHERE gateway = $1 AND health_epoch > $2
+                   AND (SELECT boot_epoch FROM gateways WHERE gateway = $1) = $2",
+                &[&s.gateway.as_str(), &epoch],
+            )
+            .await?;
+        }
     }
     for b in &batch.births {
         tx.execute(
