@@ -24,6 +24,11 @@
 //! (gateway, config hash) in the same transactions as everything else, and a batch that
 //! arrives before its birth waits, unacknowledged and bounded, for `birth_wait`.
 //!
+//! Logs: every string a gateway controls (topics, dead-letter details, identifiers, and store
+//! errors, which may quote them) is logged as a Debug-quoted field (`field = ?value`), never with
+//! `%`, so a newline or a terminal escape in a topic arrives in the log as `\n` or `\u{1b}`
+//! inside quotes, and cannot forge a line.
+//!
 //! With the embedded broker the broker lives in this process: it acknowledges a gateway's
 //! publish on receipt, so a crash of this process loses what the writer had not committed.
 //! Use an external broker where that matters.
@@ -440,7 +445,7 @@ impl Classifier {
                     Err(e) => {
                         // Unknown for now: leave it unacknowledged; the broker redelivers
                         // it after the next reconnect.
-                        tracing::warn!(error = %e, gateway = %gw,
+                        tracing::warn!(error = ?e.to_string(), gateway = ?gw.as_str(),
                             "could not check registration; message left unacknowledged");
                         metrics.unacked_messages.dec();
                         return true;
@@ -460,7 +465,7 @@ impl Classifier {
             Content::Dead(d) => {
                 metrics.message("dead_letter");
                 metrics.dead_letter(&d.reason);
-                tracing::info!(topic = %d.topic, reason = %d.reason, detail = %d.detail,
+                tracing::info!(topic = ?d.topic, reason = ?d.reason, detail = ?d.detail,
                     "message dead-lettered");
             }
         }

@@ -150,7 +150,7 @@ impl Writer {
                 self.publish_health(outcome);
             }
             Err(e) if !e.is_transient() => {
-                tracing::error!(error = %e, messages = items.len(),
+                tracing::error!(error = ?e.to_string(), messages = items.len(),
                     "the database refused a batch; writing its messages one by one");
                 self.write_one_by_one(items).await;
             }
@@ -233,8 +233,10 @@ impl Writer {
                         .send(Arc::new(assemble(std::slice::from_ref(&item))));
                     self.publish_health(outcome);
                 }
-                (Err(e), item) => tracing::error!(error = %e, topic = %item.publish.topic,
-                    "could not store a message nor its dead letter; leaving it unacknowledged"),
+                (Err(e), item) => {
+                    tracing::error!(error = ?e.to_string(), topic = ?item.publish.topic,
+                    "could not store a message nor its dead letter; leaving it unacknowledged")
+                }
             }
         }
     }

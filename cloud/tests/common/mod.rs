@@ -138,7 +138,7 @@ impl CloudProcess {
         Self::serve_logging(settings, None)
     }
 
-    /// [`CloudProcess::serve`], with the service's log (stdout and stderr) in `log`.
+    /// [`CloudProcess::serve`], with the service's log (stdout and stderr, level info) in `log`.
     pub fn serve_logging(
         settings: &[(&str, String)],
         log: Option<&std::path::Path>,
@@ -155,6 +155,7 @@ impl CloudProcess {
         if let Some(path) = log {
             let out = std::fs::File::create(path).expect("create the log file");
             cmd.env("NO_COLOR", "1")
+                .env("RUST_LOG", "info")
                 .stdout(out.try_clone().expect("log file"))
                 .stderr(out);
         }
