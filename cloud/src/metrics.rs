@@ -50,6 +50,12 @@ pub struct Metrics {
     pub fanout_listening: Gauge,
     /// Length of each gap in listening to the live channel.
     pub fanout_listen_gap_seconds: Histogram,
+    /// Packets from the broker over `mqtt.max_packet_bytes` (each costs one reconnect).
+    pub mqtt_oversized_packets: Counter,
+    /// Established connections the broker closed and accepted again at once (a takeover).
+    pub mqtt_session_closed_by_broker: Counter,
+    /// Dead letters deleted by their bounds, by reason (`cap`, `age`).
+    pub dead_letters_dropped: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -81,7 +87,25 @@ impl Metrics {
             fanout_events_shed: Family::default(),
             fanout_listening: Gauge::default(),
             fanout_listen_gap_seconds: Histogram::new(exponential_buckets(0.1, 2.0, 14)),
+            mqtt_oversized_packets: Counter::default(),
+            mqtt_session_closed_by_broker: Counter::default(),
+            dead_letters_dropped: Family::default(),
         };
+        registry.register(
+            "dead_letters_dropped",
+            "Dead letters deleted by their bounds, by reason: cap (a gateway's oldest past ingest.dead_letter_max_per_gateway), age (past ingest.dead_letter_retention_days)",
+            m.dead_letters_dropped.clone(),
+        );
+        registry.register(
+            "mqtt_oversized_packets",
+            "Packets from the broker over mqtt.max_packet_bytes, each taken on a connection raised for it",
+            m.mqtt_oversized_packets.clone(),
+        );
+        registry.register(
+            "mqtt_session_closed_by_broker",
+            "Established broker connections closed by the broker and accepted again at once (another client using the client id)",
+            m.mqtt_session_closed_by_broker.clone(),
+        );
         registry.register(
             "points_received",
             "Points in accepted telemetry messages, replays included",
@@ -196,6 +220,12 @@ impl Metrics {
         self.messages
             .get_or_create(&vec![("kind", kind.to_string())])
             .inc();
+    }
+
+    pub fn dead_letters_dropped(&self, reason: &str, n: u64) {
+        self.dead_letters_dropped
+            .get_or_create(&vec![("reason", reason.to_string())])
+            .inc_by(n);
     }
 
     pub fn dead_letter(&self, reason: &str) {

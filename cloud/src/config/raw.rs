@@ -87,6 +87,11 @@ pub struct RawIngest {
     pub queue_messages: u64,
     pub birth_wait_secs: u64,
     pub max_parked_per_gateway: u64,
+    pub max_oversized_packet_bytes: u64,
+    pub dead_letter_payload_bytes: u64,
+    pub dead_letter_max_per_gateway: u64,
+    pub dead_letter_retention_days: u64,
+    /// A table: last, so that TOML output puts it after the plain keys.
     pub quota: RawQuota,
 }
 
@@ -124,6 +129,10 @@ impl Default for RawIngest {
             queue_messages: 1_024,
             birth_wait_secs: 30,
             max_parked_per_gateway: 10_000,
+            max_oversized_packet_bytes: 268_435_455,
+            dead_letter_payload_bytes: 4_096,
+            dead_letter_max_per_gateway: 10_000,
+            dead_letter_retention_days: 7,
             quota: RawQuota::default(),
         }
     }

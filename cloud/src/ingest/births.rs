@@ -88,7 +88,8 @@ impl Births {
             // still come; keep waiting.
             Ok(_) => Ok(None),
             Err(e) => {
-                tracing::warn!(error = %e, gateway = %key.0, config_hash = %key.1.config_hash,
+                tracing::warn!(error = ?e.to_string(), gateway = ?key.0.as_str(),
+                    config_hash = ?key.1.config_hash,
                     "a stored birth no longer decodes");
                 Ok(None)
             }

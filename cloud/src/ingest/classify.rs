@@ -114,13 +114,13 @@ pub fn dead_letter_row(
     reason: &str,
     detail: String,
 ) -> DeadLetter {
-    DeadLetter {
+    DeadLetter::new(
         received_ms,
-        topic: topic.to_string(),
-        reason: reason.to_string(),
+        topic.to_string(),
+        reason.to_string(),
         detail,
-        payload: payload.to_vec(),
-    }
+        payload,
+    )
 }
 
 fn decode_reason(e: &DecodeError) -> &'static str {

@@ -26,6 +26,11 @@
 //! birth is known or dead-lettered after `birth_wait` ([`parking`]). No message waits
 //! unacknowledged for anything but its own commit, so none holds the broker's in-flight window.
 //!
+//! Logs: every string a gateway controls (topics, dead-letter details, identifiers, and store
+//! errors, which may quote them) is logged as a Debug-quoted field (`field = ?value`), never with
+//! `%`, so a newline or a terminal escape in a topic arrives in the log as `\n` or `\u{1b}`
+//! inside quotes, and cannot forge a line.
+//!
 //! With the embedded broker the broker lives in this process: it acknowledges a gateway's
 //! publish on receipt, so a crash of this process loses what the writer had not committed.
 //! Use an external broker where that matters.
@@ -33,8 +38,11 @@
 mod births;
 mod classify;
 mod mqtt;
+mod oversize;
 mod parking;
 mod quota;
+pub mod session;
+pub mod upkeep;
 mod writer;
 
 use std::collections::HashSet;
@@ -94,6 +102,12 @@ pub struct IngestSettings {
     pub max_parked_per_gateway: usize,
     /// What each gateway may send.
     pub quota: QuotaSettings,
+    /// The largest packet a connection is raised to so that a message over
+    /// `mqtt.max_packet_bytes` is taken as a dead letter instead of blocking the session
+    /// (see `oversize`).
+    pub max_oversized_packet_bytes: usize,
+    /// What the store keeps of dead letters; its `retention` is enforced by [`upkeep`].
+    pub dead_letters: crate::store::DeadLetterLimits,
 }
 
 impl Default for IngestSettings {
@@ -109,6 +123,8 @@ impl Default for IngestSettings {
             birth_wait: Duration::from_secs(30),
             max_parked_per_gateway: 10_000,
             quota: QuotaSettings::default(),
+            max_oversized_packet_bytes: oversize::MQTT_MAX_PACKET_BYTES,
+            dead_letters: crate::store::DeadLetterLimits::default(),
         }
     }
 }
@@ -117,6 +133,8 @@ impl Default for IngestSettings {
 #[derive(Clone)]
 pub struct IngestHandle {
     connected: Arc<AtomicBool>,
+    problem: session::BrokerProblem,
+    sibling: session::SiblingCloses,
     /// Every batch the writer committed, after its commit (for the WebSocket and alerts).
     committed: tokio::sync::broadcast::Sender<Arc<crate::store::WriteBatch>>,
     /// Device health after each commit that may have changed it (for the WebSocket).
@@ -127,6 +145,18 @@ impl IngestHandle {
     /// Whether the broker connection is up and the subscriptions are in place (for readiness).
     pub fn broker_connected(&self) -> bool {
         self.connected.load(Ordering::Relaxed)
+    }
+
+    /// Where the command service records the ends of its own broker connection, so that a
+    /// broker restart (which ends both) is not taken for a takeover of ingest's session.
+    pub fn sibling_closes(&self) -> session::SiblingCloses {
+        self.sibling.clone()
+    }
+
+    /// What is wrong with the broker session besides being down (taken over by another client,
+    /// blocked by a message over the cap), while it is current.
+    pub fn broker_problem(&self) -> Option<String> {
+        self.problem.current()
     }
 
     /// Batches as they are committed. The writer's send never waits: a receiver that falls
@@ -184,11 +214,22 @@ pub fn start(
         max_future_skew_ms: settings.max_future_skew.as_millis() as i64,
     };
 
+    let problem = session::BrokerProblem::default();
+    let sibling = session::SiblingCloses::default();
     tracker.spawn(mqtt::run_event_loop(mqtt::EventLoopTask {
         eventloop,
         client: client.clone(),
+        client_id: mqtt_settings.client_id.clone(),
         filters,
         inbound: pub_tx,
+        oversized: item_tx.clone(),
+        limit: oversize::PacketLimit::new(
+            mqtt_settings.max_packet_bytes,
+            settings.max_oversized_packet_bytes,
+        ),
+        metrics: metrics.clone(),
+        problem: problem.clone(),
+        sibling: sibling.clone(),
         connected: connected.clone(),
         stop: stop.clone(),
         writer_done: writer_done.clone(),
@@ -209,6 +250,12 @@ pub fn start(
             control: client.clone(),
         },
     ));
+    tracker.spawn(upkeep::expire_dead_letters(
+        store.clone(),
+        settings.dead_letters.retention,
+        metrics.clone(),
+        stop.clone(),
+    ));
     let (committed, _) = tokio::sync::broadcast::channel(COMMITTED_CAPACITY);
     let (health, _) = tokio::sync::broadcast::channel(COMMITTED_CAPACITY);
     let writer = writer::Writer {
@@ -226,6 +273,8 @@ pub fn start(
     });
     Ok(IngestHandle {
         connected,
+        problem,
+        sibling,
         committed,
         health,
     })
@@ -598,7 +647,7 @@ impl Classifier {
                     Err(e) => {
                         // Unknown for now: leave it unacknowledged (or parked); the broker
                         // redelivers it after the next reconnect.
-                        tracing::warn!(error = %e, gateway = ?gw.as_str(),
+                        tracing::warn!(error = ?e.to_string(), gateway = ?gw.as_str(),
                             "could not check registration; message left unacknowledged");
                         if matches!(origin, Origin::Broker(_)) {
                             metrics.unacked_messages.dec();

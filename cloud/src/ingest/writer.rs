@@ -204,7 +204,7 @@ impl Writer {
                 self.publish_health(outcome);
             }
             Err(e) if !e.is_transient() => {
-                tracing::error!(error = %e, messages = items.len(),
+                tracing::error!(error = ?e.to_string(), messages = items.len(),
                     "the database refused a batch; writing its messages one by one");
                 self.write_one_by_one(items).await;
             }
@@ -233,6 +233,10 @@ impl Writer {
                         .observe(t0.elapsed().as_secs_f64());
                     self.metrics.batches.inc();
                     self.metrics.points_stored.inc_by(outcome.points_inserted);
+                    if outcome.dead_letters_dropped > 0 {
+                        self.metrics
+                            .dead_letters_dropped("cap", outcome.dead_letters_dropped);
+                    }
                     return Ok(outcome);
                 }
                 Err(e) => {
@@ -283,8 +287,10 @@ impl Writer {
                         .send(Arc::new(assemble(std::slice::from_ref(&item))));
                     self.publish_health(outcome);
                 }
-                (Err(e), item) => tracing::error!(error = %e, topic = ?item.origin.topic(),
-                    "could not store a message nor its dead letter; leaving it unacknowledged"),
+                (Err(e), item) => {
+                    tracing::error!(error = ?e.to_string(), topic = ?item.origin.topic(),
+                    "could not store a message nor its dead letter; leaving it unacknowledged")
+                }
             }
         }
     }

@@ -109,6 +109,12 @@ pub const POSTGRES: &[Migration] = &[
         sql: include_str!("../../../migrations/postgres/0200_gateway_births.sql"),
     },
     Migration {
+        version: 210,
+        name: "dead_letter_bounds",
+        flavour: Flavour::Any,
+        sql: include_str!("../../../migrations/postgres/0210_dead_letter_bounds.sql"),
+    },
+    Migration {
         version: 300,
         name: "parked_telemetry",
         flavour: Flavour::Any,
@@ -176,6 +182,12 @@ pub const SQLITE: &[Migration] = &[
         name: "gateway_births",
         flavour: Flavour::Any,
         sql: include_str!("../../../migrations/sqlite/0200_gateway_births.sql"),
+    },
+    Migration {
+        version: 210,
+        name: "dead_letter_bounds",
+        flavour: Flavour::Any,
+        sql: include_str!("../../../migrations/sqlite/0210_dead_letter_bounds.sql"),
     },
     Migration {
         version: 300,
