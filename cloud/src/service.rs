@@ -55,10 +55,20 @@ pub struct Running {
 
 /// Runs until `stop` fires, then drains. `started` receives the bound HTTP address.
 pub async fn serve(
-    settings: Settings,
+    mut settings: Settings,
     stop: CancellationToken,
     started: Option<tokio::sync::oneshot::Sender<Running>>,
 ) -> Result<(), ServiceError> {
+    if let BrokerSettings::Embedded { listen } = settings.broker {
+        // The embedded broker's sessions live in this process and end with it, so the client
+        // id need not outlive it: a random suffix per start means no gateway can connect under
+        // the cloud's id and take its session (the embedded broker has no ACL of its own yet).
+        let suffix = crate::auth::random_hex(8).map_err(|e| BrokerError {
+            listen,
+            reason: format!("no randomness for the client id: {e}"),
+        })?;
+        settings.mqtt.client_id = format!("{}-{suffix}", settings.mqtt.client_id);
+    }
     let (mut store, _) = migrate(&settings).await?;
     store.set_dead_letter_limits(settings.ingest.dead_letters);
     match store.backend() {

@@ -166,6 +166,8 @@ pub(super) async fn run_event_loop(task: EventLoopTask) {
     let mut watch = SessionWatch::default();
     // Oversized publishes taken on a raised connection whose acknowledgement is not out yet.
     let mut raised_unacked: Vec<u16> = Vec::new();
+    // A DISCONNECT is on its way to end a raised connection (not the service).
+    let mut lowering = false;
     let mut up = false;
     let deadline = async {
         stop.cancelled().await;
@@ -211,7 +213,9 @@ pub(super) async fn run_event_loop(task: EventLoopTask) {
                     metrics.mqtt_session_closed_by_broker.inc();
                     if count >= TAKEN_OVER_AFTER {
                         let text = format!(
-                            "session taken over: the broker closed this connection {count} times                              in the last minute and accepted it again at once; another client                              is connecting with client id {client_id:?}"
+                            "session taken over: the broker closed this connection {count} times \
+                             in the last minute and accepted it again at once; another client \
+                             is connecting with client id {client_id:?}"
                         );
                         tracing::error!(client_id = ?client_id, closes = count,
                             "session taken over: another client is connecting with this client id");
@@ -280,16 +284,33 @@ pub(super) async fn run_event_loop(task: EventLoopTask) {
                         "oversized message taken; reconnecting with mqtt.max_packet_bytes again"
                     );
                     limit.lowered();
-                    eventloop.clean();
-                    up = false;
+                    // A DISCONNECT queued behind the PUBACK: the broker takes the PUBACK
+                    // before the connection ends. Dropping the socket instead could discard it
+                    // (a close with unread data is a reset) and bring the message back.
+                    if client.try_disconnect().is_ok() {
+                        lowering = true;
+                    } else {
+                        eventloop.clean();
+                        up = false;
+                    }
                 }
             }
             Ok(Event::Incoming(Incoming::SubAck(ack))) => {
                 tracing::info!(return_codes = ?ack.return_codes, "subscribed");
                 connected.store(true, Ordering::Relaxed);
             }
+            // Ending a raised connection: the broker closes it on the DISCONNECT (below).
+            Ok(Event::Outgoing(Outgoing::Disconnect)) if lowering => {}
             Ok(Event::Outgoing(Outgoing::Disconnect)) => break,
             Ok(_) => {}
+            Err(_) if lowering => {
+                // The broker closed the raised connection as asked: reconnect at once, with
+                // the normal limit; not a lost connection, not a takeover.
+                lowering = false;
+                up = false;
+                connected.store(false, Ordering::Relaxed);
+                eventloop.clean();
+            }
             Err(e) => {
                 connected.store(false, Ordering::Relaxed);
                 let was_up = std::mem::replace(&mut up, false);
