@@ -183,36 +183,52 @@ impl Fleet {
             BrokerKind::Mosquitto => {
                 let pki = TestPki::new(dir.path(), "fleet").expect("a test CA");
                 let server = pki.server("broker").expect("the broker's certificate");
+                // The shipped configuration: the gateways' users (mallory among them) on one
+                // listener, the cloud's on the other.
                 let passwd = dir.path().join("passwd");
-                let pairs: Vec<(String, String)> =
-                    users.iter().map(|u| (u.to_string(), secret(u))).collect();
+                let pairs: Vec<(String, String)> = users
+                    .iter()
+                    .filter(|u| **u != CLOUD_CLIENT_ID)
+                    .map(|u| (u.to_string(), secret(u)))
+                    .collect();
                 let refs: Vec<(&str, &str)> = pairs
                     .iter()
                     .map(|(u, p)| (u.as_str(), p.as_str()))
                     .collect();
                 password_file(&passwd, &refs).expect("the broker's password file");
+                let cloud_passwd = dir.path().join("cloud-passwd");
+                password_file(&cloud_passwd, &[(CLOUD_CLIENT_ID, &secret(CLOUD_CLIENT_ID))])
+                    .expect("the cloud's password file");
                 let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/examples");
                 let conf = std::fs::read_to_string(examples.join("mosquitto/fieldlink.conf"))
                     .expect("the shipped Mosquitto configuration");
-                let files = [
-                    ("password_file", passwd),
-                    ("acl_file", examples.join("mosquitto/acl")),
-                    ("cafile", pki.ca_cert().to_path_buf()),
-                    ("certfile", server.server_cert.clone()),
-                    ("keyfile", server.server_key.clone()),
-                ];
+                let mut files = Vec::new();
+                for pw in [passwd, cloud_passwd] {
+                    files.extend([
+                        ("cafile", pki.ca_cert().to_path_buf()),
+                        ("certfile", server.server_cert.clone()),
+                        ("keyfile", server.server_key.clone()),
+                        ("password_file", pw),
+                        ("acl_file", examples.join("mosquitto/acl")),
+                    ]);
+                }
+                let cloud_port = free_port();
                 let broker = Mosquitto::builder()
                     .config(move |port| {
                         let files: Vec<(&str, &Path)> =
                             files.iter().map(|(d, p)| (*d, p.as_path())).collect();
-                        adapt_config(&conf, port, &files)
+                        adapt_config(&conf, &[port, cloud_port], &files)
                     })
                     .start()
                     .expect("Mosquitto on the shipped configuration");
                 let endpoints = users
                     .iter()
                     .map(|u| Endpoint {
-                        port: broker.port(),
+                        port: if *u == CLOUD_CLIENT_ID {
+                            cloud_port
+                        } else {
+                            broker.port()
+                        },
                         user: u.to_string(),
                         password: secret(u),
                         tls: Some(TlsClient {
