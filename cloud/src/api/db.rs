@@ -29,6 +29,17 @@ pub enum DbError {
     ColumnType(String),
 }
 
+impl crate::store::Classify for DbError {
+    fn failure(&self) -> crate::store::Failure {
+        match self {
+            DbError::Postgres(e) => crate::store::failure::postgres(e),
+            DbError::Sqlite(e) => crate::store::failure::sqlite(e),
+            DbError::SqliteGone => crate::store::Failure::Unavailable,
+            DbError::ColumnType(_) => crate::store::Failure::Internal { code: None },
+        }
+    }
+}
+
 impl DbError {
     /// A unique or check constraint refused the row.
     pub fn is_constraint(&self) -> bool {

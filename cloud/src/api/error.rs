@@ -4,11 +4,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+use crate::store::{Classify, Failure};
+
 /// The body of every error response.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// Stable and machine-readable: `unauthorized`, `forbidden`, `not_found`, `bad_request`,
-    /// `conflict`, `unavailable`, `internal`.
+    /// `invalid_text`, `conflict`, `payload_too_large`, `request_timeout`, `too_many_requests`,
+    /// `refused_by_database`, `database_error`, `unavailable`, `internal`.
     pub code: String,
     /// For humans; wording may change.
     pub message: String,
@@ -33,17 +36,52 @@ impl ApiError {
     pub fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
     pub fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
     }
-    /// A database failure: 503 when retrying may help, else 500. Logged, since the caller
-    /// only sees the summary.
-    pub fn database(e: impl std::fmt::Display) -> ApiError {
-        tracing::warn!(error = %e, "api database call failed");
+    /// A database failure, by what it means ([`Failure`]): 503 `unavailable` only when the
+    /// database could not be reached (retrying may help); 422 `refused_by_database` when it
+    /// refused a value; 409 `conflict` for a constraint; else 500 `database_error` with the
+    /// database's code. Logged, since the caller only sees the summary.
+    pub fn database(e: impl Classify) -> ApiError {
+        let failure = e.failure();
+        tracing::warn!(error = ?e.to_string(), failure = ?failure, "api database call failed");
+        match failure {
+            Failure::Unavailable => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                format!("the database did not answer: {e}"),
+            ),
+            Failure::Refused { code } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "refused_by_database",
+                format!("the database refused a value of the request ({code})"),
+            ),
+            Failure::Conflict { code } => ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("the database refused the row as a conflict ({code})"),
+            ),
+            Failure::Internal { code } => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "database_error",
+                match code {
+                    Some(code) => format!("the database failed the request ({code})"),
+                    None => "the database call failed".to_string(),
+                },
+            ),
+        }
+    }
+    /// Text a store cannot keep, or that would corrupt a log or a terminal: 422
+    /// `invalid_text`, the message starting with the field.
+    pub fn invalid_text(field: &str, reason: &str) -> ApiError {
         ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            format!("the database did not answer: {e}"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_text",
+            format!("{field}: {reason}"),
         )
     }
     /// A rejected path, query or body: its own status (400, 415, 422, …) with our body.

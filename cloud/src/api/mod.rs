@@ -124,6 +124,7 @@ fn parts() -> (Vec<(Role, Router<ApiState>)>, utoipa::openapi::OpenApi) {
         .routes(routes!(gateways::remove_gateway))
         .split_for_parts();
     doc.merge(admin_doc);
+    openapi::common_responses(&mut doc);
     (
         vec![
             (Role::Viewer, viewer),

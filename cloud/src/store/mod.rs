@@ -11,6 +11,7 @@
 //! - Migrations run before anything else touches the database; on PostgreSQL under an advisory
 //!   lock, so instances starting together apply each version once.
 
+pub mod failure;
 mod health;
 mod migrations;
 mod postgres;
@@ -20,6 +21,7 @@ mod types;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use failure::{Classify, Failure};
 pub use health::{DeviceHealth, DeviceState, HealthReport, ReportedState};
 pub use migrations::{Flavour, Migration};
 pub use postgres::{channel as pg_channel, InsertPath, PgStore, DEFAULT_STATEMENT_ROWS};
