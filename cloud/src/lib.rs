@@ -15,6 +15,7 @@ pub mod config;
 pub mod dashboard;
 pub mod http;
 pub mod ingest;
+pub mod log_limit;
 pub mod metrics;
 pub mod notify;
 pub mod registry;

@@ -178,13 +178,16 @@ pub async fn serve(
         .with_alerts(alerts)
         .with_commands(commands)
         .with_ingest(handle.clone());
-    let mut router = http::router(state)
+    let mut router = http::router(state, &settings.api.limits)
         .merge(crate::api::router(api_state, &settings.api))
         .merge(crate::dashboard::router());
     if let Some(remote) = remote {
         router = router.layer(axum::Extension(remote));
     }
-    let http = tokio::spawn(crate::api::serve(listen, router, http_stop, bound_tx));
+    let server_settings = settings.http_server.clone();
+    let http = tokio::spawn(async move {
+        http::serve(listen, router, &server_settings, http_stop, bound_tx).await
+    });
     let http_addr = match bound_rx.await {
         Ok(addr) => addr,
         Err(_) => {

@@ -21,6 +21,8 @@ pub struct ErrorBody {
 pub struct ApiError {
     pub status: StatusCode,
     pub body: ErrorBody,
+    /// Sent as `Retry-After` (seconds) when set.
+    pub retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
@@ -31,6 +33,7 @@ impl ApiError {
                 code: code.to_string(),
                 message: message.into(),
             },
+            retry_after_secs: None,
         }
     }
     pub fn bad_request(message: impl Into<String>) -> ApiError {
@@ -75,6 +78,19 @@ impl ApiError {
             ),
         }
     }
+    /// Too many failed authentications from the caller's address: 429 with `Retry-After`
+    /// (whole seconds, at least 1).
+    pub fn throttled(retry_after: std::time::Duration) -> ApiError {
+        let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+        ApiError {
+            retry_after_secs: Some(secs.max(1)),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "too many failed authentications from this address; retry later",
+            )
+        }
+    }
     /// Text a store cannot keep, or that would corrupt a log or a terminal: 422
     /// `invalid_text`, the message starting with the field.
     pub fn invalid_text(field: &str, reason: &str) -> ApiError {
@@ -94,6 +110,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
+        let mut r = (self.status, Json(self.body)).into_response();
+        if let Some(secs) = self.retry_after_secs {
+            r.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        r
     }
 }
