@@ -21,4 +21,5 @@ pub mod notify;
 pub mod registry;
 pub mod service;
 pub mod store;
+pub mod terminal;
 pub mod ws;

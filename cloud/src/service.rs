@@ -105,7 +105,9 @@ pub async fn serve(
                 match store.refresh_rollup().await {
                     Ok(0) => {}
                     Ok(hours) => tracing::debug!(hours, "hourly rollup refreshed"),
-                    Err(e) => tracing::warn!(error = %e, "hourly rollup refresh failed"),
+                    Err(e) => {
+                        tracing::warn!(error = ?e.to_string(), "hourly rollup refresh failed")
+                    }
                 }
             }
         });

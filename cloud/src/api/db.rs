@@ -382,7 +382,7 @@ async fn connected<'a>(
         let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
-                tracing::warn!(error = %e, "api database connection ended");
+                tracing::warn!(error = ?e.to_string(), "api database connection ended");
             }
         });
         *slot = Some(client);

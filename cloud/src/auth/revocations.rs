@@ -108,7 +108,9 @@ async fn poll(inner: Arc<Inner>, every: Duration) {
                     true
                 });
             }
-            Err(e) => tracing::warn!(error = %e, "reading revoked tokens failed; retrying"),
+            Err(e) => {
+                tracing::warn!(error = ?e.to_string(), "reading revoked tokens failed; retrying")
+            }
         }
     }
 }

@@ -80,7 +80,7 @@ pub async fn serve(
                 Ok(a) => a,
                 Err(e) => {
                     // Out of file descriptors and the like: wait rather than spin.
-                    tracing::warn!(error = %e, "accepting an HTTP connection failed");
+                    tracing::warn!(error = ?e.to_string(), "accepting an HTTP connection failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -118,7 +118,7 @@ pub async fn serve(
                 }
             };
             if let Err(e) = ended {
-                tracing::debug!(client = %peer, error = %e, "HTTP connection ended");
+                tracing::debug!(client = %peer, error = ?e.to_string(), "HTTP connection ended");
             }
         });
     }
