@@ -1,7 +1,7 @@
 //! Database errors as the API reports them, from a real PostgreSQL and a real SQLite file: the
 //! database refusing a value is a 422 with a code (regression: a NUL character in a gateway
 //! name reached PostgreSQL and came back as 503 "the database did not answer"), a constraint a
-//! 409, and only a database that cannot be reached is a 503.
+//! 409, and only a database that cannot be reached, or does not answer in time, is a 503.
 
 mod api_support;
 
@@ -64,6 +64,15 @@ fn postgres_refusing_a_value_is_422_and_a_lost_connection_503() {
         assert_eq!(api.status, 500);
         assert_eq!(api.body.code, "database_error");
         assert!(api.body.message.contains("42703"), "{}", api.body.message);
+
+        // A call the database does not answer in time is unavailable (and the connection is
+        // replaced, so the next call is answered).
+        let mut slow = ApiDb::open(&spec).await.unwrap();
+        slow.set_timeout(std::time::Duration::from_millis(300));
+        let e = slow.query("SELECT pg_sleep(5)", vec![]).await.unwrap_err();
+        assert_eq!(e.failure(), Failure::Unavailable, "{e}");
+        assert_eq!(ApiError::database(e).status, 503);
+        assert_eq!(slow.query("SELECT 1", vec![]).await.unwrap().len(), 1);
 
         pg.stop();
         let e = db.query("SELECT 1", vec![]).await.unwrap_err();

@@ -184,6 +184,13 @@ fn connections_past_the_cap_are_refused_and_websockets_hold_their_slot() {
         let text = String::from_utf8_lossy(&raw);
         assert_eq!(status_of(&raw), 503, "{text}");
         assert!(text.contains("Retry-After: 1"), "{text}");
+        let (head, body) = text.split_once("\r\n\r\n").expect("a head and a body");
+        assert!(
+            head.contains(&format!("Content-Length: {}", body.len())),
+            "{text}"
+        );
+        let body: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+        assert_eq!(body["code"], "unavailable");
 
         drop(ws);
         drop(idle);

@@ -264,3 +264,48 @@ fn the_token_is_read_from_a_header_or_a_subprotocol_never_the_url() {
         );
     });
 }
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Regression (finding 7): 10,000 subscribes on one connection added 304 MB. At the default
+/// cap, 256 are held and the rest refused; the resident growth of this process (server and
+/// client) is printed for the record.
+#[test]
+fn ten_thousand_subscribes_hold_only_the_default_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let s = serve(&sqlite(&dir), ApiSettings::default()).await;
+        let t = api_support::token(&s, Role::Viewer).await;
+        let mut ws = connect(&s, &t).await;
+        let before = rss_kib();
+        let (mut held, mut refused) = (0, 0);
+        for i in 0..10_000 {
+            let r = subscribe(
+                &mut ws,
+                json!({"type": "subscribe", "topic": "telemetry", "gateway": format!("gw-{i}"),
+                    "device": "meter", "metric": "power"}),
+            )
+            .await;
+            match (r["type"].as_str(), r["code"].as_str()) {
+                (Some("subscribed"), _) => held += 1,
+                (Some("error"), Some("too_many_subscriptions")) => refused += 1,
+                other => panic!("{other:?}: {r}"),
+            }
+        }
+        assert_eq!((held, refused), (256, 9_744));
+        println!(
+            "10,000 subscribes: 256 held, 9,744 refused; RSS {} -> {} KiB",
+            before,
+            rss_kib()
+        );
+    });
+}

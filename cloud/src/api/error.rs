@@ -118,3 +118,47 @@ impl IntoResponse for ApiError {
         r
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Finding 6: an error carrying text someone else wrote is logged quoted and escaped, so
+    /// it can neither start a line of its own nor reach the terminal as an escape sequence.
+    #[test]
+    fn a_logged_error_cannot_forge_a_line() {
+        let log = Captured::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let e = crate::api::db::DbError::ColumnType(
+                "x\n2026-01-01T00:00:00Z  INFO admin token created\u{1b}[2J".into(),
+            );
+            assert_eq!(ApiError::database(e).status, 500);
+        });
+        let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(!text.contains('\u{1b}'), "{text}");
+        assert!(
+            text.contains(r#"x\n2026-01-01T00:00:00Z  INFO admin token created\u{1b}[2J"#),
+            "{text}"
+        );
+    }
+}

@@ -57,7 +57,7 @@ pub struct ConnectionSlot(#[allow(dead_code)] Arc<OwnedSemaphorePermit>);
 
 /// What a connection over the cap is told before it is closed.
 const FULL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n\
-Content-Type: application/json\r\nConnection: close\r\nContent-Length: 72\r\n\r\n\
+Content-Type: application/json\r\nConnection: close\r\nContent-Length: 73\r\n\r\n\
 {\"code\":\"unavailable\",\"message\":\"too many open connections; retry later\"}";
 
 /// Serves `router` on `listener` until `stop` fires and every connection has finished.

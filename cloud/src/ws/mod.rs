@@ -1,9 +1,16 @@
 //! The WebSocket: one endpoint, `GET /api/v1/ws`, for live telemetry, gateway status, command
 //! status and alerts.
 //!
-//! Auth is checked before the upgrade, with the same rule as REST (viewer or above; 401/403):
-//! an `Authorization: Bearer` header, or `?token=` because browsers cannot set headers on a
-//! WebSocket.
+//! Auth is checked before the upgrade, with the same rule as REST (viewer or above; 401/403,
+//! 429 while the address is throttled): an `Authorization: Bearer` header, or — because
+//! browsers cannot set headers on a WebSocket — the subprotocols `fieldlink.v1` and
+//! `fieldlink.bearer.<token>` (the answer names `fieldlink.v1` only). A token in the URL
+//! (`?token=`, which proxies and browsers log) is refused with 401.
+//!
+//! A connection lives only as long as its token: it watches the revoked set
+//! ([`crate::auth::Revocations`]) and is closed with 1008 "token revoked" at once when this
+//! instance revokes it, and within `websocket.token_check_ms` when another instance or the CLI
+//! does. Subscriptions are capped per connection and per token ([`limits`]).
 //!
 //! Client → server, JSON text frames:
 //! `{"type": "subscribe", "topic": "telemetry", "gateway": "gw-1", "device": "meter", "metric": "power"}`
@@ -13,7 +20,8 @@
 //! `{"type": "unsubscribe", "topic": "…"}` (drops every subscription to that topic).
 //!
 //! Server → client: `subscribed`, `unsubscribed`, `telemetry`, `command`, `gateway_status`, `alert`,
-//! `device_status` (see [`device`]), `lagged`, `gap`, `error`. `{"type": "gap", "from": "…",
+//! `device_status` (see [`device`]), `lagged`, `gap`, `error` (with a `code`:
+//! `bad_message`, `bad_filter`, `too_many_subscriptions`). `{"type": "gap", "from": "…",
 //! "to": "…"}` (RFC 3339) says this instance could not hear the other instances' events between
 //! those times (a database restart, see [`fanout`]): read REST for what may be missing.
 //!
