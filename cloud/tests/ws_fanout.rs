@@ -120,7 +120,7 @@ impl Client {
     /// Connects with `token` and subscribes to every topic, unfiltered.
     async fn connect(addr: SocketAddr, token: &str) -> Client {
         let (mut ws, _) =
-            tokio_tungstenite::connect_async(ws_request(&format!("ws://{addr}/api/v1/ws"), &token))
+            tokio_tungstenite::connect_async(ws_request(&format!("ws://{addr}/api/v1/ws"), token))
                 .await
                 .expect("a viewer connects");
         for topic in ["telemetry", "gateway_status", "commands", "alerts"] {

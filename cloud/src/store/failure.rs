@@ -58,7 +58,7 @@ pub fn sqlite(e: &rusqlite::Error) -> Failure {
     use rusqlite::ErrorCode as C;
     match e {
         rusqlite::Error::SqliteFailure(f, _) => {
-            let code = Some(format!("SQLITE_{:?}", f.code));
+            let code = format!("SQLITE_{:?}", f.code);
             match f.code {
                 C::DatabaseBusy
                 | C::DatabaseLocked
@@ -66,13 +66,9 @@ pub fn sqlite(e: &rusqlite::Error) -> Failure {
                 | C::SystemIoFailure
                 | C::CannotOpen
                 | C::OutOfMemory => Failure::Unavailable,
-                C::ConstraintViolation => Failure::Conflict {
-                    code: code.unwrap_or_default(),
-                },
-                C::TooBig => Failure::Refused {
-                    code: code.unwrap_or_default(),
-                },
-                _ => Failure::Internal { code },
+                C::ConstraintViolation => Failure::Conflict { code },
+                C::TooBig => Failure::Refused { code },
+                _ => Failure::Internal { code: Some(code) },
             }
         }
         _ => Failure::Internal { code: None },
