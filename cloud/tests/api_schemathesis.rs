@@ -10,8 +10,9 @@
 //! with content and not only with empty lists and 404s.
 //!
 //! On SQLite and on PostgreSQL. `FIELDLINK_SCHEMATHESIS_EXAMPLES` sets the examples per
-//! operation (default 25). The gating run is derandomized (`--generation-deterministic` and a
-//! fixed seed), so CI gives the same answer every time; `FIELDLINK_SCHEMATHESIS_SEED=random`
+//! operation (default 25). The gating run is derandomized (`--generation-deterministic`: every
+//! example derives from the document, no seed is used; three runs generated the same 1,610 and
+//! 35 cases), so CI gives the same answer every time; `FIELDLINK_SCHEMATHESIS_SEED=random`
 //! lets schemathesis pick a fresh seed (printed in its report), and a number replays one.
 
 mod api_support;
@@ -39,9 +40,6 @@ fn id(s: &str) -> Ident {
     Ident::new(s).unwrap()
 }
 
-/// The seed of the gating run.
-const SEED: &str = "14";
-
 /// `--seed` and `--generation-deterministic` as `FIELDLINK_SCHEMATHESIS_SEED` asks; never
 /// hypothesis' example database (deterministic mode implies none).
 fn seed_args() -> Vec<String> {
@@ -49,11 +47,7 @@ fn seed_args() -> Vec<String> {
     match std::env::var("FIELDLINK_SCHEMATHESIS_SEED").ok().as_deref() {
         Some("random") => no_database.to_vec(),
         Some(n) => [vec!["--seed".into(), n.to_string()], no_database.to_vec()].concat(),
-        None => vec![
-            "--seed".into(),
-            SEED.into(),
-            "--generation-deterministic".into(),
-        ],
+        None => vec!["--generation-deterministic".into()],
     }
 }
 
