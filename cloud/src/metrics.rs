@@ -44,6 +44,8 @@ pub struct Metrics {
     pub fanout_listening: Gauge,
     /// Length of each gap in listening to the live channel.
     pub fanout_listen_gap_seconds: Histogram,
+    /// What HTTP, authentication and the WebSocket refused or closed.
+    pub http: crate::http::HttpCounters,
 }
 
 impl Default for Metrics {
@@ -72,7 +74,9 @@ impl Metrics {
             fanout_events_shed: Family::default(),
             fanout_listening: Gauge::default(),
             fanout_listen_gap_seconds: Histogram::new(exponential_buckets(0.1, 2.0, 14)),
+            http: Default::default(),
         };
+        m.http.register(&mut registry);
         registry.register(
             "points_received",
             "Points in accepted telemetry messages, replays included",
@@ -210,6 +214,16 @@ mod tests {
         );
         assert!(
             text.contains("fieldlink_cloud_write_latency_seconds_count 1"),
+            "{text}"
+        );
+        m.http.auth_throttled.inc();
+        assert!(
+            text.contains("fieldlink_cloud_http_auth_failures_total 0"),
+            "{text}"
+        );
+        assert!(
+            m.render()
+                .contains("fieldlink_cloud_http_auth_throttled_total 1"),
             "{text}"
         );
         assert!(text.contains("# EOF"), "{text}");

@@ -179,7 +179,8 @@ pub async fn serve(
     let api_state = crate::api::ApiState::new(store.clone(), api_db)
         .with_alerts(alerts)
         .with_commands(commands)
-        .with_ingest(handle.clone());
+        .with_ingest(handle.clone())
+        .with_counters(metrics.http.clone());
     let mut router = http::router(state, &settings.api.limits)
         .merge(crate::api::router(api_state, &settings.api))
         .merge(crate::dashboard::router());
@@ -187,8 +188,17 @@ pub async fn serve(
         router = router.layer(axum::Extension(remote));
     }
     let server_settings = settings.http_server.clone();
+    let http_counters = metrics.http.clone();
     let http = tokio::spawn(async move {
-        http::serve(listen, router, &server_settings, http_stop, bound_tx).await
+        http::serve(
+            listen,
+            router,
+            &server_settings,
+            http_counters,
+            http_stop,
+            bound_tx,
+        )
+        .await
     });
     let http_addr = match bound_rx.await {
         Ok(addr) => addr,

@@ -191,6 +191,7 @@ fn connections_past_the_cap_are_refused_and_websockets_hold_their_slot() {
         );
         let body: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
         assert_eq!(body["code"], "unavailable");
+        assert_eq!(s.state.counters.connections_refused.get(), 1);
 
         drop(ws);
         drop(idle);
@@ -269,6 +270,9 @@ fn failed_authentication_is_throttled_per_address_and_logged_rate_limited() {
         assert_eq!(r.status, 200);
         assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
         assert_eq!(r.header("cache-control"), Some("no-store"));
+        // Counted, every one of them, although the log has only a line a second.
+        assert!(s.state.counters.auth_throttled.get() >= throttled);
+        assert_eq!(s.state.counters.auth_failures.get(), 51 - throttled);
     });
     let text = String::from_utf8_lossy(&log.0.lock().unwrap()).into_owned();
     let lines = text

@@ -126,6 +126,7 @@ fn a_revoked_tokens_websockets_close_here_at_once_and_from_elsewhere_within_the_
             (CloseCode::Policy, "token revoked")
         );
         println!("revoked elsewhere: closed after {took:?}");
+        assert_eq!(s.state.counters.ws_closed_revoked.get(), 3);
         // And it cannot connect again.
         let e = tokio_tungstenite::connect_async(ws_request(
             &format!("ws://{}/api/v1/ws", s.addr),
@@ -225,6 +226,7 @@ fn subscriptions_are_capped_per_connection_and_per_token() {
             took, 3,
             "the closed connection's subscriptions were not given back"
         );
+        assert!(s.state.counters.ws_subscriptions_refused.get() >= 2);
     });
 }
 

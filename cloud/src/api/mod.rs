@@ -55,6 +55,9 @@ pub struct ApiState {
     pub throttle: Arc<AuthThrottle>,
     /// The WebSocket's caps and its connections' subscriptions per token.
     pub websocket: crate::ws::WsLimits,
+    /// What authentication and the WebSocket refused or closed (the service's own metrics
+    /// when [`ApiState::with_counters`] was given them).
+    pub counters: crate::http::HttpCounters,
 }
 
 impl ApiState {
@@ -69,9 +72,20 @@ impl ApiState {
             alerts: None,
             throttle: Arc::new(AuthThrottle::new(
                 crate::http::Limits::default().auth_failures_per_sec,
+                crate::http::HttpCounters::default(),
             )),
-            websocket: crate::ws::WsLimits::new(crate::ws::WsSettings::default()),
+            websocket: crate::ws::WsLimits::new(
+                crate::ws::WsSettings::default(),
+                Default::default(),
+            ),
+            counters: crate::http::HttpCounters::default(),
         }
+    }
+
+    /// Counting into these (the service passes its [`crate::metrics::Metrics`]' own).
+    pub fn with_counters(mut self, counters: crate::http::HttpCounters) -> ApiState {
+        self.counters = counters;
+        self
     }
 
     /// With the alert evaluator, so the alert routes work.
@@ -155,8 +169,14 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 /// The API router: auth on every route but the document, CORS inside [the request
 /// hygiene](crate::http::hygiene).
 pub fn router(mut state: ApiState, settings: &ApiSettings) -> Router {
-    state.throttle = Arc::new(AuthThrottle::new(settings.limits.auth_failures_per_sec));
-    state.websocket = crate::ws::WsLimits::new(settings.websocket.clone());
+    state.throttle = Arc::new(AuthThrottle::new(
+        settings.limits.auth_failures_per_sec,
+        state.counters.clone(),
+    ));
+    state.websocket = crate::ws::WsLimits::new(
+        settings.websocket.clone(),
+        state.counters.ws_subscriptions_refused.clone(),
+    );
     let (classes, doc) = parts();
     let doc = Arc::new(doc);
     let mut router = Router::new()
@@ -210,6 +230,7 @@ pub async fn serve(
         listen,
         router,
         &crate::http::ServerSettings::default(),
+        crate::http::HttpCounters::default(),
         stop,
         bound,
     )

@@ -44,6 +44,7 @@ struct State {
 pub struct AuthThrottle {
     per_sec: f64,
     state: Mutex<State>,
+    counters: crate::http::HttpCounters,
 }
 
 /// The address an IP is throttled under: itself for IPv4, its /64 for IPv6.
@@ -61,8 +62,10 @@ fn key(ip: IpAddr) -> IpAddr {
 }
 
 impl AuthThrottle {
-    pub fn new(per_sec: NonZeroU32) -> AuthThrottle {
+    /// Counting failures and refusals in `counters`.
+    pub fn new(per_sec: NonZeroU32, counters: crate::http::HttpCounters) -> AuthThrottle {
         AuthThrottle {
+            counters,
             per_sec: f64::from(per_sec.get()),
             state: Mutex::new(State {
                 buckets: HashMap::new(),
@@ -88,6 +91,7 @@ impl AuthThrottle {
                 if tokens >= 1.0 {
                     Ok(())
                 } else {
+                    self.counters.auth_throttled.inc();
                     Err(Duration::from_secs_f64((1.0 - tokens) / self.per_sec))
                 }
             }
@@ -97,6 +101,7 @@ impl AuthThrottle {
 
     /// Records a failed authentication from `client` (and logs it, rate-limited).
     pub fn failed(&self, client: IpAddr, reason: &str) {
+        self.counters.auth_failures.inc();
         let now = Instant::now();
         let Ok(mut state) = self.state.lock() else {
             return;
@@ -159,7 +164,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_address_is_admitted_again_once_it_slowed_down() {
-        let t = AuthThrottle::new(NonZeroU32::new(10).unwrap());
+        let t = AuthThrottle::new(NonZeroU32::new(10).unwrap(), Default::default());
         let a = ip("192.0.2.1");
         for _ in 0..10 {
             assert!(t.check(a).is_ok());
@@ -187,7 +192,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn ipv6_counts_per_64_and_the_table_is_bounded() {
-        let t = AuthThrottle::new(NonZeroU32::new(1).unwrap());
+        let t = AuthThrottle::new(NonZeroU32::new(1).unwrap(), Default::default());
         t.failed(ip("2001:db8:1:2::1"), "x");
         assert!(t.check(ip("2001:db8:1:2:ffff::9")).is_err());
         assert!(t.check(ip("2001:db8:1:3::1")).is_ok());

@@ -8,9 +8,11 @@
 //! Every route of the service is served by [`server`] (timeouts, the connection cap) inside
 //! [`hygiene`] (early 413, request timeout, `nosniff` and `no-store`).
 
+pub mod counters;
 pub mod hygiene;
 pub mod server;
 
+pub use counters::HttpCounters;
 pub use hygiene::Limits;
 pub use server::{ConnectionSlot, ServerSettings};
 
@@ -82,16 +84,18 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// Binds `listen` and serves `router` with `settings` until `stop` fires; the bound address
+/// Binds `listen` and serves `router` with `settings` until `stop` fires, counting refused
+/// connections in `counters`; the bound address
 /// goes to `bound` before serving, so a port of 0 can be used.
 pub async fn serve(
     listen: SocketAddr,
     router: Router,
     settings: &ServerSettings,
+    counters: HttpCounters,
     stop: CancellationToken,
     bound: tokio::sync::oneshot::Sender<SocketAddr>,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let _ = bound.send(listener.local_addr()?);
-    server::serve(listener, router, settings, stop).await
+    server::serve(listener, router, settings, counters, stop).await
 }

@@ -65,6 +65,7 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     settings: &ServerSettings,
+    counters: super::HttpCounters,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(settings.max_connections));
@@ -88,6 +89,7 @@ pub async fn serve(
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             let _ = stream.try_write(FULL);
+            counters.connections_refused.inc();
             if let Some(suppressed) = refused_log.allow() {
                 tracing::warn!(
                     client = %peer,

@@ -35,6 +35,8 @@ impl Default for WsSettings {
 pub struct WsLimits {
     settings: WsSettings,
     per_token: Arc<Mutex<HashMap<String, usize>>>,
+    /// Subscriptions refused at a cap.
+    refused: prometheus_client::metrics::counter::Counter,
 }
 
 /// Why a subscription was refused.
@@ -60,10 +62,15 @@ impl Refused {
 }
 
 impl WsLimits {
-    pub fn new(settings: WsSettings) -> WsLimits {
+    /// Counting refused subscriptions in `refused`.
+    pub fn new(
+        settings: WsSettings,
+        refused: prometheus_client::metrics::counter::Counter,
+    ) -> WsLimits {
         WsLimits {
             settings,
             per_token: Arc::new(Mutex::new(HashMap::new())),
+            refused,
         }
     }
 
@@ -99,6 +106,14 @@ pub struct Share {
 impl Share {
     /// Takes one more subscription, or says which cap it would pass.
     pub fn take(&mut self) -> Result<(), Refused> {
+        let taken = self.try_take();
+        if taken.is_err() {
+            self.limits.refused.inc();
+        }
+        taken
+    }
+
+    fn try_take(&mut self) -> Result<(), Refused> {
         let s = &self.limits.settings;
         if self.held >= s.max_subscriptions_per_connection {
             return Err(Refused::Connection(s.max_subscriptions_per_connection));
@@ -151,11 +166,15 @@ mod tests {
 
     #[test]
     fn caps_per_connection_and_per_token_and_returned_on_drop() {
-        let limits = WsLimits::new(WsSettings {
-            max_subscriptions_per_connection: 3,
-            max_subscriptions_per_token: 5,
-            token_check: Duration::from_millis(500),
-        });
+        let refused = prometheus_client::metrics::counter::Counter::default();
+        let limits = WsLimits::new(
+            WsSettings {
+                max_subscriptions_per_connection: 3,
+                max_subscriptions_per_token: 5,
+                token_check: Duration::from_millis(500),
+            },
+            refused.clone(),
+        );
         let mut a = limits.share("t1");
         for _ in 0..3 {
             a.take().unwrap();
@@ -176,6 +195,7 @@ mod tests {
         assert_eq!(limits.held_by("t1"), 1);
         drop(a);
         assert_eq!(limits.held_by("t1"), 0);
+        assert_eq!(refused.get(), 2);
         assert_eq!(
             Refused::Token(5).message()["code"],
             "too_many_subscriptions"

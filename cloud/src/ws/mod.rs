@@ -317,6 +317,7 @@ pub async fn upgrade(
             .revocations()
             .watch(s.websocket.settings().token_check),
         share: s.websocket.share(&caller.token_id),
+        closed_revoked: s.counters.ws_closed_revoked.clone(),
         _slot: slot.map(|Extension(s)| s),
     };
     // A client sends only small control messages and every message to it is flushed on its
@@ -337,6 +338,7 @@ struct Session {
     token_id: String,
     revoked: tokio::sync::watch::Receiver<crate::auth::Revoked>,
     share: limits::Share,
+    closed_revoked: prometheus_client::metrics::counter::Counter,
     _slot: Option<crate::http::ConnectionSlot>,
 }
 
@@ -385,6 +387,7 @@ async fn client(mut socket: WebSocket, feeds: Feeds, mut session: Session) {
     loop {
         if revoked {
             tracing::info!(token_id = ?session.token_id, "closing a WebSocket whose token was revoked");
+            session.closed_revoked.inc();
             let _ = socket
                 .send(Message::Close(Some(CloseFrame {
                     code: 1008,
@@ -618,10 +621,13 @@ mod tests {
 
     #[test]
     fn subscribe_and_unsubscribe() {
-        let limits = WsLimits::new(WsSettings {
-            max_subscriptions_per_connection: 2,
-            ..WsSettings::default()
-        });
+        let limits = WsLimits::new(
+            WsSettings {
+                max_subscriptions_per_connection: 2,
+                ..WsSettings::default()
+            },
+            Default::default(),
+        );
         let mut share = limits.share("t");
         let mut s = Subscriptions::default();
         let sub = r#"{"type":"subscribe","topic":"telemetry","device":"meter"}"#;

@@ -48,11 +48,13 @@ pub async fn serve_with(
     let (tx, rx) = tokio::sync::oneshot::channel();
     let router = api::router(state.clone(), &settings);
     let stopping = stop.clone();
+    let counters = state.counters.clone();
     tokio::spawn(async move {
         fieldlink_cloud::http::serve(
             "127.0.0.1:0".parse().unwrap(),
             router,
             &server,
+            counters,
             stopping,
             tx,
         )
