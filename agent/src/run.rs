@@ -68,7 +68,10 @@ pub async fn run(config: AgentConfig, config_path: Option<PathBuf>) -> Result<()
         devices = config.point_map.devices.len(), "agent starting");
     let outbox = Outbox::new(journal.clone(), config.gateway.clone(), boot_epoch);
     if let Some(q) = journal.quarantine() {
-        tracing::error!(reason = %q.reason, moved_to = ?q.moved_to, "journal was damaged and moved aside");
+        tracing::error!(reason = %q.reason, moved_to = ?q.moved_to,
+            points_saved = q.salvage.map(|s| s.points_saved),
+            points_lost = q.salvage.and_then(|s| s.points_lost),
+            "journal was damaged or missing and moved aside");
         let file = q
             .moved_to
             .first()
@@ -77,7 +80,8 @@ pub async fn run(config: AgentConfig, config_path: Option<PathBuf>) -> Result<()
         outbox
             .event_or_log(EventKind::JournalQuarantined {
                 file,
-                error: q.reason.chars().take(1000).collect(),
+                // Says what happened and, after a salvage, how much was saved and lost.
+                error: q.summary().chars().take(1000).collect(),
             })
             .await;
     }

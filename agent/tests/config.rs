@@ -149,3 +149,61 @@ fn environment_overrides_keys() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("mqtt.max_in_flight"));
 }
+
+/// A minimal valid file, with `mqtt` and `device` lines to vary.
+fn file_with(mqtt: &str, device: &str) -> String {
+    format!(
+        "[gateway]\nid = \"g\"\n[mqtt]\n{mqtt}\n[[devices]]\nname = \"m\"\n{device}\n\
+         [[devices.points]]\nname = \"p\"\ntable = \"holding_register\"\naddress = 0\n\
+         type = \"u16\"\n"
+    )
+}
+
+const TCP: &str = "transport = { kind = \"tcp\", host = \"127.0.0.1\", port = 502, unit_id = 1 }";
+
+#[test]
+fn wrong_types_are_errors_that_name_the_dotted_key() {
+    assert!(config::parse(&file_with("url = \"mqtt://b:1883\"", TCP)).is_ok());
+    // A number written as a string is not coerced.
+    let text = file_with(
+        "url = \"mqtt://b:1883\"",
+        &format!("poll_interval_ms = \"1000\"\n{TCP}"),
+    );
+    let Err(ConfigError::Load(msg)) = config::parse(&text) else {
+        panic!("a string for a number was accepted")
+    };
+    assert!(msg.contains("devices[0].poll_interval_ms"), "{msg}");
+    assert!(msg.contains("string"), "{msg}");
+    // An out-of-range unit id is named down to its key.
+    let text = file_with(
+        "url = \"mqtt://b:1883\"",
+        "transport = { kind = \"tcp\", host = \"127.0.0.1\", port = 502, unit_id = 300 }",
+    );
+    let err = config::parse(&text).expect_err("unit_id 300 was accepted");
+    let paths: Vec<&str> = err.problems().iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(paths, ["devices[m].transport.unit_id"], "{err}");
+    // The real binary says the same and exits 2; a type error names the file too.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent.toml");
+    std::fs::write(&path, &text).unwrap();
+    let out = Command::new(BIN)
+        .args(["--config", path.to_str().unwrap(), "check-config"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(path.to_str().unwrap()), "{stderr}");
+    assert!(stderr.contains("devices[m].transport.unit_id"), "{stderr}");
+    assert!(stderr.contains("300"), "{stderr}");
+}
+
+#[test]
+fn the_broker_url_is_required() {
+    let err = config::parse(&file_with("", TCP)).unwrap_err();
+    let problem = err
+        .problems()
+        .iter()
+        .find(|p| p.path == "mqtt.url")
+        .expect("mqtt.url named");
+    assert!(problem.problem.contains("required"), "{problem:?}");
+}

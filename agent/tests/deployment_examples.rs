@@ -133,6 +133,8 @@ fn every_shipped_agent_example_passes_check_config() {
 struct Inbox {
     messages: Mutex<Vec<(String, Vec<u8>)>>,
     subscribed: AtomicBool,
+    /// Connections the broker accepted (more than one: this client was disconnected).
+    connects: std::sync::atomic::AtomicUsize,
 }
 
 impl Inbox {
@@ -178,6 +180,7 @@ impl Client {
             for ev in conn.iter() {
                 match ev {
                     Ok(rumqttc::Event::Incoming(rumqttc::Incoming::ConnAck(_))) => {
+                        i.connects.fetch_add(1, Ordering::Relaxed);
                         for f in &filters {
                             c.subscribe(f.clone(), rumqttc::QoS::AtLeastOnce).unwrap();
                         }
@@ -275,26 +278,30 @@ fn the_example_broker_confines_each_gateway_to_its_own_topics() {
     let passwd = dir.path().join("passwd");
     password_file(
         &passwd,
-        &[
-            ("ps-north", "north-secret"),
-            ("ps-south", "south-secret"),
-            ("fieldlink-cloud", "cloud-secret"),
-        ],
+        &[("ps-north", "north-secret"), ("ps-south", "south-secret")],
     )
     .unwrap();
-    // The shipped configuration and ACL, with this test's port, password file and certificates.
-    let files = [
-        ("password_file", passwd),
-        ("acl_file", examples().join("mosquitto/acl")),
-        ("cafile", pki.ca_cert().to_path_buf()),
-        ("certfile", server.server_cert.clone()),
-        ("keyfile", server.server_key.clone()),
-    ];
+    let cloud_passwd = dir.path().join("cloud-passwd");
+    password_file(&cloud_passwd, &[("fieldlink-cloud", "cloud-secret")]).unwrap();
+    // The shipped configuration and ACL, with this test's ports, password files and
+    // certificates: gateways on the first listener, the cloud on the second.
+    let acl = examples().join("mosquitto/acl");
+    let mut files = Vec::new();
+    for pw in [passwd, cloud_passwd] {
+        files.extend([
+            ("cafile", pki.ca_cert().to_path_buf()),
+            ("certfile", server.server_cert.clone()),
+            ("keyfile", server.server_key.clone()),
+            ("password_file", pw),
+            ("acl_file", acl.clone()),
+        ]);
+    }
     let conf = std::fs::read_to_string(examples().join("mosquitto/fieldlink.conf")).unwrap();
+    let cloud_port = fieldlink_testkit::free_port();
     let broker = Mosquitto::builder()
         .config(move |port| {
             let files: Vec<(&str, &Path)> = files.iter().map(|(d, p)| (*d, p.as_path())).collect();
-            adapt_config(&conf, port, &files)
+            adapt_config(&conf, &[port, cloud_port], &files)
         })
         .start()
         .unwrap();
@@ -319,7 +326,7 @@ fn the_example_broker_confines_each_gateway_to_its_own_topics() {
     let monitor = Client::start(
         options(
             "t-cloud-all",
-            port,
+            cloud_port,
             "fieldlink-cloud",
             "cloud-secret",
             tls(&cloud),
@@ -329,7 +336,7 @@ fn the_example_broker_confines_each_gateway_to_its_own_topics() {
     let shared = Client::start(
         options(
             "t-cloud-shared",
-            port,
+            cloud_port,
             "fieldlink-cloud",
             "cloud-secret",
             tls(&cloud),
@@ -477,6 +484,56 @@ fn the_example_broker_confines_each_gateway_to_its_own_topics() {
             .iter()
             .any(|a| a.command_id.as_str() == "c-ping-2" && a.stage == AckStage::Executed)
     });
+
+    // Identity (issue 14, finding 3): ps-south's credentials asking for ps-north's client id,
+    // or for the cloud's, get ps-south's own (its user name), so neither the agent nor the
+    // cloud's connections are closed; on the cloud's listener they are refused outright.
+    let births = |m: &[(String, Vec<u8>)]| {
+        m.iter()
+            .filter(|(t, p)| {
+                t == status && matches!(json::decode::<Status>(p), Ok(Status::Online(_)))
+            })
+            .count()
+    };
+    let births_before = births(&monitor.inbox.snapshot());
+    for id in [
+        "ps-north",
+        "fieldlink-ps-north",
+        "t-cloud-all",
+        "t-cloud-shared",
+    ] {
+        let taken = connect_once(options(id, port, "ps-south", "south-secret", tls(&south)));
+        assert!(taken.is_ok(), "{}", fail(&format!("{id}: {taken:?}")));
+    }
+    let on_cloud = connect_once(options(
+        "t-cloud-all",
+        cloud_port,
+        "ps-south",
+        "south-secret",
+        tls(&south),
+    ));
+    assert!(
+        on_cloud.is_err(),
+        "a gateway's credentials were accepted on the cloud's listener"
+    );
+    let seen = count_on(&monitor.inbox.snapshot(), telemetry);
+    monitor.inbox.wait("more ps-north telemetry", |m| {
+        count_on(m, telemetry) > seen + 1
+    });
+    assert_eq!(
+        births(&monitor.inbox.snapshot()),
+        births_before,
+        "{}",
+        fail("ps-north reconnected (a new birth): another client took its session")
+    );
+    for c in [&monitor, &shared] {
+        assert_eq!(
+            c.inbox.connects.load(Ordering::Relaxed),
+            1,
+            "{}",
+            fail("a cloud connection was closed by another client")
+        );
+    }
     drop(agent);
 }
 

@@ -3,7 +3,8 @@
 //! Callers act on the kind, not on the text: `DiskFull` means "keep running, count what you
 //! could not store, try again later"; `Closed` means the owner thread is gone and the handle is
 //! useless; `Locked` means another process holds the journal. Corruption found while opening is
-//! not an error at all: the file is quarantined and a fresh journal starts (see `integrity`).
+//! not an error at all: the file is salvaged and quarantined and the journal goes on with what
+//! was saved (see `salvage`, `integrity`).
 
 use std::path::PathBuf;
 

@@ -5,8 +5,11 @@
 //! own, since the main file may still hold everything that was checkpointed), the main file's
 //! header and length, then SQLite's `PRAGMA quick_check` and the schema version. Anything wrong
 //! with the main file moves the file and its companions aside under a timestamped name
-//! (`journal.db.corrupt-20261122T130812Z`, `…-wal`, `…-shm`) and a fresh journal starts. The
-//! [`Quarantine`] notice says what happened so the agent can send an event about it.
+//! (`journal.db.corrupt-20261122T130812Z`, `…-wal`, `…-shm`), after `salvage` has copied out
+//! what still verifies; the journal goes on with that. A journal the marker
+//! (`journal.db.created`) says existed but that is missing, or zero-length with no WAL, is
+//! reported the same way. The [`Quarantine`] notice says what happened and what was saved so
+//! the agent can send an event about it.
 //!
 //! Files are renamed WAL first and main file last: a crash halfway leaves either the damaged
 //! main file (checked and moved again on the next open) or nothing, never a stale WAL next to a
@@ -18,20 +21,24 @@ use std::path::{Path, PathBuf};
 
 use crate::clock::utc_stamp;
 use crate::error::{JournalError, Result};
+use crate::salvage::Salvage;
 
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 const WAL_MAGIC_LE: u32 = 0x377f_0682;
 const WAL_MAGIC_BE: u32 = 0x377f_0683;
 
-/// A journal (or its WAL) was found damaged and moved aside.
+/// A journal (or its WAL) was found damaged and moved aside, or missing where one existed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Quarantine {
     /// What was wrong, for the event and the log.
     pub reason: String,
-    /// Where the damaged files are now.
+    /// Where the damaged files are now (empty when the journal was missing).
     pub moved_to: Vec<PathBuf>,
     /// When, in milliseconds since the Unix epoch.
     pub at_ms: i64,
+    /// What was copied out of the damaged main file into the fresh journal, when it was
+    /// salvaged (`None` when only the WAL was moved aside, or nothing could be salvaged).
+    pub salvage: Option<Salvage>,
 }
 
 impl Quarantine {
@@ -42,6 +49,75 @@ impl Quarantine {
             reason: format!("{}; then {}", self.reason, later.reason),
             moved_to,
             at_ms: later.at_ms,
+            salvage: later.salvage.or(self.salvage),
+        }
+    }
+
+    /// What happened and what was saved, in one line for the log and the event to the cloud.
+    pub fn summary(&self) -> String {
+        match &self.salvage {
+            Some(s) => format!("{}: {}", s.summary(), self.reason),
+            None => self.reason.clone(),
+        }
+    }
+}
+
+/// `journal.db.created`: written once a journal exists, so that a journal missing or emptied
+/// later is told apart from a first start.
+pub(crate) fn marker_path(db: &Path) -> PathBuf {
+    companion(db, ".created")
+}
+
+/// Writes the marker if it is not there yet (a first start, or a journal of an earlier release).
+pub(crate) fn write_marker(db: &Path, now_ms: i64) -> Result<()> {
+    let marker = marker_path(db);
+    if marker.exists() {
+        return Ok(());
+    }
+    let text = format!(
+        "journal {} created at {}\n",
+        db.display(),
+        utc_stamp(now_ms)
+    );
+    let write = || -> std::io::Result<()> {
+        let mut f = File::create(&marker)?;
+        std::io::Write::write_all(&mut f, text.as_bytes())?;
+        f.sync_all()
+    };
+    write().map_err(|e| io(&marker, e))?;
+    sync_dir(db);
+    Ok(())
+}
+
+/// A journal the marker says existed is missing, or zero-length with no WAL to replay into it.
+/// A zero-length file is moved aside like a damaged one; a fresh journal starts either way.
+pub(crate) fn expected_but_absent(db: &Path, now_ms: i64) -> Result<Option<Quarantine>> {
+    let marker = marker_path(db);
+    if !marker.exists() {
+        return Ok(None);
+    }
+    let wal_len = fs::metadata(wal_path(db)).map(|m| m.len()).unwrap_or(0);
+    let since = fs::read_to_string(&marker).unwrap_or_default();
+    let since = since.trim();
+    let reason = match fs::metadata(db) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            format!(
+                "journal file is missing though one existed ({since}); everything it held is lost"
+            )
+        }
+        Err(e) => return Err(io(db, e)),
+        Ok(m) if m.len() == 0 && wal_len == 0 => {
+            format!("journal file is zero-length though one existed ({since}); everything it held is lost")
+        }
+        Ok(_) => return Ok(None),
+    };
+    quarantine(db, reason, true, now_ms).map(Some)
+}
+
+pub(crate) fn sync_dir(db: &Path) {
+    if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
         }
     }
 }
@@ -159,16 +235,13 @@ pub(crate) fn quarantine(
             Err(e) => return Err(io(&from, e)),
         }
     }
-    if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
+    sync_dir(db);
     tracing::error!(path = %db.display(), %reason, moved = ?moved_to, "journal quarantined");
     Ok(Quarantine {
         reason,
         moved_to,
         at_ms: now_ms,
+        salvage: None,
     })
 }
 

@@ -7,8 +7,12 @@
 //! exclusive lock keeps the WAL index in memory, so there is normally no `-shm`). Its tables:
 //! `series` (the `(device, metric)` dictionary), `segments` (telemetry: each row a run of points of
 //! one append, packed into about 1 KiB; see `codec`), `records` (acknowledgements and
-//! events, one opaque payload per row) and `drops` (how many telemetry points were dropped, by
-//! reason). Row ids give the order within a class. `PRAGMA user_version` is the schema version.
+//! events, one opaque payload per row), `drops` (how many telemetry points were dropped, by
+//! reason) and `totals` (how many points and records the tables hold, rewritten by every
+//! transaction that changes them, so a salvage can count what damage lost). Row ids give the
+//! order within a class. `PRAGMA user_version` is the schema version. Beside the database,
+//! `journal.db.created` is written once a journal exists, so that a journal later found missing
+//! or zero-length is reported instead of silently starting afresh.
 //! Nothing about delivery is on disk: which batches are in flight lives in memory only.
 //!
 //! **When a record is committed.** An append is one transaction. When `append_*` returns `Ok`,
@@ -30,8 +34,13 @@
 //! exactly the acknowledgements and drops whose commit had finished, and the `drops` counters
 //! agree with what is missing. In-flight state is gone, so every unacknowledged batch is pending
 //! again and is sent again (the cloud stores idempotently); nothing acknowledged comes back.
-//! After a power cut the same holds as of the last sync. A file found damaged on open is moved
-//! aside whole (see `integrity`) and a fresh journal starts; it is never silently rewritten.
+//! After a power cut the same holds as of the last sync. A file found damaged on open is
+//! salvaged (see `salvage`): every row that still reads and verifies is copied into a new file,
+//! the damaged one is moved aside whole (see `integrity`), never rewritten, and the journal goes
+//! on with what was saved; [`Quarantine::salvage`] says how many points and records were saved
+//! and lost, and the lost points are added to the `corrupt` drop counter. A crash at any step of
+//! that leaves either the damaged file in place (salvage redone) or the finished salvage ready
+//! to be put in place by the next open.
 //!
 //! # How the agent uses it
 //!
@@ -41,8 +50,8 @@
 //!
 //! let journal = Journal::open(JournalConfig::new("/var/lib/fieldlink/journal.db")).await?;
 //! if let Some(q) = journal.quarantine() {
-//!     // Tell the cloud: an event that the old journal was damaged and moved aside.
-//!     let event = format!("journal quarantined: {}", q.reason).into_bytes();
+//!     // Tell the cloud: the old journal was damaged (or missing), what was saved and lost.
+//!     let event = format!("journal quarantined: {}", q.summary()).into_bytes();
 //!     journal.append_record(RecordClass::Event, event, Wait::Commit).await?;
 //! }
 //! // Every poll cycle: one commit, before the next poll.
@@ -82,6 +91,7 @@ mod error;
 mod integrity;
 mod journal;
 mod owner;
+mod salvage;
 mod schema;
 mod series;
 mod stats;
@@ -93,5 +103,6 @@ pub use config::{BatchLimits, Caps, Durability, JournalConfig, Wait};
 pub use error::JournalError;
 pub use integrity::Quarantine;
 pub use journal::{BlockingJournal, Journal};
+pub use salvage::Salvage;
 pub use schema::SCHEMA_VERSION;
 pub use stats::{Depth, Dropped, Stats};

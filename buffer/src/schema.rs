@@ -11,6 +11,11 @@
 //!   append order (`id`), with the append time, the point count and the accounted size.
 //! - `records`: acknowledgements and events, one opaque payload per row, in append order.
 //! - `drops`: durable counters of telemetry points dropped, by reason.
+//!
+//! Version 2:
+//! - `totals`: the telemetry points (`points`) and records (`records`) the data tables hold,
+//!   rewritten by every transaction that changes them. Nothing reads it while the journal is
+//!   sound; salvage compares it with what it could copy out of a damaged file to count the loss.
 
 use rusqlite::Connection;
 
@@ -43,6 +48,13 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         reason TEXT PRIMARY KEY,
         points INTEGER NOT NULL
      ) WITHOUT ROWID;",
+    // 2: `totals`, what the data tables should hold, so salvage can tell what a damage lost.
+    "CREATE TABLE totals (
+        what TEXT PRIMARY KEY,
+        count INTEGER NOT NULL
+     ) WITHOUT ROWID;
+     INSERT INTO totals (what, count) SELECT 'points', coalesce(sum(points), 0) FROM segments;
+     INSERT INTO totals (what, count) SELECT 'records', count(*) FROM records;",
 ];
 
 /// The schema version this build writes.

@@ -41,7 +41,7 @@ impl SeriesDictionary {
         Ok(dict)
     }
 
-    fn insert(&mut self, id: SeriesId, device: Ident, metric: Ident) {
+    pub(crate) fn insert(&mut self, id: SeriesId, device: Ident, metric: Ident) {
         let slot = id as usize;
         if self.by_id.len() <= slot {
             self.by_id.resize(slot + 1, None);

@@ -3,6 +3,12 @@
 //! It runs on its own threads and lives as long as the process. It keeps messages in memory
 //! and acknowledges a gateway's publish when it has it, so a crash of this process loses what
 //! ingest had not committed yet; an external broker with persistence closes that gap.
+//!
+//! Size limits agree with ingest's: the broker closes a client's connection on a packet over
+//! [`MAX_PACKET_BYTES`] (twice the protocol's payload limit, so a payload a little over that
+//! limit still reaches ingest and is counted as a `too_large` dead letter), and the
+//! configuration refuses an `mqtt.max_packet_bytes` that could not take every packet the broker
+//! forwards.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -16,8 +22,14 @@ pub struct BrokerError {
     pub reason: String,
 }
 
+/// The largest packet (MQTT remaining length) the broker takes from a client.
+pub const MAX_PACKET_BYTES: usize = 2 * fieldlink_protocol::limits::MAX_PAYLOAD_BYTES;
+
+/// What a forwarded packet may add to the one received (packet id, a longer header).
+pub const HEADER_SLACK_BYTES: usize = 1_024;
+
 /// Starts the broker listening on `listen` and returns once its port accepts connections.
-pub fn start(listen: SocketAddr, max_payload: usize) -> Result<(), BrokerError> {
+pub fn start(listen: SocketAddr) -> Result<(), BrokerError> {
     let fail = |reason: String| BrokerError { listen, reason };
     // Refuse early and clearly when the port is taken; rumqttd would fail on its own thread.
     drop(std::net::TcpListener::bind(listen).map_err(|e| fail(e.to_string()))?);
@@ -28,7 +40,7 @@ pub fn start(listen: SocketAddr, max_payload: usize) -> Result<(), BrokerError> 
         next_connection_delay_ms: 1,
         connections: ConnectionSettings {
             connection_timeout_ms: 60_000,
-            max_payload_size: max_payload,
+            max_payload_size: MAX_PACKET_BYTES,
             max_inflight_count: 500,
             auth: None,
             external_auth: None,

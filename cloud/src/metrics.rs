@@ -32,6 +32,12 @@ pub struct Metrics {
     pub ingest_lag_seconds: Histogram,
     /// Messages received but not yet acknowledged to the broker.
     pub unacked_messages: Gauge,
+    /// Messages over their gateway's quota, by outcome (`stored` within the grace, `dropped`).
+    pub quota_messages: Family<Labels, Counter>,
+    /// Points in messages dropped over quota.
+    pub quota_dropped_points: Counter,
+    /// Slow-down requests sent to gateways over quota.
+    pub quota_slow_downs: Counter,
     /// Live-event notifications this instance sent to the others.
     pub fanout_notifications_sent: Counter,
     /// Notifications taken off the live channel, by outcome.
@@ -44,6 +50,12 @@ pub struct Metrics {
     pub fanout_listening: Gauge,
     /// Length of each gap in listening to the live channel.
     pub fanout_listen_gap_seconds: Histogram,
+    /// Packets from the broker over `mqtt.max_packet_bytes` (each costs one reconnect).
+    pub mqtt_oversized_packets: Counter,
+    /// Established connections the broker closed and accepted again at once (a takeover).
+    pub mqtt_session_closed_by_broker: Counter,
+    /// Dead letters deleted by their bounds, by reason (`cap`, `age`).
+    pub dead_letters_dropped: Family<Labels, Counter>,
     /// What HTTP, authentication and the WebSocket refused or closed.
     pub http: crate::http::HttpCounters,
 }
@@ -68,15 +80,36 @@ impl Metrics {
             write_seconds: Histogram::new(exponential_buckets(0.000_5, 2.0, 16)),
             ingest_lag_seconds: Histogram::new(exponential_buckets(0.000_5, 2.0, 18)),
             unacked_messages: Gauge::default(),
+            quota_messages: Family::default(),
+            quota_dropped_points: Counter::default(),
+            quota_slow_downs: Counter::default(),
             fanout_notifications_sent: Counter::default(),
             fanout_notifications_received: Family::default(),
             fanout_notifications_missed: Counter::default(),
             fanout_events_shed: Family::default(),
             fanout_listening: Gauge::default(),
             fanout_listen_gap_seconds: Histogram::new(exponential_buckets(0.1, 2.0, 14)),
+            mqtt_oversized_packets: Counter::default(),
+            mqtt_session_closed_by_broker: Counter::default(),
+            dead_letters_dropped: Family::default(),
             http: Default::default(),
         };
         m.http.register(&mut registry);
+        registry.register(
+            "dead_letters_dropped",
+            "Dead letters deleted by their bounds, by reason: cap (a gateway's oldest past ingest.dead_letter_max_per_gateway), age (past ingest.dead_letter_retention_days)",
+            m.dead_letters_dropped.clone(),
+        );
+        registry.register(
+            "mqtt_oversized_packets",
+            "Packets from the broker over mqtt.max_packet_bytes, each taken on a connection raised for it",
+            m.mqtt_oversized_packets.clone(),
+        );
+        registry.register(
+            "mqtt_session_closed_by_broker",
+            "Established broker connections closed by the broker and accepted again at once (another client using the client id)",
+            m.mqtt_session_closed_by_broker.clone(),
+        );
         registry.register(
             "points_received",
             "Points in accepted telemetry messages, replays included",
@@ -123,6 +156,21 @@ impl Metrics {
             "unacked_messages",
             "Messages received and not yet acknowledged to the broker",
             m.unacked_messages.clone(),
+        );
+        registry.register(
+            "quota_messages",
+            "Messages over their gateway's quota, by outcome (stored within the grace, dropped)",
+            m.quota_messages.clone(),
+        );
+        registry.register(
+            "quota_dropped_points",
+            "Points in messages dropped for being over their gateway's quota",
+            m.quota_dropped_points.clone(),
+        );
+        registry.register(
+            "quota_slow_downs",
+            "Slow-down requests sent to gateways over their quota",
+            m.quota_slow_downs.clone(),
         );
         registry.register(
             "fanout_notifications_sent",
@@ -176,6 +224,12 @@ impl Metrics {
         self.messages
             .get_or_create(&vec![("kind", kind.to_string())])
             .inc();
+    }
+
+    pub fn dead_letters_dropped(&self, reason: &str, n: u64) {
+        self.dead_letters_dropped
+            .get_or_create(&vec![("reason", reason.to_string())])
+            .inc_by(n);
     }
 
     pub fn dead_letter(&self, reason: &str) {

@@ -59,7 +59,8 @@ pub async fn serve(
     stop: CancellationToken,
     started: Option<tokio::sync::oneshot::Sender<Running>>,
 ) -> Result<(), ServiceError> {
-    let (store, _) = migrate(&settings).await?;
+    let (mut store, _) = migrate(&settings).await?;
+    store.set_dead_letter_limits(settings.ingest.dead_letters);
     match store.backend() {
         Backend::Timescale => {
             tracing::info!("storage: TimescaleDB (hypertable, continuous aggregate)")
@@ -71,8 +72,7 @@ pub async fn serve(
     }
     let store = Arc::new(store);
     if let BrokerSettings::Embedded { listen } = settings.broker {
-        let max = settings.mqtt.max_packet_bytes;
-        tokio::task::spawn_blocking(move || broker::start(listen, max))
+        tokio::task::spawn_blocking(move || broker::start(listen))
             .await
             .map_err(|e| BrokerError {
                 listen,
@@ -125,12 +125,13 @@ pub async fn serve(
         .await
         .map_err(|e| ServiceError::Api(e.to_string()))?;
     let api_db = Arc::new(api_db);
-    let commands = crate::commands::Commands::start(
+    let commands = crate::commands::Commands::start_beside(
         &settings.mqtt,
         settings.commands.clone(),
         api_db.clone(),
         ingest_stop.clone(),
         &tracker,
+        handle.sibling_closes(),
     )
     .map_err(|e| ServiceError::Api(e.to_string()))?;
     // Alerts and notifications share a connection of their own, so neither waits behind the

@@ -1,6 +1,9 @@
 //! Aliased telemetry (binary version 2) end to end: a real Mosquitto, the cloud's ingest tasks,
 //! SQLite and PostgreSQL.
-//! - a batch that arrives before its birth waits for it and is stored, unacknowledged meanwhile;
+//! - a batch that arrives before its birth is parked in the store and acknowledged at once, and
+//!   stored once the birth arrives: parked batches never hold the broker's in-flight window, so
+//!   one gateway naming births nobody saw does not delay another, and past its share
+//!   (`max_parked_per_gateway`) its batches are dead-lettered at once;
 //! - births are kept per (gateway, config hash): after a restart, with the retained birth gone,
 //!   a batch written against it is still read, and so is one against an earlier birth;
 //! - a batch whose birth never comes becomes a dead letter `unknown_birth` with its payload.
@@ -57,11 +60,15 @@ struct Ingest {
     _handle: IngestHandle,
 }
 
+/// Most messages of one gateway parked at once in these tests.
+const PARK_SHARE: usize = 30;
+
 async fn start(broker: &Mosquitto, store: &Arc<Store>, client_id: &str, wait: Duration) -> Ingest {
     let stop = CancellationToken::new();
     let tracker = TaskTracker::new();
     let settings = IngestSettings {
         birth_wait: wait,
+        max_parked_per_gateway: PARK_SHARE,
         ..Default::default()
     };
     let handle = ingest::start(
@@ -133,21 +140,74 @@ async fn scenario(store: Store) {
     let t0 = now_ms() - 3_600_000;
     let first = start(&broker, &store, "cloud-a", Duration::from_secs(20)).await;
 
-    // 1. Telemetry before its birth: it waits, then is stored once the birth arrives.
+    // 1. Telemetry before its birth: parked and acknowledged, then stored once the birth
+    //    arrives. Meanwhile another gateway sends 40 batches naming a birth nobody saw (more
+    //    than Mosquitto's 20 messages in flight towards the cloud): PARK_SHARE of them are
+    //    parked, the rest dead-lettered at once, and a third gateway's batch is stored while
+    //    they all still wait.
     let b1 = birth("gw-a", "h1");
     let early = batch("gw-a", 1, t0, 2, 5, 3);
+    let unseen = birth("gw-x", "hx");
+    let mut stray: Vec<_> = (0..40)
+        .map(|i| {
+            let b = batch("gw-x", 100 + i, t0 + i as i64 * 1_000, 2, 5, 1);
+            (topic("gw-x", "telemetry"), aliased(&b, &unseen))
+        })
+        .collect();
+    stray.insert(0, (topic("gw-a", "telemetry"), aliased(&early, &b1)));
+    publish_all(&host, port, "gw-a-1", stray).await;
+    let other = batch("gw-b", 1, t0, 2, 5, 1);
     publish_all(
         &host,
         port,
-        "gw-a-1",
-        vec![(topic("gw-a", "telemetry"), aliased(&early, &b1))],
+        "gw-b-1",
+        vec![(topic("gw-b", "telemetry"), encode(&other, Encoding::Binary))],
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_points(&store, 10).await;
+    let parked = |store: Arc<Store>| async move {
+        let groups = store.parked_groups().await.unwrap();
+        groups
+            .iter()
+            .map(|g| (g.gateway.to_string(), g.messages))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let want_parked: std::collections::BTreeMap<_, _> = [
+        ("gw-a".to_string(), 1),
+        ("gw-x".to_string(), PARK_SHARE as i64),
+    ]
+    .into();
+    wait_for("parked batches", 20, || {
+        let p = parked(store.clone());
+        let want = want_parked.clone();
+        async move {
+            let got = p.await;
+            (got == want).then_some(()).ok_or(format!("{got:?}"))
+        }
+    })
+    .await;
+    let over_share = store.dead_letters(100).await.unwrap();
+    assert_eq!(
+        over_share
+            .iter()
+            .filter(|d| d.reason == "unknown_birth" && d.topic.contains("gw-x"))
+            .count(),
+        40 - PARK_SHARE,
+        "past its share a gateway's batches are dead-lettered at once"
+    );
     assert_eq!(
         store.count_points().await.unwrap(),
-        0,
+        10,
         "read before its birth"
+    );
+    // They were acknowledged: the same session after a restart gets none of them again.
+    first.stop().await;
+    let first = start(&broker, &store, "cloud-a", Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(
+        parked(store.clone()).await,
+        want_parked,
+        "parked batches were not redelivered"
     );
     let birth1 = json::encode(&Status::Online(b1.clone())).unwrap();
     publish_all(
@@ -157,7 +217,7 @@ async fn scenario(store: Store) {
         vec![(topic("gw-a", "status"), birth1)],
     )
     .await;
-    wait_points(&store, 30).await;
+    wait_points(&store, 10 + 30).await;
     let want: Vec<_> = early
         .points
         .iter()
@@ -221,7 +281,7 @@ async fn scenario(store: Store) {
         ],
     )
     .await;
-    wait_points(&store, 30 + 20 + 20 + 10).await;
+    wait_points(&store, 10 + 30 + 20 + 20 + 10).await;
     for b in [&late_old, &late_new, &named] {
         let want: Vec<_> = b
             .points
@@ -246,16 +306,33 @@ async fn scenario(store: Store) {
     let dead = wait_for("the dead letter", 30, || {
         let s = store.clone();
         async move {
-            let d = s.dead_letters(10).await.map_err(|e| e.to_string())?;
+            let d = s.dead_letters(100).await.map_err(|e| e.to_string())?;
             d.into_iter()
-                .find(|d| d.reason == "unknown_birth")
+                .find(|d| d.reason == "unknown_birth" && d.detail.contains("h9"))
                 .ok_or("none yet".to_string())
         }
     })
     .await;
     assert_eq!(dead.payload, stray);
-    assert!(dead.detail.contains("h9"), "{}", dead.detail);
-    assert_eq!(store.count_points().await.unwrap(), 80);
+    assert_eq!(store.count_points().await.unwrap(), 90);
+    // The other gateway's parked batches expired too, and nothing is left parked.
+    wait_for("parked batches expired", 30, || {
+        let s = store.clone();
+        async move {
+            let g = s.parked_groups().await.map_err(|e| e.to_string())?;
+            g.is_empty().then_some(()).ok_or(format!("{g:?}"))
+        }
+    })
+    .await;
+    let expired = store.dead_letters(100).await.unwrap();
+    assert_eq!(
+        expired
+            .iter()
+            .filter(|d| d.reason == "unknown_birth" && d.topic.contains("gw-x"))
+            .count(),
+        40,
+        "every batch of the unseen birth is a dead letter, none lost"
+    );
     second.stop().await;
 }
 

@@ -51,13 +51,13 @@ fn sample() -> WriteBatch {
                 quality: Quality::Good,
             })
             .collect(),
-        dead_letters: vec![DeadLetter {
-            received_ms: T0,
-            topic: "fieldlink/v1/gw-1/telemetry".into(),
-            reason: "decode".into(),
-            detail: "not a batch".into(),
-            payload: vec![0xde, 0xad],
-        }],
+        dead_letters: vec![DeadLetter::new(
+            T0,
+            "fieldlink/v1/gw-1/telemetry".into(),
+            "decode".into(),
+            "not a batch".into(),
+            &[0xde, 0xad],
+        )],
         ..WriteBatch::default()
     }
 }

@@ -145,27 +145,28 @@ fn the_cluster_example_runs_through_the_example_broker() {
     let server = pki.server("broker").unwrap();
     let gateway = pki.client("ps-north").unwrap();
     let service_cert = pki.client("fieldlink-cloud").unwrap();
+    // The shipped configuration: gateways' users on one listener, the cloud's on the other.
     let passwd = dir.path().join("passwd");
-    password_file(
-        &passwd,
-        &[
-            ("ps-north", "north-secret"),
-            ("fieldlink-cloud", "cloud-secret"),
-        ],
-    )
-    .unwrap();
-    let files = [
-        ("password_file", passwd),
-        ("acl_file", examples().join("mosquitto/acl")),
-        ("cafile", pki.ca_cert().to_path_buf()),
-        ("certfile", server.server_cert.clone()),
-        ("keyfile", server.server_key.clone()),
-    ];
+    password_file(&passwd, &[("ps-north", "north-secret")]).unwrap();
+    let cloud_passwd = dir.path().join("cloud-passwd");
+    password_file(&cloud_passwd, &[("fieldlink-cloud", "cloud-secret")]).unwrap();
+    let acl = examples().join("mosquitto/acl");
+    let mut files = Vec::new();
+    for pw in [passwd, cloud_passwd] {
+        files.extend([
+            ("cafile", pki.ca_cert().to_path_buf()),
+            ("certfile", server.server_cert.clone()),
+            ("keyfile", server.server_key.clone()),
+            ("password_file", pw),
+            ("acl_file", acl.clone()),
+        ]);
+    }
     let conf = std::fs::read_to_string(examples().join("mosquitto/fieldlink.conf")).unwrap();
+    let cloud_port = free_port();
     let broker = Mosquitto::builder()
         .config(move |port| {
             let files: Vec<(&str, &Path)> = files.iter().map(|(d, p)| (*d, p.as_path())).collect();
-            adapt_config(&conf, port, &files)
+            adapt_config(&conf, &[port, cloud_port], &files)
         })
         .start()
         .unwrap();
@@ -181,7 +182,7 @@ fn the_cluster_example_runs_through_the_example_broker() {
     let env = vec![
         ("DATABASE__URL", database),
         ("DATABASE__TIMESCALE", "auto".to_string()),
-        ("MQTT__URL", format!("mqtts://127.0.0.1:{}", broker.port())),
+        ("MQTT__URL", format!("mqtts://127.0.0.1:{cloud_port}")),
         ("MQTT__PASSWORD", "cloud-secret".to_string()),
         ("MQTT__CA_FILE", file(pki.ca_cert())),
         ("MQTT__CLIENT_CERT_FILE", file(&service_cert.cert)),
@@ -263,18 +264,23 @@ fn the_cluster_example_runs_through_the_example_broker() {
     rt.block_on(async {
         // A gateway on the same broker, with its own certificate and password.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut o = MqttOptions::new("fieldlink-ps-north", "127.0.0.1", broker.port());
-        o.set_credentials("ps-north", "north-secret")
-            .set_keep_alive(Duration::from_secs(10));
-        o.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
-            ca: std::fs::read(pki.ca_cert()).unwrap(),
-            alpn: None,
-            client_auth: Some((
-                std::fs::read(&gateway.cert).unwrap(),
-                std::fs::read(&gateway.key).unwrap(),
-            )),
-        }));
-        let (client, mut el) = AsyncClient::new(o, 16);
+        let options_on = |client_id: &str, port: u16| {
+            let mut o = MqttOptions::new(client_id, "127.0.0.1", port);
+            o.set_credentials("ps-north", "north-secret")
+                .set_keep_alive(Duration::from_secs(10))
+                .set_max_packet_size(4 << 20, 4 << 20);
+            o.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
+                ca: std::fs::read(pki.ca_cert()).unwrap(),
+                alpn: None,
+                client_auth: Some((
+                    std::fs::read(&gateway.cert).unwrap(),
+                    std::fs::read(&gateway.key).unwrap(),
+                )),
+            }));
+            o
+        };
+        let options = |client_id: &str| options_on(client_id, broker.port());
+        let (client, mut el) = AsyncClient::new(options("ps-north"), 16);
         let (cmd_tx, mut cmd_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
         let (sub_tx, sub_rx) = tokio::sync::oneshot::channel();
         let c = client.clone();
@@ -372,7 +378,92 @@ fn the_cluster_example_runs_through_the_example_broker() {
                 value: Value::Number(42.5),
             }
         );
+
+        // Sizes (issue 14, finding 1): a payload over the protocol's limit but within the
+        // broker's reaches the cloud as a counted dead letter; one over the broker's
+        // max_packet_size closes the sender's connection and never reaches the cloud, whose
+        // session is untouched (no oversized packet, no reconnect).
+        let telemetry = "fieldlink/v1/ps-north/telemetry";
+        let over_protocol = vec![b'{'; fieldlink_protocol::limits::MAX_PAYLOAD_BYTES + 1_000];
+        assert!(publish_once(options("ps-north-big"), telemetry, over_protocol).await);
+        assert!(!publish_once(options("ps-north-big"), telemetry, vec![b'{'; 1_572_864]).await);
+        let metric = |name: &'static str| async move {
+            let r = request(addr, "GET", "/metrics", &[], None).await;
+            let text = String::from_utf8_lossy(&r.body).into_owned();
+            text.lines()
+                .find_map(|l| {
+                    l.strip_prefix(name)
+                        .and_then(|v| v.trim().parse::<f64>().ok())
+                })
+                .unwrap_or(0.0)
+        };
+        eventually(60, "the too_large dead letter", || async {
+            (metric("fieldlink_cloud_dead_letters_total{reason=\"too_large\"}").await == 1.0)
+                .then_some(())
+        })
+        .await;
+        assert_eq!(
+            metric("fieldlink_cloud_mqtt_oversized_packets_total").await,
+            0.0,
+            "{}",
+            fail("the broker forwarded a packet over the cloud's limit")
+        );
+
+        // Identity (issue 14, finding 3): a gateway asking for the cloud's client id gets its
+        // own (its user name), so the cloud is never closed; on the cloud's listener a
+        // gateway's credentials are refused.
+        for _ in 0..5 {
+            let o = options("fieldlink-cloud-1");
+            assert!(publish_once(o, "fieldlink/v1/ps-north/events", b"{}".to_vec()).await);
+        }
+        let on_cloud_port = options_on("fieldlink-cloud-1", cloud_port);
+        assert!(
+            !publish_once(
+                on_cloud_port,
+                "fieldlink/v1/ps-north/events",
+                b"{}".to_vec()
+            )
+            .await,
+            "a gateway's credentials were accepted on the cloud's listener"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(
+            metric("fieldlink_cloud_mqtt_session_closed_by_broker_total").await,
+            0.0,
+            "{}",
+            fail("the broker closed the cloud's session")
+        );
+        let r = request(addr, "GET", "/health/ready", &[], None).await;
+        assert_eq!(r.status, 200, "{}", fail(&format!("{:?}", r.body)));
+        assert!(
+            !service.log().contains("broker connection lost"),
+            "{}",
+            fail("the cloud lost its connection")
+        );
     });
+}
+
+/// Publishes one message on a connection of its own; true when the broker acknowledged it,
+/// false when it closed the connection instead.
+async fn publish_once(o: MqttOptions, topic: &str, payload: Vec<u8>) -> bool {
+    let (client, mut el) = AsyncClient::new(o, 4);
+    client
+        .publish(topic, QoS::AtLeastOnce, false, payload)
+        .await
+        .unwrap();
+    let acked = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match el.poll().await {
+                Ok(Event::Incoming(Incoming::PubAck(_))) => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+    })
+    .await
+    .expect("an answer from the broker within 30 s");
+    let _ = client.disconnect().await;
+    acked
 }
 
 /// Polls `f` every 50 ms for up to 60 s.

@@ -376,13 +376,13 @@ async fn behaviour(store: Store) {
     assert_buckets("1h with a late point, refreshed", &got, &want);
 
     // Dead letters keep the raw bytes.
-    let dl = DeadLetter {
-        received_ms: T0,
-        topic: "fieldlink/v1/gw-1/telemetry".into(),
-        reason: "decode".into(),
-        detail: "unexpected end".into(),
-        payload: vec![0, 159, 146, 150, 255],
-    };
+    let dl = DeadLetter::new(
+        T0,
+        "fieldlink/v1/gw-1/telemetry".into(),
+        "decode".into(),
+        "unexpected end".into(),
+        &[0, 159, 146, 150, 255],
+    );
     store
         .write(WriteBatch {
             dead_letters: vec![dl.clone()],

@@ -1,10 +1,5 @@
-//! The real `fieldlink-agent` binary, run as a child process.
-//!
-//! Cargo hands a package's own binaries to its tests (`CARGO_BIN_EXE_*`), not another
-//! package's, so the binary is looked up in the profile directory this test executable was
-//! built into (`target/<profile>/deps/..`) after `cargo build -p fieldlink-agent` has brought
-//! it up to date there (same target directory, same profile; once per process). Setting
-//! `FIELDLINK_AGENT_BIN` runs that file instead and builds nothing.
+//! The real `fieldlink-agent` binary, run as a child process (found or built by
+//! [`crate::binaries`]; `FIELDLINK_AGENT_BIN` runs another file).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -16,75 +11,9 @@ use nix::unistd::Pid;
 
 /// The agent binary to run: `FIELDLINK_AGENT_BIN`, or this workspace's, built when stale.
 pub fn binary() -> &'static Path {
-    static BINARY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    match BINARY.get_or_init(locate_or_build) {
-        Ok(path) => path,
-        Err(why) => panic!("the fieldlink-agent binary: {why}"),
-    }
-}
-
-fn locate_or_build() -> Result<PathBuf, String> {
-    if let Some(path) = std::env::var_os("FIELDLINK_AGENT_BIN") {
-        let path = PathBuf::from(path);
-        return if path.is_file() {
-            Ok(path)
-        } else {
-            Err(format!(
-                "FIELDLINK_AGENT_BIN={} is not a file",
-                path.display()
-            ))
-        };
-    }
-    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-    // target/<profile>/deps/<this executable>
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .ok_or_else(|| format!("{} is not under target/<profile>/deps", exe.display()))?;
-    let target_dir = profile_dir
-        .parent()
-        .ok_or_else(|| format!("{} has no parent", profile_dir.display()))?;
-    let profile = profile_dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| format!("{} has no name", profile_dir.display()))?;
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
-    let mut cmd = Command::new(cargo);
-    // `--locked`: the lock file the outer build used; this build never rewrites it.
-    cmd.args([
-        "build",
-        "--quiet",
-        "--locked",
-        "-p",
-        "fieldlink-agent",
-        "--bin",
-        "fieldlink-agent",
-    ])
-    .arg("--manifest-path")
-    .arg(&manifest)
-    .arg("--target-dir")
-    .arg(target_dir);
-    // `cargo bench` builds into target/release with the bench profile, which inherits release.
-    if profile == "release" {
-        cmd.arg("--release");
-    }
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "cargo build -p fieldlink-agent ({profile}) failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    let path = profile_dir.join("fieldlink-agent");
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(format!("cargo built, but {} is missing", path.display()))
-    }
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| crate::binaries::workspace_binary("fieldlink-agent", "FIELDLINK_AGENT_BIN"))
 }
 
 /// Writes the agent's configuration into `dir` (journal and state there too) and returns its

@@ -24,9 +24,18 @@
 //! - [`sinks`]: alert receivers: a webhook receiver (an HTTP server) and an SMTP sink
 //!   (`aiosmtpd` from PyPI, `scripts/requirements-test.txt`).
 //! - [`System`]: all of the above started in order and stopped on drop.
+//! - [`fleet`] and [`hostile`]: for the isolation tests (issue 14): two honest sites behind
+//!   real agents, the cloud binary as a child process on Mosquitto with the shipped
+//!   configuration and ACL or on its embedded broker, an attacker holding a third gateway's
+//!   credentials, and the probe that measures the honest gateways' ingest lag, the cloud's
+//!   memory and readiness.
+//! - [`binaries`]: this workspace's binaries (agent, cloud), built when stale.
 
 pub mod agent;
+pub mod binaries;
 pub mod cloud;
+pub mod fleet;
+pub mod hostile;
 pub mod http;
 pub mod sinks;
 pub mod site;

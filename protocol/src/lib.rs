@@ -30,7 +30,7 @@ pub use codec::{
 pub use error::{DecodeError, EncodeError, ValidationError};
 pub use ident::{Ident, IdentError};
 pub use message::{
-    Ack, AckStage, Birth, Command, CommandKind, ConfigDocument, Death, DeviceInfo, Event,
+    Ack, AckStage, Birth, Command, CommandKind, ConfigDocument, Control, Death, DeviceInfo, Event,
     EventKind, Message, PointInfo, Status, TelemetryBatch,
 };
 pub use point::{DataKind, Point, Quality, Value};

@@ -25,16 +25,20 @@ pub enum TopicKind {
     Cmd,
     /// Command acknowledgements, gateway → cloud, QoS 1, not retained.
     Ack,
+    /// Flow control, cloud → gateway, QoS 1, not retained: "slow down" when a gateway is over
+    /// its quota. An agent that does not know it never subscribes, so nothing else changes.
+    Control,
 }
 
 impl TopicKind {
     /// Every kind, in the order of the topic table.
-    pub const ALL: [TopicKind; 5] = [
+    pub const ALL: [TopicKind; 6] = [
         TopicKind::Telemetry,
         TopicKind::Status,
         TopicKind::Events,
         TopicKind::Cmd,
         TopicKind::Ack,
+        TopicKind::Control,
     ];
 
     /// The topic level that names this kind.
@@ -45,6 +49,7 @@ impl TopicKind {
             TopicKind::Events => "events",
             TopicKind::Cmd => "cmd",
             TopicKind::Ack => "ack",
+            TopicKind::Control => "control",
         }
     }
 
@@ -54,9 +59,9 @@ impl TopicKind {
         matches!(self, TopicKind::Status)
     }
 
-    /// Whether the gateway publishes this kind (all but commands).
+    /// Whether the gateway publishes this kind (all but commands and flow control).
     pub fn from_gateway(self) -> bool {
-        !matches!(self, TopicKind::Cmd)
+        !matches!(self, TopicKind::Cmd | TopicKind::Control)
     }
 }
 
@@ -97,7 +102,9 @@ pub enum TopicError {
     WrongLevelCount { topic: String, found: usize },
     #[error("topic {topic:?}: gateway level: {source}")]
     BadGateway { topic: String, source: IdentError },
-    #[error("unknown topic kind {found:?}; expected telemetry, status, events, cmd or ack")]
+    #[error(
+        "unknown topic kind {found:?}; expected telemetry, status, events, cmd, ack or control"
+    )]
     UnknownKind { found: String },
     #[error("shared subscription group: {0}")]
     BadShareGroup(IdentError),
@@ -375,6 +382,7 @@ mod tests {
         assert!(TopicKind::Status.retained());
         assert!(!TopicKind::Telemetry.retained());
         assert!(!TopicKind::Cmd.from_gateway());
+        assert!(!TopicKind::Control.from_gateway());
         assert_eq!("ack".parse::<TopicKind>().unwrap(), TopicKind::Ack);
     }
 }

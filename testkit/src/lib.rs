@@ -7,7 +7,12 @@
 //!
 //! The API is blocking on purpose: it works the same from `#[test]` and `#[tokio::test]`
 //! (service start-up is a few hundred milliseconds of waiting, done once per test).
+//!
+//! [`Link`] is the one service that is not a program: a TCP proxy that puts a bad field link
+//! (latency, jitter, bandwidth, loss, freezes, half-open connections, resets, flapping) between
+//! a client and any of the above, on a thread and small runtime of its own.
 
+pub mod link;
 mod mosquitto;
 mod port;
 mod postgres;
@@ -15,6 +20,7 @@ mod process;
 mod timescale;
 pub mod tls;
 
+pub use link::{Flapping, Impairment, Link, LinkBuilder, Loss, Outage, Shape};
 pub use mosquitto::{adapt_config, password_file, Mosquitto, MosquittoBuilder};
 pub use port::free_port;
 pub use postgres::Postgres;

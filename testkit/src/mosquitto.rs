@@ -159,33 +159,47 @@ impl MosquittoBuilder {
     }
 }
 
-/// A shipped Mosquitto configuration made runnable by a test: every `listener` line listens on
-/// `port` at 127.0.0.1, and each directive named in `files` gets the test's path instead of its
-/// own. A directive of `files` that the text lacks or repeats is an error, and so is any other
-/// line that names a path, so the configuration under test is the shipped one, relocated.
-pub fn adapt_config(text: &str, port: u16, files: &[(&str, &Path)]) -> Result<String> {
+/// A shipped Mosquitto configuration made runnable by a test: the n-th `listener` line listens
+/// on `ports[n]` at 127.0.0.1, and each directive named in `files` gets the test's path instead
+/// of its own: a directive listed k times must appear exactly k times (once per listener of a
+/// configuration with `per_listener_settings true`), its i-th appearance taking the i-th path
+/// listed for it. A listener or directive without its entry, or the other way round, is an
+/// error, and so is any other line that names a path, so the configuration under test is the
+/// shipped one, relocated.
+pub fn adapt_config(text: &str, ports: &[u16], files: &[(&str, &Path)]) -> Result<String> {
     let mut out = String::new();
-    let mut seen: Vec<&str> = Vec::new();
+    let mut listeners = 0usize;
+    let mut used: Vec<bool> = vec![false; files.len()];
     for line in text.lines() {
         let directive = line.split_whitespace().next().unwrap_or("");
         let replacement = if directive == "listener" {
+            let port = ports.get(listeners).ok_or_else(|| {
+                ServiceError(format!(
+                    "listener {} has no port (the test gave {})",
+                    listeners + 1,
+                    ports.len()
+                ))
+            })?;
+            listeners += 1;
             Some(format!("listener {port} 127.0.0.1"))
-        } else {
-            files
+        } else if files.iter().any(|(d, _)| *d == directive) {
+            let next = files
                 .iter()
-                .find(|(d, _)| *d == directive)
-                .map(|(d, path)| format!("{d} {}", path.display()))
+                .enumerate()
+                .find(|(i, (d, _))| *d == directive && !used[*i])
+                .map(|(i, _)| i)
+                .ok_or_else(|| {
+                    ServiceError(format!(
+                        "`{directive}` appears more often than the test relocates it"
+                    ))
+                })?;
+            used[next] = true;
+            Some(format!("{directive} {}", files[next].1.display()))
+        } else {
+            None
         };
         match replacement {
-            Some(r) => {
-                if seen.contains(&directive) {
-                    return Err(ServiceError(format!(
-                        "`{directive}` appears twice; a test relocates one of each"
-                    )));
-                }
-                seen.push(directive);
-                out.push_str(&r);
-            }
+            Some(r) => out.push_str(&r),
             None if !line.starts_with('#') && line.contains('/') => {
                 return Err(ServiceError(format!(
                     "{line:?} names a path that the test does not relocate"
@@ -195,10 +209,17 @@ pub fn adapt_config(text: &str, port: u16, files: &[(&str, &Path)]) -> Result<St
         }
         out.push('\n');
     }
-    for d in std::iter::once("listener").chain(files.iter().map(|(d, _)| *d)) {
-        if !seen.contains(&d) {
-            return Err(ServiceError(format!("the configuration has no `{d}`")));
-        }
+    if listeners != ports.len() {
+        return Err(ServiceError(format!(
+            "the configuration has {listeners} listeners, the test gave {} ports",
+            ports.len()
+        )));
+    }
+    if let Some(i) = used.iter().position(|u| !u) {
+        return Err(ServiceError(format!(
+            "the configuration has fewer `{}` lines than the test relocates",
+            files[i].0
+        )));
     }
     Ok(out)
 }
@@ -328,17 +349,43 @@ mod tests {
         let text = "# a comment may name /etc/x\nallow_anonymous false\nlistener 8883\n\
                     acl_file /etc/mosquitto/acl\nrequire_certificate true\n";
         let acl = Path::new("/tmp/t/acl");
-        let out = adapt_config(text, 4242, &[("acl_file", acl)]).unwrap();
+        let out = adapt_config(text, &[4242], &[("acl_file", acl)]).unwrap();
         assert_eq!(
             out,
             "# a comment may name /etc/x\nallow_anonymous false\nlistener 4242 127.0.0.1\n\
              acl_file /tmp/t/acl\nrequire_certificate true\n"
         );
-        // A path the test would not relocate, a missing directive, a repeated one.
+        // A path the test would not relocate, a missing directive, a repeated one, a listener
+        // without a port, a port without a listener.
         let stray = format!("{text}cafile /etc/ca.pem\n");
-        assert!(adapt_config(&stray, 1, &[("acl_file", acl)]).is_err());
-        assert!(adapt_config(text, 1, &[("acl_file", acl), ("keyfile", acl)]).is_err());
-        let twice = format!("{text}listener 1884\n");
-        assert!(adapt_config(&twice, 1, &[("acl_file", acl)]).is_err());
+        assert!(adapt_config(&stray, &[1], &[("acl_file", acl)]).is_err());
+        assert!(adapt_config(text, &[1], &[("acl_file", acl), ("keyfile", acl)]).is_err());
+        let twice = format!("{text}acl_file /etc/other\n");
+        assert!(adapt_config(&twice, &[1], &[("acl_file", acl)]).is_err());
+        assert!(adapt_config(
+            &format!("{text}listener 1884\n"),
+            &[1],
+            &[("acl_file", acl)]
+        )
+        .is_err());
+        assert!(adapt_config(text, &[1, 2], &[("acl_file", acl)]).is_err());
+    }
+
+    #[test]
+    fn adapt_config_gives_each_listener_its_port_and_each_appearance_its_path() {
+        let text = "per_listener_settings true\nlistener 8883\npassword_file /etc/gw\n\
+                    listener 8884\npassword_file /etc/cloud\n";
+        let (gw, cloud) = (Path::new("/t/gw"), Path::new("/t/cloud"));
+        let out = adapt_config(
+            text,
+            &[10, 20],
+            &[("password_file", gw), ("password_file", cloud)],
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "per_listener_settings true\nlistener 10 127.0.0.1\npassword_file /t/gw\n\
+             listener 20 127.0.0.1\npassword_file /t/cloud\n"
+        );
     }
 }

@@ -67,6 +67,8 @@ pub struct MqttConfig {
     pub batch_max_points: usize,
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
+    /// How long one connection attempt may take before it is given up and backed off.
+    pub connect_timeout: Duration,
 }
 
 /// TLS for `mqtts://` URLs.
@@ -119,20 +121,34 @@ fn build(
         .map_err(|e| ConfigError::Load(e.to_string()))
 }
 
+/// Checks TOML text against the configuration's types strictly, before the environment is laid
+/// over it: a string where a number belongs is an error here (the `config` crate would coerce
+/// it), named by its dotted key path and line. Environment values are text by nature and are
+/// parsed by the `config` crate afterwards.
+fn check_types(text: &str, origin: &str) -> Result<(), ConfigError> {
+    let de = toml::Deserializer::parse(text)
+        .map_err(|e| ConfigError::Load(format!("{origin}: {}", e.to_string().trim_end())))?;
+    serde_path_to_error::deserialize::<_, RawConfig>(de)
+        .map(|_| ())
+        .map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            ConfigError::Load(format!("{origin}: {path}: {}", inner.trim_end()))
+        })
+}
+
 /// Reads `path` with environment overrides, without validating.
 pub fn load_raw(path: &Path) -> Result<RawConfig, ConfigError> {
-    if !path.exists() {
-        return Err(ConfigError::Load(format!(
-            "{}: no such file",
-            path.display()
-        )));
-    }
-    let file = config::File::from(path).format(config::FileFormat::Toml);
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::Load(format!("{}: {e}", path.display())))?;
+    check_types(&text, &path.display().to_string())?;
+    let file = config::File::from_str(&text, config::FileFormat::Toml);
     build(config::Config::builder().add_source(file))
 }
 
 /// Reads TOML text (an `apply_config` command's document) with environment overrides.
 pub fn parse_raw(text: &str) -> Result<RawConfig, ConfigError> {
+    check_types(text, "the configuration")?;
     let file = config::File::from_str(text, config::FileFormat::Toml);
     build(config::Config::builder().add_source(file))
 }

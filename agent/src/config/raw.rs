@@ -81,6 +81,9 @@ pub struct RawMqtt {
     pub reconnect_min_ms: Option<u64>,
     #[serde(default)]
     pub reconnect_max_ms: Option<u64>,
+    /// How long one connection attempt (TCP, TLS, CONNECT and CONNACK) may take.
+    #[serde(default)]
+    pub connect_timeout_s: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

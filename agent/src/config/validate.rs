@@ -117,8 +117,18 @@ pub(crate) fn parse_url(url: &str) -> Result<(bool, String, u16), String> {
 fn mqtt(raw: &RawConfig, gateway: Option<&Ident>, p: &mut Problems) -> Option<MqttConfig> {
     let m = &raw.mqtt;
     let before = p.0.len();
-    let url = m.url.as_deref().unwrap_or("mqtt://127.0.0.1:1883");
-    let parsed = parse_url(url).map_err(|e| p.push("mqtt.url", e)).ok();
+    // Required: a gateway that silently fell back to plaintext on localhost would sit there
+    // journaling, sending nothing, with nobody told why.
+    let parsed = match m.url.as_deref() {
+        Some(url) => parse_url(url).map_err(|e| p.push("mqtt.url", e)).ok(),
+        None => {
+            p.push(
+                "mqtt.url",
+                "is required: the broker as mqtts://host[:port] (TLS) or mqtt://host[:port]",
+            );
+            None
+        }
+    };
     let prefix = TopicPrefix::new(m.topic_prefix.as_deref().unwrap_or(TopicPrefix::DEFAULT))
         .map_err(|e| p.push("mqtt.topic_prefix", e.to_string()))
         .ok();
@@ -162,6 +172,15 @@ fn mqtt(raw: &RawConfig, gateway: Option<&Ident>, p: &mut Problems) -> Option<Mq
         p.push(
             "mqtt.reconnect_max_ms",
             "must not be less than reconnect_min_ms",
+        );
+    }
+    // Generous: a satellite or congested cellular link can take several seconds per round
+    // trip, and a TLS connect needs three or four of them.
+    let connect_timeout = m.connect_timeout_s.unwrap_or(30);
+    if !(1..=600).contains(&connect_timeout) {
+        p.push(
+            "mqtt.connect_timeout_s",
+            "must be between 1 and 600 seconds",
         );
     }
     let credentials = match (&m.username, &m.password) {
@@ -232,6 +251,7 @@ fn mqtt(raw: &RawConfig, gateway: Option<&Ident>, p: &mut Problems) -> Option<Mq
         batch_max_points: batch as usize,
         reconnect_min: Duration::from_millis(rmin),
         reconnect_max: Duration::from_millis(rmax),
+        connect_timeout: Duration::from_secs(connect_timeout),
     })
 }
 

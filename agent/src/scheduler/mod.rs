@@ -64,8 +64,11 @@ pub struct Scheduler {
 struct Totals {
     /// Points lost before reaching the journal (append errors other than disk full).
     lost: u64,
-    /// Last drop total reported in an event.
+    /// Last drop total reported in an event (journaled: a refused event leaves this behind,
+    /// so the next one, once there is room, covers every drop).
     reported_drops: u64,
+    /// The journal refused the last append for lack of space: logged once per spell.
+    full: bool,
 }
 
 impl Scheduler {
@@ -151,10 +154,21 @@ impl Scheduler {
         }
         let n = points.len() as u64;
         match self.journal.append_points(points, Wait::Commit).await {
-            Ok(_) => self.uplink_wake.notify_one(),
-            // Counted by the journal under `disk_full`; reported with the next drop event.
+            Ok(_) => {
+                if std::mem::take(&mut totals.full) {
+                    tracing::info!("journal has room again: readings are stored");
+                }
+                self.uplink_wake.notify_one()
+            }
+            // Counted by the journal under `disk_full`; reported with the next drop event that
+            // can be journaled. One line per spell here, a summary every self-telemetry tick.
             Err(JournalError::DiskFull) => {
-                tracing::error!(points = n, "journal full: readings dropped");
+                if !std::mem::replace(&mut totals.full, true) {
+                    tracing::error!(
+                        points = n,
+                        "journal full: readings dropped until space returns"
+                    );
+                }
             }
             Err(e) => {
                 totals.lost += n;
@@ -203,14 +217,20 @@ impl Scheduler {
         let journal_drops = stats.as_ref().map_or(0, |s| s.dropped.total());
         let dropped = journal_drops + totals.lost + self.clock.dropped;
         if dropped > totals.reported_drops {
-            self.outbox
-                .event_or_log(EventKind::TelemetryDropped {
-                    points: dropped - totals.reported_drops,
-                    oldest_ts_ms: None,
-                    newest_ts_ms: None,
-                })
-                .await;
-            totals.reported_drops = dropped;
+            let event = EventKind::TelemetryDropped {
+                points: dropped - totals.reported_drops,
+                oldest_ts_ms: None,
+                newest_ts_ms: None,
+            };
+            match self.outbox.event(event).await {
+                Ok(()) => totals.reported_drops = dropped,
+                // Not journaled (disk full): the count stays unreported and the next tick's event
+                // carries it together with whatever is dropped meanwhile.
+                Err(e) => {
+                    tracing::warn!(error = %e, unreported_points = dropped - totals.reported_drops,
+                    "journal full: drop event deferred until space returns")
+                }
+            }
         }
         let ts = wall_ms();
         if !self.clock.is_sane(ts) {

@@ -9,6 +9,16 @@
 //! - Persistent session (`clean_session = false`), QoS 1, the retained `offline` status as the
 //!   will, a retained birth after every CONNACK, and the command subscription renewed each time.
 //! - Reconnects back off exponentially with jitter.
+//! - A cloud over whose quota this gateway went asks it to slow down on its control topic; the
+//!   uplink then sends at no more than the rates asked for until the request lapses ([`pace`]).
+//!   What it holds back stays in the journal, so slowing down loses nothing.
+//!
+//! # Session and adapter
+//! What to do on each event of the connection is decided by [`session`], a pure state machine
+//! with its own tests; this module is the adapter that owns rumqttc's event loop and the
+//! journal and carries out the session's actions. A connection attempt runs uninterrupted to
+//! `mqtt.connect_timeout_s` whatever else happens meanwhile (a journal commit, a tick), so a
+//! link with a round trip of seconds still connects; every attempt's outcome is logged once.
 //!
 //! # Reconnects
 //! rumqttc, after a connection error, would resend its unacknowledged publishes itself on a
@@ -31,6 +41,8 @@
 //! against an earlier birth of the same connection still reads after a configuration change.
 
 mod backoff;
+mod pace;
+pub mod session;
 pub mod tls;
 mod window;
 
@@ -54,6 +66,10 @@ use tokio_util::sync::CancellationToken;
 
 pub use backoff::Backoff;
 pub use window::{Tag, Window, WindowError};
+
+use session::{
+    Action, Budget, Event as SessionEvent, Phase, Report, Session, SessionSettings, Subscription,
+};
 
 use crate::config::MqttConfig;
 use crate::health::Heartbeat;
@@ -82,6 +98,8 @@ pub struct UplinkStats {
     /// Telemetry points handed to rumqttc (resends included).
     pub points_published: AtomicU64,
     pub connected: std::sync::atomic::AtomicBool,
+    /// Slow-down requests received from the cloud.
+    pub slow_downs: AtomicU64,
 }
 
 /// Why the uplink could not start.
@@ -111,36 +129,66 @@ pub struct Uplink {
     pub shutdown_wait: Duration,
 }
 
-/// Live state of the task.
+/// Live state of the task: rumqttc's event loop and what only the adapter needs.
 struct Link {
     el: EventLoop,
     /// Kept so rumqttc's request channel stays open; all requests go through `el.pending`.
     _client: AsyncClient,
-    window: Window,
-    connected: bool,
-    connection: u64,
+    session: Session,
     seq: u64,
     status_topic: String,
     cmd_topic: String,
+    control_topic: String,
     /// The alias table of the birth last queued on this connection; none before it.
     aliases: Option<Arc<SeriesAliases>>,
 }
 
 impl Link {
-    fn publish(&mut self, topic: &str, payload: Vec<u8>, retain: bool, tag: Tag) {
+    fn publish(&mut self, topic: &str, payload: Vec<u8>, retain: bool, tag: Tag, points: u64) {
         let mut p = Publish::new(topic, QoS::AtLeastOnce, payload);
         p.retain = retain;
         self.el.pending.push_back(Request::Publish(p));
-        self.window.queued(tag);
+        self.session.queued(tag, points, Instant::now());
     }
 
     /// Forgets everything rumqttc would otherwise resend or report from a dead connection.
     fn forget(&mut self) {
         self.el.pending.clear();
         self.el.state.events.clear();
-        self.window.clear();
-        self.connected = false;
         self.aliases = None;
+    }
+}
+
+/// How a connection attempt driven by [`drive_connect`] ended.
+enum Attempt {
+    Cancelled,
+    TimedOut,
+    Polled(Result<Event, rumqttc::ConnectionError>),
+}
+
+/// Drives one connection attempt to its end: only a stop or the attempt's own deadline cut it
+/// short. The heartbeat keeps beating meanwhile, so a slow link is not a stalled agent.
+async fn drive_connect(
+    el: &mut EventLoop,
+    deadline: Instant,
+    heartbeat: &Heartbeat,
+    cancel: &CancellationToken,
+) -> Attempt {
+    let poll = el.poll();
+    tokio::pin!(poll);
+    loop {
+        heartbeat.beat();
+        let step = deadline.min(Instant::now() + Duration::from_secs(1));
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Attempt::Cancelled,
+            r = &mut poll => return Attempt::Polled(r),
+            _ = tokio::time::sleep_until(step) => {
+                if Instant::now() >= deadline {
+                    return Attempt::TimedOut;
+                }
+            }
+        }
     }
 }
 
@@ -185,72 +233,80 @@ impl Uplink {
         let (client, mut el) = AsyncClient::new(options, 16);
         // Nagle's algorithm off: an acknowledgement or a PUBACK is a small write that would
         // otherwise wait for the broker's delayed ACK of the previous one (about 40 ms on Linux).
+        // rumqttc's own connect timeout is the session's, so the session decides.
         let mut net = rumqttc::NetworkOptions::new();
         net.set_tcp_nodelay(true);
+        net.set_connection_timeout(self.mqtt.connect_timeout.as_secs().max(1));
         el.set_network_options(net);
+        let cmd_topic = self.mqtt.prefix.topic(&self.gateway, TopicKind::Cmd);
+        let control_topic = self.mqtt.prefix.topic(&self.gateway, TopicKind::Control);
+        let session = Session::new(
+            SessionSettings {
+                connect_timeout: self.mqtt.connect_timeout,
+                max_in_flight: self.mqtt.max_in_flight,
+                cmd_topic: cmd_topic.clone(),
+                control_topic: control_topic.clone(),
+            },
+            Backoff::new(self.mqtt.reconnect_min, self.mqtt.reconnect_max),
+            Instant::now(),
+        );
         let mut link = Link {
             el,
             _client: client,
-            window: Window::default(),
-            connected: false,
-            connection: 0,
+            session,
             seq: 0,
             status_topic: self.mqtt.prefix.topic(&self.gateway, TopicKind::Status),
-            cmd_topic: self.mqtt.prefix.topic(&self.gateway, TopicKind::Cmd),
+            cmd_topic,
+            control_topic,
             aliases: None,
         };
-        let mut backoff = Backoff::new(self.mqtt.reconnect_min, self.mqtt.reconnect_max);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         tracing::info!(host = %self.mqtt.host, port = self.mqtt.port,
-            tls = self.mqtt.tls.is_some(), "uplink starting");
+            tls = self.mqtt.tls.is_some(),
+            connect_timeout_s = self.mqtt.connect_timeout.as_secs(), "uplink starting");
         'run: loop {
             self.heartbeat.beat();
-            if link.connected {
-                self.fill(&mut link).await;
+            let actions = link.session.on_time(Instant::now());
+            self.execute(&mut link, actions).await?;
+            match link.session.phase() {
+                Phase::Connecting { since } => {
+                    let deadline = since + self.mqtt.connect_timeout;
+                    match drive_connect(&mut link.el, deadline, &self.heartbeat, &cancel).await {
+                        Attempt::Cancelled => break 'run,
+                        // The session reports it at the top of the loop.
+                        Attempt::TimedOut => {}
+                        Attempt::Polled(r) => self.polled(&mut link, r).await?,
+                    }
+                    continue;
+                }
+                Phase::Down { retry_at } => {
+                    let step = retry_at.min(Instant::now() + Duration::from_secs(1));
+                    tokio::select! {
+                        _ = cancel.cancelled() => break 'run,
+                        _ = tokio::time::sleep_until(step) => {}
+                    }
+                    if Instant::now() >= retry_at {
+                        self.drop_stale_requests();
+                    }
+                    continue;
+                }
+                Phase::Up { .. } => {}
             }
+            let paced_until = self.fill(&mut link).await?;
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break 'run,
-                ev = link.el.poll() => match ev {
-                    Ok(ev) => {
-                        if let Err(e) = self.on_event(&mut link, ev).await {
-                            tracing::warn!(error = %e, "publish bookkeeping broken; reconnecting");
-                            link.el.clean();
-                            link.forget();
-                        }
-                    }
-                    Err(e) => {
-                        if link.connected {
-                            tracing::warn!(error = %e, "broker connection lost");
-                        } else {
-                            tracing::info!(error = %e, "cannot connect to the broker");
-                        }
-                        link.forget();
-                        self.stats.connected.store(false, Ordering::Relaxed);
-                        let until = Instant::now() + backoff.next_delay();
-                        while Instant::now() < until {
-                            self.heartbeat.beat();
-                            let step = until.min(Instant::now() + Duration::from_secs(1));
-                            tokio::select! {
-                                _ = cancel.cancelled() => break 'run,
-                                _ = tokio::time::sleep_until(step) => {}
-                            }
-                        }
-                        self.drop_stale_requests();
-                    }
-                },
+                r = link.el.poll() => self.polled(&mut link, r).await?,
                 Some(req) = self.requests.recv() => self.on_request(&mut link, req),
                 changed = self.birth.changed() => {
-                    if changed.is_ok() && link.connected {
+                    if changed.is_ok() && link.session.is_up() {
                         self.publish_birth(&mut link)?;
                     }
                 }
                 _ = self.wake.notified() => {}
                 _ = tick.tick() => {}
-            }
-            if link.connected {
-                backoff.reset();
+                _ = sleep_until_some(paced_until) => {}
             }
         }
         self.shutdown(&mut link).await
@@ -264,11 +320,177 @@ impl Uplink {
     fn on_request(&mut self, link: &mut Link, req: UplinkRequest) {
         match req {
             UplinkRequest::Acknowledge { connection, pkid } => {
-                if link.connected && connection == link.connection {
+                if let Some(Action::PubAck(pkid)) = link.session.acknowledge(connection, pkid) {
                     link.el
                         .pending
                         .push_back(Request::PubAck(PubAck::new(pkid)));
                 }
+            }
+        }
+    }
+
+    /// Feeds what rumqttc's poll returned to the session and carries out its answer.
+    async fn polled(
+        &mut self,
+        link: &mut Link,
+        r: Result<Event, rumqttc::ConnectionError>,
+    ) -> Result<(), UplinkError> {
+        let now = Instant::now();
+        let actions = match r {
+            Err(e) => link.session.on_event(
+                SessionEvent::Failed {
+                    cause: e.to_string(),
+                },
+                now,
+            ),
+            Ok(Event::Incoming(Incoming::ConnAck(ack))) => {
+                let event = if ack.code == rumqttc::ConnectReturnCode::Success {
+                    SessionEvent::ConnAck {
+                        session_present: ack.session_present,
+                    }
+                } else {
+                    SessionEvent::Refused {
+                        code: format!("{:?}", ack.code),
+                    }
+                };
+                link.session.on_event(event, now)
+            }
+            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
+                link.session.on_event(SessionEvent::Written(pkid), now)
+            }
+            Ok(Event::Outgoing(Outgoing::AwaitAck(pkid))) => {
+                link.session.on_event(SessionEvent::AwaitAck(pkid), now)
+            }
+            Ok(Event::Incoming(Incoming::PubAck(ack))) => {
+                link.session.on_event(SessionEvent::PubAck(ack.pkid), now)
+            }
+            Ok(Event::Incoming(Incoming::Publish(p))) => link.session.on_event(
+                SessionEvent::Incoming {
+                    topic: &p.topic,
+                    pkid: p.pkid,
+                    payload: &p.payload,
+                },
+                now,
+            ),
+            Ok(Event::Incoming(Incoming::SubAck(s))) => {
+                tracing::debug!(codes = ?s.return_codes, "subscribed");
+                Vec::new()
+            }
+            Ok(_) => Vec::new(),
+        };
+        self.execute(link, actions).await
+    }
+
+    /// Carries out the session's actions, in order.
+    async fn execute(&mut self, link: &mut Link, actions: Vec<Action>) -> Result<(), UplinkError> {
+        for action in actions {
+            match action {
+                // The phase says so; the loop drives the attempt.
+                Action::Connect { .. } => {}
+                Action::Forget => link.forget(),
+                Action::Drop => {
+                    link.el.clean();
+                    link.forget();
+                }
+                Action::Requeue => {
+                    if let Err(e) = self.journal.requeue_in_flight().await {
+                        tracing::error!(error = %e, "journal requeue failed");
+                    }
+                }
+                Action::Subscribe(which) => {
+                    let topic = match which {
+                        Subscription::Commands => link.cmd_topic.clone(),
+                        Subscription::Control => link.control_topic.clone(),
+                    };
+                    link.el
+                        .pending
+                        .push_back(Request::Subscribe(Subscribe::new(topic, QoS::AtLeastOnce)));
+                }
+                Action::PublishBirth => self.publish_birth(link)?,
+                Action::PubAck(pkid) => link
+                    .el
+                    .pending
+                    .push_back(Request::PubAck(PubAck::new(pkid))),
+                Action::AckBatch(id) => match self.journal.ack(id).await {
+                    Ok(_) => {
+                        self.stats.batches_acked.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => tracing::error!(error = %e, batch = %id, "journal ack failed"),
+                },
+                Action::Deliver {
+                    payload,
+                    pkid,
+                    connection,
+                } => {
+                    let delivery = Delivery {
+                        payload,
+                        pkid,
+                        connection,
+                    };
+                    if self.deliveries.try_send(delivery).is_err() {
+                        // Not acknowledged: the broker delivers it again after a reconnect.
+                        tracing::warn!("command queue full; command left for redelivery");
+                    }
+                }
+                Action::Report(r) => self.report(r),
+            }
+        }
+        Ok(())
+    }
+
+    fn report(&self, r: Report) {
+        match r {
+            Report::Connected {
+                attempt,
+                took,
+                session_present,
+            } => {
+                self.stats.connected.store(true, Ordering::Relaxed);
+                self.stats.connects.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    attempt,
+                    took_ms = took.as_millis() as u64,
+                    session_present,
+                    "connected to the broker"
+                );
+            }
+            Report::AttemptFailed {
+                attempt,
+                took,
+                cause,
+                retry_in,
+            } => {
+                self.stats.connected.store(false, Ordering::Relaxed);
+                tracing::warn!(attempt, took_ms = took.as_millis() as u64, cause = ?cause,
+                    retry_in_ms = retry_in.as_millis() as u64, "cannot connect to the broker");
+            }
+            Report::Lost {
+                after,
+                cause,
+                retry_in,
+            } => {
+                self.stats.connected.store(false, Ordering::Relaxed);
+                tracing::warn!(after_s = after.as_secs(), cause = ?cause,
+                    retry_in_ms = retry_in.as_millis() as u64, "broker connection lost");
+            }
+            Report::SlowDown {
+                points_per_s,
+                messages_per_s,
+                for_ms,
+            } => {
+                self.stats.slow_downs.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    points_per_s,
+                    messages_per_s,
+                    for_ms,
+                    "the cloud asked to slow down; holding readings back in the journal"
+                );
+            }
+            Report::ControlUndecodable(e) => {
+                tracing::warn!(error = ?e, "ignoring a control message that does not decode")
+            }
+            Report::PaceLapsed => {
+                tracing::info!("the cloud's slow-down lapsed; sending at full rate")
             }
         }
     }
@@ -279,90 +501,42 @@ impl Uplink {
         let aliases = SeriesAliases::from_birth(&birth);
         let payload = json::encode(&Status::Online(birth))?;
         let topic = link.status_topic.clone();
-        link.publish(&topic, payload, true, Tag::Status);
+        link.publish(&topic, payload, true, Tag::Status, 0);
         link.aliases = Some(Arc::new(aliases));
         Ok(())
     }
 
-    async fn on_event(&mut self, link: &mut Link, ev: Event) -> Result<(), WindowError> {
-        match ev {
-            Event::Incoming(Incoming::ConnAck(ack)) => {
-                link.connection += 1;
-                link.forget();
-                link.connected = true;
-                self.stats.connected.store(true, Ordering::Relaxed);
-                self.stats.connects.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(
-                    session_present = ack.session_present,
-                    "connected to the broker"
-                );
-                if let Err(e) = self.journal.requeue_in_flight().await {
-                    tracing::error!(error = %e, "journal requeue failed");
-                }
-                let topic = link.cmd_topic.clone();
-                link.el
-                    .pending
-                    .push_back(Request::Subscribe(Subscribe::new(topic, QoS::AtLeastOnce)));
-                if let Err(e) = self.publish_birth(link) {
-                    tracing::error!(error = %e, "birth message not published");
-                }
-            }
-            Event::Outgoing(Outgoing::Publish(pkid)) => link.window.written(pkid)?,
-            Event::Outgoing(Outgoing::AwaitAck(pkid)) => {
-                // The broker left an old publish unacknowledged while we wrapped around.
-                return Err(WindowError::Reused(pkid));
-            }
-            Event::Incoming(Incoming::PubAck(ack)) => {
-                if let Some(Tag::Batch(id)) = link.window.acked(ack.pkid) {
-                    match self.journal.ack(id).await {
-                        Ok(_) => {
-                            self.stats.batches_acked.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Err(e) => tracing::error!(error = %e, batch = %id, "journal ack failed"),
-                    }
-                }
-            }
-            Event::Incoming(Incoming::Publish(p)) => {
-                if p.topic == link.cmd_topic {
-                    let delivery = Delivery {
-                        payload: p.payload.to_vec(),
-                        pkid: p.pkid,
-                        connection: link.connection,
-                    };
-                    if self.deliveries.try_send(delivery).is_err() {
-                        // Not acknowledged: the broker delivers it again after a reconnect.
-                        tracing::warn!("command queue full; command left for redelivery");
-                    }
-                } else if p.pkid != 0 {
-                    link.el
-                        .pending
-                        .push_back(Request::PubAck(PubAck::new(p.pkid)));
-                }
-            }
-            Event::Incoming(Incoming::SubAck(s)) => {
-                tracing::debug!(codes = ?s.return_codes, "subscribed to commands");
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-
-    /// Publishes journal batches until the window is full or the journal has nothing pending.
-    async fn fill(&mut self, link: &mut Link) {
-        let limits = BatchLimits {
-            max_points: self.mqtt.batch_max_points,
-            max_bytes: 256 * 1024,
-        };
-        while link.window.batches() < self.mqtt.max_in_flight {
-            let batch = match self.journal.next_batch(limits).await {
-                Ok(Some(b)) => b,
-                Ok(None) => return,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot read the journal");
-                    return;
-                }
+    /// Publishes journal batches while the session's budget allows; returns when the pace the
+    /// cloud asked for lets the next one go, if that is what holds it back.
+    async fn fill(&mut self, link: &mut Link) -> Result<Option<Instant>, UplinkError> {
+        loop {
+            let (budget, reports) = link.session.budget(Instant::now());
+            self.execute(link, reports).await?;
+            let (batches, max_points) = match budget {
+                Budget::Full => return Ok(None),
+                Budget::PacedUntil(at) => return Ok(Some(at)),
+                Budget::Send {
+                    batches,
+                    max_points,
+                } => (batches, max_points),
             };
-            self.publish_batch(link, batch).await;
+            let limits = BatchLimits {
+                max_points: max_points.map_or(self.mqtt.batch_max_points, |m| {
+                    m.min(self.mqtt.batch_max_points)
+                }),
+                max_bytes: 256 * 1024,
+            };
+            for _ in 0..batches {
+                let batch = match self.journal.next_batch(limits).await {
+                    Ok(Some(b)) => b,
+                    Ok(None) => return Ok(None),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot read the journal");
+                        return Ok(None);
+                    }
+                };
+                self.publish_batch(link, batch).await;
+            }
         }
     }
 
@@ -414,7 +588,7 @@ impl Uplink {
             }
         };
         let topic = self.mqtt.prefix.topic(&self.gateway, kind);
-        link.publish(&topic, payload, false, Tag::Batch(id));
+        link.publish(&topic, payload, false, Tag::Batch(id), points);
         self.stats
             .points_published
             .fetch_add(points, Ordering::Relaxed);
@@ -422,7 +596,7 @@ impl Uplink {
 
     async fn shutdown(&mut self, link: &mut Link) -> Result<(), UplinkError> {
         self.stats.connected.store(false, Ordering::Relaxed);
-        if !link.connected {
+        if !link.session.is_up() {
             tracing::info!("uplink stopped (not connected)");
             return Ok(());
         }
@@ -431,32 +605,38 @@ impl Uplink {
             boot_epoch: self.boot_epoch,
         });
         let topic = link.status_topic.clone();
-        link.publish(&topic, json::encode(&death)?, true, Tag::Status);
+        link.publish(&topic, json::encode(&death)?, true, Tag::Status, 0);
         let deadline = Instant::now() + self.shutdown_wait;
         let mut disconnecting = false;
         loop {
-            if !disconnecting && link.window.is_empty() {
+            if !link.session.is_up() {
+                break;
+            }
+            if !disconnecting && link.session.window().is_empty() {
                 link.el.pending.push_back(Request::Disconnect(Disconnect));
                 disconnecting = true;
             }
-            let ev = tokio::select! {
-                ev = link.el.poll() => ev,
+            let r = tokio::select! {
+                r = link.el.poll() => r,
                 _ = tokio::time::sleep_until(deadline) => {
-                    tracing::warn!(outstanding = link.window.len(), "shutdown wait over");
+                    tracing::warn!(outstanding = link.session.window().len(), "shutdown wait over");
                     break;
                 }
             };
-            match ev {
-                Ok(Event::Outgoing(Outgoing::Disconnect)) => break,
-                Ok(ev) => {
-                    if self.on_event(link, ev).await.is_err() {
-                        break;
-                    }
-                }
-                Err(_) => break,
+            match r {
+                Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_) => break,
+                r => self.polled(link, r).await?,
             }
         }
         tracing::info!("uplink stopped: offline published, disconnected");
         Ok(())
+    }
+}
+
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }

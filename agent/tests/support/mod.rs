@@ -184,7 +184,12 @@ impl Subscriber {
 
     /// Waits until `f` holds for what was received.
     pub fn wait(&self, what: &str, f: impl Fn(&Received) -> bool) -> Received {
-        wait_until(what, PATIENCE, || f(&self.data.lock().unwrap()));
+        self.wait_for(what, PATIENCE, f)
+    }
+
+    /// Like [`Subscriber::wait`], for at most `limit`.
+    pub fn wait_for(&self, what: &str, limit: Duration, f: impl Fn(&Received) -> bool) -> Received {
+        wait_until(what, limit, || f(&self.data.lock().unwrap()));
         self.snapshot()
     }
 

@@ -3,7 +3,7 @@
 use fieldlink_protocol::Point;
 use rusqlite::Transaction;
 
-use super::{Store, DROP_DISK_FULL, ROW_OVERHEAD};
+use super::{write_totals, Store, DROP_DISK_FULL, ROW_OVERHEAD};
 use crate::batch::{Appended, RecordClass};
 use crate::codec::SegmentEncoder;
 use crate::error::{JournalError, Result};
@@ -61,6 +61,11 @@ impl Store {
             self.save_disk_full_drops(&tx)?;
             let over = (self.stored_bytes() + added_bytes).saturating_sub(self.caps.max_bytes);
             let dropped = self.drop_for_bytes(&tx, over)?;
+            write_totals(
+                &tx,
+                (self.telemetry.count + points.len() as u64).saturating_sub(dropped.points),
+                self.record_count(),
+            )?;
             tx.commit()?;
             Ok::<_, JournalError>(dropped)
         })();
@@ -69,7 +74,7 @@ impl Store {
                 self.series.commit_staged();
                 self.next_segment_id += bodies.len() as i64;
                 self.telemetry.add(points.len() as u64, added_bytes);
-                self.unsaved_disk_full = 0;
+                self.room_returned();
                 self.apply_byte_drops(dropped);
                 self.dirty = true;
                 Ok(Appended {
@@ -79,9 +84,11 @@ impl Store {
             Err(e) => {
                 self.series.discard_staged();
                 if matches!(e, JournalError::DiskFull) {
+                    if self.unsaved_disk_full == 0 {
+                        tracing::warn!("journal full: refusing points until space returns");
+                    }
                     self.unsaved_disk_full += points.len() as u64;
                     self.dropped.disk_full += points.len() as u64;
-                    tracing::warn!(points = points.len(), "journal full, points refused");
                 }
                 Err(e)
             }
@@ -102,6 +109,11 @@ impl Store {
             let added = payload.len() as u64 + ROW_OVERHEAD;
             let over = (self.stored_bytes() + added).saturating_sub(self.caps.max_bytes);
             let dropped = self.drop_for_bytes(&tx, over)?;
+            write_totals(
+                &tx,
+                self.telemetry.count.saturating_sub(dropped.points),
+                self.record_count() + 1,
+            )?;
             tx.commit()?;
             Ok::<_, JournalError>(dropped)
         })();
@@ -109,12 +121,24 @@ impl Store {
         self.next_record_id += 1;
         self.tally_mut(class)
             .add(1, payload.len() as u64 + ROW_OVERHEAD);
-        self.unsaved_disk_full = 0;
+        self.room_returned();
         self.apply_byte_drops(dropped);
         self.dirty = true;
         Ok(Appended {
             dropped_points: dropped.points,
         })
+    }
+
+    /// A commit went through: the points refused while full are now in `drops`. Logs the end of
+    /// a full spell once, as its start was logged once.
+    pub(super) fn room_returned(&mut self) {
+        if self.unsaved_disk_full > 0 {
+            tracing::warn!(
+                refused_points = self.unsaved_disk_full,
+                "journal has room again; points refused while full are counted"
+            );
+        }
+        self.unsaved_disk_full = 0;
     }
 
     /// Writes the points refused while the disk was full into `drops`, inside `tx`. The memory
@@ -150,7 +174,7 @@ fn add_point(
 }
 
 /// Adds `points` to the durable counter for `reason`, inside the caller's transaction.
-pub(super) fn add_drops(tx: &Transaction<'_>, reason: &str, points: u64) -> Result<()> {
+pub(crate) fn add_drops(tx: &Transaction<'_>, reason: &str, points: u64) -> Result<()> {
     tx.prepare_cached(
         "INSERT INTO drops (reason, points) VALUES (?1, ?2)
          ON CONFLICT (reason) DO UPDATE SET points = points + excluded.points",

@@ -7,7 +7,7 @@
 use rusqlite::Transaction;
 
 use super::append::add_drops;
-use super::{Store, DROP_MAX_AGE, DROP_MAX_BYTES};
+use super::{write_totals, Store, DROP_MAX_AGE, DROP_MAX_BYTES};
 use crate::clock::CLOCK_SET_AFTER_MS;
 use crate::error::Result;
 
@@ -100,6 +100,11 @@ impl Store {
         }
         delete_segments(&tx, &victims)?;
         add_drops(&tx, DROP_MAX_AGE, shed.points)?;
+        write_totals(
+            &tx,
+            self.telemetry.count.saturating_sub(shed.points),
+            self.record_count(),
+        )?;
         tx.commit()?;
         self.telemetry.sub(shed.points, shed.bytes);
         self.dropped.max_age += shed.points;

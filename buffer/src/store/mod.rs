@@ -9,7 +9,11 @@ mod append;
 mod caps;
 mod open;
 mod read;
+mod totals;
 mod upkeep;
+
+pub(crate) use append::add_drops;
+pub(crate) use totals::{read_totals, write_totals, Totals};
 
 use std::path::PathBuf;
 
@@ -77,6 +81,10 @@ pub(crate) struct Store {
 impl Store {
     fn stored_bytes(&self) -> u64 {
         self.telemetry.bytes + self.records.iter().map(|t| t.bytes).sum::<u64>()
+    }
+
+    fn record_count(&self) -> u64 {
+        self.records.iter().map(|t| t.count).sum()
     }
 
     fn tally_mut(&mut self, class: RecordClass) -> &mut Tally {

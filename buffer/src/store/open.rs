@@ -1,5 +1,6 @@
 //! Opening: pragmas, checks, quarantine, migration and the memory copies.
 
+use std::fs;
 use std::path::Path;
 
 use rusqlite::ffi::ErrorCode;
@@ -11,13 +12,16 @@ use crate::config::{Durability, JournalConfig};
 use crate::drain::DrainState;
 use crate::error::{JournalError, Result};
 use crate::integrity::{self, Quarantine};
+use crate::salvage::{salvage_into, salvage_path};
 use crate::schema::{self, SchemaError};
 use crate::series::SeriesDictionary;
 use crate::stats::Dropped;
 
-/// Why an open attempt failed: the file is damaged (quarantine it) or something else is wrong.
+/// Why an open attempt failed: the file is damaged (salvage and quarantine it), from a newer
+/// release (quarantine it: its rows are not ours to interpret), or something else is wrong.
 enum Failure {
     Damaged(String),
+    Foreign(String),
     Other(JournalError),
 }
 
@@ -43,32 +47,88 @@ impl From<JournalError> for Failure {
 
 impl Store {
     /// Opens (creating if needed) the journal, quarantining a damaged file.
+    ///
+    /// Order on damage, so that a crash at any step leaves something the next open handles:
+    /// (1) salvage into `journal.db.salvage` (the damaged file is only read); (2) move the
+    /// damaged files aside, WAL first; (3) rename the salvage into place. A crash before (2)
+    /// leaves the damaged file in place and a stale salvage, which the next open deletes and
+    /// redoes; a crash between (2) and (3) leaves no journal and a finished salvage, which the
+    /// next open puts in place (with a notice that says so; its counts are then unknown).
     pub(crate) fn open(config: &JournalConfig) -> Result<(Store, Option<Quarantine>)> {
         config.validate()?;
         let path = &config.path;
+        let now = config.clock.now_ms();
         let mut notice = None;
+        let note = |notice: &mut Option<Quarantine>, q: Quarantine| {
+            *notice = Some(match notice.take() {
+                Some(first) => first.merge(q),
+                None => q,
+            });
+        };
+        if let Some(q) = finish_interrupted_salvage(path, now)? {
+            note(&mut notice, q);
+        }
+        if let Some(q) = integrity::expected_but_absent(path, now)? {
+            note(&mut notice, q);
+        }
         if let Some(reason) = integrity::wal_problem(path)? {
-            notice = Some(integrity::quarantine(
+            let q = integrity::quarantine(
                 path,
                 format!("garbage WAL moved aside, main file kept: {reason}"),
                 false,
-                config.clock.now_ms(),
-            )?);
+                now,
+            )?;
+            note(&mut notice, q);
         }
         match Self::try_open(config) {
-            Ok(store) => Ok((store, notice)),
+            Ok(store) => {
+                integrity::write_marker(path, now)?;
+                Ok((store, notice))
+            }
             Err(Failure::Other(e)) => Err(e),
-            Err(Failure::Damaged(reason)) => {
-                let q = integrity::quarantine(path, reason, true, config.clock.now_ms())?;
+            Err(failure @ (Failure::Damaged(_) | Failure::Foreign(_))) => {
+                let tmp = salvage_path(path);
+                let (reason, salvageable) = match failure {
+                    Failure::Damaged(reason) => (reason, true),
+                    Failure::Foreign(reason) => (reason, false),
+                    Failure::Other(e) => return Err(e),
+                };
+                let salvage = match salvageable.then(|| salvage_into(path, &tmp)) {
+                    None => None,
+                    Some(Ok(s)) => Some(s),
+                    Some(Err(e)) => {
+                        tracing::error!(path = %path.display(), error = %e,
+                            "journal salvage failed; starting an empty journal");
+                        let _ = fs::remove_file(&tmp);
+                        None
+                    }
+                };
+                let mut q = integrity::quarantine(path, reason, true, now)?;
+                if let Some(s) = salvage {
+                    fs::rename(&tmp, path).map_err(|source| JournalError::Io {
+                        path: tmp.clone(),
+                        source,
+                    })?;
+                    integrity::sync_dir(path);
+                    tracing::warn!(path = %path.display(), points_saved = s.points_saved,
+                        records_saved = s.records_saved, points_lost = ?s.points_lost,
+                        records_lost = ?s.records_lost, "damaged journal salvaged");
+                    q.salvage = Some(s);
+                }
                 let notice = match notice {
                     Some(first) => first.merge(q),
                     None => q,
                 };
                 match Self::try_open(config) {
-                    Ok(store) => Ok((store, Some(notice))),
-                    Err(Failure::Damaged(why)) => Err(JournalError::Corrupt(format!(
-                        "fresh journal unusable after quarantine: {why}"
-                    ))),
+                    Ok(store) => {
+                        integrity::write_marker(path, now)?;
+                        Ok((store, Some(notice)))
+                    }
+                    Err(Failure::Damaged(why) | Failure::Foreign(why)) => {
+                        Err(JournalError::Corrupt(format!(
+                            "fresh journal unusable after quarantine: {why}"
+                        )))
+                    }
                     Err(Failure::Other(e)) => Err(e),
                 }
             }
@@ -96,7 +156,7 @@ impl Store {
         match schema::migrate(&mut conn, schema::MIGRATIONS) {
             Ok(_) => {}
             Err(SchemaError::TooNew { found, supported }) => {
-                return Err(Failure::Damaged(format!(
+                return Err(Failure::Foreign(format!(
                     "schema version {found} is newer than this build's {supported}"
                 )))
             }
@@ -171,6 +231,35 @@ impl Store {
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Puts a salvage left by a crash between quarantine and rename in place, or deletes one whose
+/// damaged journal is still there (that salvage is redone).
+fn finish_interrupted_salvage(path: &Path, now_ms: i64) -> Result<Option<Quarantine>> {
+    let tmp = salvage_path(path);
+    if !tmp.exists() {
+        return Ok(None);
+    }
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |source| JournalError::Io { path: p, source }
+    };
+    if path.exists() {
+        fs::remove_file(&tmp).map_err(io(&tmp))?;
+        return Ok(None);
+    }
+    fs::rename(&tmp, path).map_err(io(&tmp))?;
+    integrity::sync_dir(path);
+    let reason = "a journal salvage interrupted by a restart was completed; how much it saved \
+                  is not known"
+        .to_string();
+    tracing::error!(path = %path.display(), %reason, "journal salvage completed");
+    Ok(Some(Quarantine {
+        reason,
+        moved_to: Vec::new(),
+        at_ms: now_ms,
+        salvage: None,
+    }))
 }
 
 fn connect(path: &Path) -> rusqlite::Result<Connection> {

@@ -2,7 +2,7 @@
 
 use super::append::add_drops;
 use super::caps::delete_segments;
-use super::{Store, DROP_CORRUPT};
+use super::{write_totals, Store, DROP_CORRUPT};
 use crate::batch::{Batch, BatchBody, BatchId, RecordClass};
 use crate::codec;
 use crate::config::BatchLimits;
@@ -127,6 +127,11 @@ impl Store {
         let points: u64 = damaged.iter().map(|d| d.1).sum();
         let bytes: u64 = damaged.iter().map(|d| d.2).sum();
         add_drops(&tx, DROP_CORRUPT, points)?;
+        write_totals(
+            &tx,
+            self.telemetry.count.saturating_sub(points),
+            self.record_count(),
+        )?;
         tx.commit()?;
         self.telemetry.sub(points, bytes);
         self.dropped.corrupt += points;
@@ -165,6 +170,11 @@ impl Store {
                     }
                     (p, b)
                 };
+                write_totals(
+                    &tx,
+                    self.telemetry.count.saturating_sub(points),
+                    self.record_count(),
+                )?;
                 tx.commit()?;
                 self.telemetry.sub(points, bytes);
             }
@@ -179,6 +189,10 @@ impl Store {
                         None => None,
                     }
                 };
+                let records = self
+                    .record_count()
+                    .saturating_sub(u64::from(deleted.is_some()));
+                write_totals(&tx, self.telemetry.count, records)?;
                 tx.commit()?;
                 if let Some((code, len)) = deleted {
                     if let Some(class) = RecordClass::from_code(code) {
@@ -188,7 +202,7 @@ impl Store {
                 }
             }
         }
-        self.unsaved_disk_full = 0;
+        self.room_returned();
         self.dirty = true;
         Ok(())
     }

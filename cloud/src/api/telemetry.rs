@@ -78,6 +78,13 @@ pub struct Gateway {
     pub last_seen: Option<String>,
     /// The operator's name for it, given when registering.
     pub name: Option<String>,
+    /// Messages ingest dropped because the gateway kept sending past its quota (after the
+    /// grace period). Non-zero flags a gateway that floods.
+    pub quota_dropped_messages: i64,
+    /// Points in those messages.
+    pub quota_dropped_points: i64,
+    /// RFC 3339: when the last of them was dropped.
+    pub quota_dropped_at: Option<String>,
 }
 
 impl From<GatewayInfo> for Gateway {
@@ -90,6 +97,9 @@ impl From<GatewayInfo> for Gateway {
             registered: g.registered,
             last_seen: g.last_seen_ms.map(rfc3339),
             name: g.name,
+            quota_dropped_messages: g.quota.messages,
+            quota_dropped_points: g.quota.points,
+            quota_dropped_at: g.quota.last_at_ms.map(rfc3339),
         }
     }
 }
@@ -471,57 +481,153 @@ pub async fn aggregates(
 /// A message ingest refused.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DeadLetterView {
+    /// The row's id; pages continue below it (`before`).
+    pub id: i64,
     /// RFC 3339.
     pub received_at: String,
     pub topic: String,
-    /// Machine-readable: `decode`, `topic_mismatch`, `non_finite`, `unregistered`, …
+    /// Machine-readable: `decode`, `topic_mismatch`, `non_finite`, `too_large`, `unregistered`, …
     pub reason: String,
     pub detail: String,
-    /// The raw payload, hex.
+    /// The start of the payload, hex: at most `ingest.dead_letter_payload_bytes` of it.
     pub payload_hex: String,
+    /// The whole payload's size in bytes.
+    pub payload_size: u64,
+    /// Whether `payload_hex` holds only the start of the payload.
+    pub payload_truncated: bool,
+    /// SHA-256 of the whole payload, hex; null for rows stored before version 0210 on SQLite.
+    pub payload_sha256: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DeadLetterPage {
     /// Newest first.
     pub items: Vec<DeadLetterView>,
+    /// `offset` of the next page, when there is one.
     pub next_offset: Option<u64>,
+    /// `before` of the next page, when there is one (stable while new dead letters arrive).
+    pub next_before: Option<i64>,
 }
 
-/// Dead letters, newest first. Role: viewer.
-#[utoipa::path(get, path = "/api/v1/dead-letters", tag = "ingest", params(PageQuery),
+/// A page of dead letters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeadLetterQuery {
+    /// 1 to 1000; 100 when absent. A page also ends once its payloads reach 1 MiB.
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+    /// Items to skip; 0 when absent. `offset + limit` may not exceed 100000.
+    #[param(maximum = 99_999)]
+    pub offset: Option<u64>,
+    /// Only dead letters with an id below this (`next_before` of the previous page).
+    pub before: Option<i64>,
+}
+
+/// Most payload bytes one dead-letter page carries (twice that as hex): a page ends at the
+/// first row that reaches it, so a request costs at most this plus one row.
+pub const DEAD_LETTER_PAGE_BYTES: usize = 1 << 20;
+
+/// Dead letters, newest first, bounded in rows (`limit`) and in bytes
+/// ([`DEAD_LETTER_PAGE_BYTES`] of payload). Role: viewer.
+#[utoipa::path(get, path = "/api/v1/dead-letters", tag = "ingest", params(DeadLetterQuery),
     responses((status = 200, body = DeadLetterPage), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list_dead_letters(
     State(s): State<ApiState>,
-    q: Result<Query<PageQuery>, QueryRejection>,
+    q: Result<Query<DeadLetterQuery>, QueryRejection>,
 ) -> Result<Json<DeadLetterPage>, ApiError> {
     let Query(q) = q.map_err(ApiError::rejection)?;
-    let (offset, limit) = q.window()?;
-    let all = s
+    let (offset, limit) = PageQuery {
+        limit: q.limit,
+        offset: q.offset,
+    }
+    .window()?;
+    let rows = s
         .store
-        .dead_letters((offset + limit + 1) as i64)
+        .dead_letter_page(q.before, offset as i64, limit as i64 + 1)
         .await
         .map_err(ApiError::database)?;
-    let (items, next_offset) = page(all, offset, limit);
+    let (rows, more) = bounded_page(rows, limit, DEAD_LETTER_PAGE_BYTES, |d| {
+        d.letter.payload.len()
+    });
+    let next_offset = more.then_some((offset + rows.len()) as u64);
+    let next_before = if more {
+        rows.last().map(|d| d.id)
+    } else {
+        None
+    };
+    let hex = |b: &[u8]| b.iter().map(|b| format!("{b:02x}")).collect::<String>();
     Ok(Json(DeadLetterPage {
-        items: items
+        items: rows
             .into_iter()
-            .map(|d| DeadLetterView {
-                received_at: rfc3339(d.received_ms),
-                topic: d.topic,
-                reason: d.reason,
-                detail: d.detail,
-                payload_hex: d.payload.iter().map(|b| format!("{b:02x}")).collect(),
+            .map(|d| {
+                let l = d.letter;
+                DeadLetterView {
+                    id: d.id,
+                    received_at: rfc3339(l.received_ms),
+                    topic: l.topic,
+                    reason: l.reason,
+                    detail: l.detail,
+                    payload_truncated: (l.payload.len() as u64) < l.size,
+                    payload_hex: hex(&l.payload),
+                    payload_size: l.size,
+                    payload_sha256: l.sha256.map(|h| hex(&h)),
+                }
             })
             .collect(),
         next_offset,
+        next_before,
     }))
+}
+
+/// The first rows of `rows` (fetched one past `limit`) that fit `limit` and `budget` bytes by
+/// `size`, ending at the first row that reaches the budget (so a page holds at least one row);
+/// and whether rows are left.
+fn bounded_page<T>(
+    mut rows: Vec<T>,
+    limit: usize,
+    budget: usize,
+    size: impl Fn(&T) -> usize,
+) -> (Vec<T>, bool) {
+    let mut used = 0usize;
+    let mut keep = 0usize;
+    for r in rows.iter().take(limit) {
+        keep += 1;
+        used += size(r);
+        if used >= budget {
+            break;
+        }
+    }
+    let more = rows.len() > keep;
+    rows.truncate(keep);
+    (rows, more)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_ends_at_its_row_limit_or_at_the_row_that_reaches_its_byte_budget() {
+        let rows = vec![400usize, 400, 400, 400];
+        assert_eq!(
+            bounded_page(rows.clone(), 2, 10_000, |r| *r),
+            (vec![400, 400], true)
+        );
+        assert_eq!(
+            bounded_page(rows.clone(), 10, 1_000, |r| *r),
+            (vec![400, 400, 400], true)
+        );
+        assert_eq!(
+            bounded_page(rows.clone(), 10, 10_000, |r| *r),
+            (rows, false)
+        );
+        // One row over the budget is still a page, or nothing could ever be read.
+        assert_eq!(
+            bounded_page(vec![5_000], 10, 1_000, |r| *r),
+            (vec![5_000], false)
+        );
+    }
 
     #[test]
     fn intervals() {

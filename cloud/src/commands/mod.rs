@@ -38,6 +38,7 @@ pub use status::CommandStatus;
 
 use crate::api::db::{ApiDb, DbError};
 use crate::api::time::now_ms;
+use crate::ingest::session::SiblingCloses;
 use crate::ingest::MqttSettings;
 
 /// Expiry bounds and timers.
@@ -152,6 +153,19 @@ impl Commands {
         stop: CancellationToken,
         tracker: &TaskTracker,
     ) -> Result<Commands, CommandError> {
+        Self::start_beside(mqtt, settings, db, stop, tracker, SiblingCloses::default())
+    }
+
+    /// [`Commands::start`] beside ingest on the same broker: every end of this connection is
+    /// recorded in `closes`, so ingest can tell a broker restart from a takeover of its session.
+    pub fn start_beside(
+        mqtt: &MqttSettings,
+        settings: CommandSettings,
+        db: Arc<ApiDb>,
+        stop: CancellationToken,
+        tracker: &TaskTracker,
+        closes: SiblingCloses,
+    ) -> Result<Commands, CommandError> {
         let mut own = mqtt.clone();
         own.client_id = format!("{}-commands", mqtt.client_id);
         let mut options =
@@ -169,7 +183,11 @@ impl Commands {
                 updates,
             }),
         };
-        tracker.spawn(commands.clone().run_event_loop(eventloop, stop.clone()));
+        tracker.spawn(
+            commands
+                .clone()
+                .run_event_loop(eventloop, stop.clone(), closes),
+        );
         tracker.spawn(commands.clone().run_expiry(stop));
         Ok(commands)
     }
@@ -363,7 +381,12 @@ impl Commands {
         }
     }
 
-    async fn run_event_loop(self, mut eventloop: rumqttc::EventLoop, stop: CancellationToken) {
+    async fn run_event_loop(
+        self,
+        mut eventloop: rumqttc::EventLoop,
+        stop: CancellationToken,
+        closes: SiblingCloses,
+    ) {
         let prefix = self.inner.settings.prefix.clone();
         loop {
             let ev = tokio::select! {
@@ -387,6 +410,7 @@ impl Commands {
                 }
                 Ok(_) => {}
                 Err(e) => {
+                    closes.record();
                     tracing::warn!(error = ?e.to_string(), "command service: broker connection lost; retrying");
                     tokio::select! {
                         _ = stop.cancelled() => break,

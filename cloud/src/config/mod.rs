@@ -14,7 +14,7 @@ use fieldlink_protocol::{Ident, TopicPrefix};
 
 pub use raw::RawConfig;
 
-use crate::ingest::{FlushPolicy, IngestSettings, MqttSettings, TlsSettings};
+use crate::ingest::{FlushPolicy, IngestSettings, MqttSettings, QuotaSettings, TlsSettings};
 use crate::store::StoreSpec;
 
 /// The shipped default configuration, with comments: `print-default-config` prints it.
@@ -179,6 +179,19 @@ impl Settings {
                 ),
             ));
         }
+        if matches!(broker, BrokerSettings::Embedded { .. })
+            && max_packet_bytes
+                < crate::broker::MAX_PACKET_BYTES + crate::broker::HEADER_SLACK_BYTES
+        {
+            return Err(invalid(
+                "mqtt.max_packet_bytes",
+                format!(
+                    "must be at least {} bytes with the embedded broker, which takes packets of up to {} bytes from gateways and forwards them",
+                    crate::broker::MAX_PACKET_BYTES + crate::broker::HEADER_SLACK_BYTES,
+                    crate::broker::MAX_PACKET_BYTES
+                ),
+            ));
+        }
         let keep_alive = Duration::from_secs(m.keep_alive_secs);
         if !(5..=3_600).contains(&m.keep_alive_secs) {
             return Err(invalid("mqtt.keep_alive_secs", "must be within 5..=3600"));
@@ -220,6 +233,47 @@ impl Settings {
             queue_messages: positive(i.queue_messages, "ingest.queue_messages")? as usize,
             shutdown_grace,
             birth_wait: Duration::from_secs(i.birth_wait_secs),
+            max_parked_per_gateway: positive(
+                i.max_parked_per_gateway,
+                "ingest.max_parked_per_gateway",
+            )? as usize,
+            quota: quota_settings(&i.quota)?,
+            max_oversized_packet_bytes: {
+                let cap = i.max_oversized_packet_bytes;
+                if cap < max_packet_bytes as u64 || cap > 268_435_455 {
+                    return Err(invalid(
+                        "ingest.max_oversized_packet_bytes",
+                        format!(
+                            "must be within mqtt.max_packet_bytes ({max_packet_bytes}) and MQTT's largest packet (268435455)"
+                        ),
+                    ));
+                }
+                cap as usize
+            },
+            dead_letters: crate::store::DeadLetterLimits {
+                payload_bytes: {
+                    let n = i.dead_letter_payload_bytes;
+                    let max = crate::store::DeadLetter::MAX_PREFIX_BYTES as u64;
+                    if n > max {
+                        return Err(invalid(
+                            "ingest.dead_letter_payload_bytes",
+                            format!("must be at most {max}"),
+                        ));
+                    }
+                    n as usize
+                },
+                per_gateway: positive(
+                    i.dead_letter_max_per_gateway,
+                    "ingest.dead_letter_max_per_gateway",
+                )?,
+                retention: Duration::from_secs(
+                    positive(
+                        i.dead_letter_retention_days,
+                        "ingest.dead_letter_retention_days",
+                    )?
+                    .saturating_mul(86_400),
+                ),
+            },
         };
         let http_listen = raw
             .http
@@ -276,6 +330,19 @@ impl Settings {
             shutdown_grace,
         })
     }
+}
+
+fn quota_settings(q: &raw::RawQuota) -> Result<QuotaSettings, ConfigError> {
+    let rate = |v: u64, path: &'static str| {
+        u32::try_from(positive(v, path)?)
+            .map_err(|_| invalid(path, format!("must be at most {}", u32::MAX)))
+    };
+    Ok(QuotaSettings {
+        points_per_s: rate(q.points_per_s, "ingest.quota.points_per_s")?,
+        messages_per_s: rate(q.messages_per_s, "ingest.quota.messages_per_s")?,
+        burst: Duration::from_secs(positive(q.burst_secs, "ingest.quota.burst_secs")?),
+        grace: Duration::from_secs(q.grace_secs),
+    })
 }
 
 fn positive(v: u64, path: &'static str) -> Result<u64, ConfigError> {
@@ -432,6 +499,24 @@ mod tests {
             ("[websocket]\ntoken_check_ms = 5000", "websocket.token_check_ms"),
             ("[database]\nurl = \"mysql://x\"", "database.url"),
             ("[mqtt]\nmax_packet_bytes = 1000", "mqtt.max_packet_bytes"),
+            // Over the protocol's limit, but under what the embedded broker forwards.
+            ("[mqtt]\nmax_packet_bytes = 300000", "mqtt.max_packet_bytes"),
+            (
+                "[ingest]\nmax_oversized_packet_bytes = 1000",
+                "ingest.max_oversized_packet_bytes",
+            ),
+            (
+                "[ingest]\ndead_letter_payload_bytes = 70000",
+                "ingest.dead_letter_payload_bytes",
+            ),
+            (
+                "[ingest]\ndead_letter_max_per_gateway = 0",
+                "ingest.dead_letter_max_per_gateway",
+            ),
+            (
+                "[ingest]\ndead_letter_retention_days = 0",
+                "ingest.dead_letter_retention_days",
+            ),
             (
                 "[alerts]\ncheck_interval_ms = 0",
                 "alerts.check_interval_ms",

@@ -87,6 +87,34 @@ pub struct RawIngest {
     pub flush_idle_ms: u64,
     pub queue_messages: u64,
     pub birth_wait_secs: u64,
+    pub max_parked_per_gateway: u64,
+    pub max_oversized_packet_bytes: u64,
+    pub dead_letter_payload_bytes: u64,
+    pub dead_letter_max_per_gateway: u64,
+    pub dead_letter_retention_days: u64,
+    /// A table: last, so that TOML output puts it after the plain keys.
+    pub quota: RawQuota,
+}
+
+/// `[ingest.quota]`: what each gateway may send.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawQuota {
+    pub points_per_s: u64,
+    pub messages_per_s: u64,
+    pub burst_secs: u64,
+    pub grace_secs: u64,
+}
+
+impl Default for RawQuota {
+    fn default() -> Self {
+        RawQuota {
+            points_per_s: 100_000,
+            messages_per_s: 1_000,
+            burst_secs: 10,
+            grace_secs: 30,
+        }
+    }
 }
 
 impl Default for RawIngest {
@@ -101,6 +129,12 @@ impl Default for RawIngest {
             flush_idle_ms: 3,
             queue_messages: 1_024,
             birth_wait_secs: 30,
+            max_parked_per_gateway: 10_000,
+            max_oversized_packet_bytes: 268_435_455,
+            dead_letter_payload_bytes: 4_096,
+            dead_letter_max_per_gateway: 10_000,
+            dead_letter_retention_days: 7,
+            quota: RawQuota::default(),
         }
     }
 }

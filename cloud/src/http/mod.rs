@@ -56,10 +56,10 @@ async fn ready(State(s): State<AppState>) -> impl IntoResponse {
         Ok(Err(e)) => e.to_string(),
         Err(_) => "no answer within 2 s".to_string(),
     };
-    let broker = if s.ingest.broker_connected() {
-        "ok"
-    } else {
-        "disconnected"
+    let broker = match s.ingest.broker_problem() {
+        Some(problem) => problem,
+        None if s.ingest.broker_connected() => "ok".to_string(),
+        None => "disconnected".to_string(),
     };
     let code = if database == "ok" && broker == "ok" {
         StatusCode::OK

@@ -6,20 +6,18 @@
 //! every instance sharing the database stores the births it received.
 //!
 //! Status and telemetry travel on different topics (and, with a shared subscription, to
-//! different instances), so a batch can arrive before its birth. Such a batch is parked,
-//! unacknowledged: it is retried when a birth is classified and on a timer against the store,
-//! and after `wait` it becomes a dead letter `unknown_birth` that keeps the payload. Parked
-//! messages are bounded; at the bound the classifier stops reading from the broker until the
-//! oldest resolves or expires. A parked message is never acknowledged before its rows (or its
-//! dead letter) are committed, like any other: a crash meanwhile makes the broker redeliver it.
+//! different instances), so a batch can arrive before its birth. Such a batch is parked in the
+//! store (`parked_telemetry`) and its message acknowledged once that commit is done, so it
+//! never holds the broker's in-flight window: a gateway naming births nobody saw cannot stall
+//! the others. The classifier resolves parked batches ([`super::parking`]) when their birth is
+//! known, here or to another instance through `gateway_births`, and dead-letters them as
+//! `unknown_birth` (payload kept) once `birth_wait` has passed since they arrived.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use fieldlink_protocol::{binary, BirthRef, Ident, SeriesAliases, TopicKind, TopicPrefix};
-use rumqttc::Publish;
-use tokio::time::Instant;
 
 use super::classify::BirthRecord;
 use crate::store::{Store, StoreError};
@@ -29,15 +27,6 @@ const MAX_KNOWN: usize = 4_096;
 
 /// Which birth a message needs: the topic's gateway and the birth its aliased payload names.
 pub(super) type BirthKey = (Ident, BirthRef);
-
-/// A message waiting for its birth.
-pub(super) struct Parked {
-    pub publish: Publish,
-    pub received: std::time::Instant,
-    pub received_ms: i64,
-    pub key: BirthKey,
-    pub deadline: Instant,
-}
 
 /// The birth an incoming message needs before it can be read, if it is aliased telemetry.
 pub(super) fn needs_birth(prefix: &TopicPrefix, topic: &str, payload: &[u8]) -> Option<BirthKey> {
@@ -51,20 +40,17 @@ pub(super) fn needs_birth(prefix: &TopicPrefix, topic: &str, payload: &[u8]) -> 
     }
 }
 
+/// The births this instance knows, by (gateway, birth reference).
 pub(super) struct Births {
     known: HashMap<BirthKey, Arc<SeriesAliases>>,
-    parked: VecDeque<Parked>,
     wait: Duration,
-    max_parked: usize,
 }
 
 impl Births {
-    pub fn new(wait: Duration, max_parked: usize) -> Births {
+    pub fn new(wait: Duration) -> Births {
         Births {
             known: HashMap::new(),
-            parked: VecDeque::new(),
             wait,
-            max_parked: max_parked.max(1),
         }
     }
 
@@ -102,71 +88,12 @@ impl Births {
             // still come; keep waiting.
             Ok(_) => Ok(None),
             Err(e) => {
-                tracing::warn!(error = %e, gateway = %key.0, config_hash = %key.1.config_hash,
+                tracing::warn!(error = ?e.to_string(), gateway = ?key.0.as_str(),
+                    config_hash = ?key.1.config_hash,
                     "a stored birth no longer decodes");
                 Ok(None)
             }
         }
-    }
-
-    pub fn park(
-        &mut self,
-        publish: Publish,
-        received: std::time::Instant,
-        received_ms: i64,
-        key: BirthKey,
-    ) {
-        tracing::debug!(gateway = %key.0, config_hash = %key.1.config_hash,
-            "aliased telemetry waits for its birth");
-        self.parked.push_back(Parked {
-            publish,
-            received,
-            received_ms,
-            key,
-            deadline: Instant::now() + self.wait,
-        });
-    }
-
-    pub fn is_full(&self) -> bool {
-        self.parked.len() >= self.max_parked
-    }
-
-    pub fn has_parked(&self) -> bool {
-        !self.parked.is_empty()
-    }
-
-    /// Looks up in the store the births parked messages wait for and that are not in memory.
-    pub async fn refresh(&mut self, store: &Store) {
-        let missing: HashSet<BirthKey> = self
-            .parked
-            .iter()
-            .filter(|p| !self.known.contains_key(&p.key))
-            .map(|p| p.key.clone())
-            .collect();
-        for key in missing {
-            if let Err(e) = self.find(store, &key).await {
-                tracing::warn!(error = %e, "could not look up a birth; retrying");
-            }
-        }
-    }
-
-    /// Parked messages whose birth is now known (with its table), and those whose wait is
-    /// over, each in arrival order.
-    pub fn take_ready(&mut self, now: Instant) -> Vec<(Parked, Option<Arc<SeriesAliases>>)> {
-        let mut ready = Vec::new();
-        let mut keep = VecDeque::with_capacity(self.parked.len());
-        for p in self.parked.drain(..) {
-            match self.known.get(&p.key) {
-                Some(a) => {
-                    let a = a.clone();
-                    ready.push((p, Some(a)));
-                }
-                None if p.deadline <= now => ready.push((p, None)),
-                None => keep.push_back(p),
-            }
-        }
-        self.parked = keep;
-        ready
     }
 }
 
@@ -194,46 +121,20 @@ mod tests {
         }))
     }
 
-    fn publish() -> Publish {
-        Publish::new(
-            "fieldlink/v1/gw/telemetry",
-            rumqttc::QoS::AtLeastOnce,
-            vec![0xFB],
-        )
-    }
-
     #[test]
-    fn parked_messages_resolve_in_order_or_expire() {
+    fn a_learned_birth_is_known_by_its_reference_only() {
         let gw = Ident::new("gw").unwrap();
-        let mut b = Births::new(Duration::from_secs(5), 2);
+        let mut b = Births::new(Duration::from_secs(5));
         let (a1, a2) = (aliases("h1"), aliases("h2"));
-        let t0 = Instant::now();
-        b.park(
-            publish(),
-            std::time::Instant::now(),
-            1,
-            (gw.clone(), a1.birth_ref()),
+        b.learn(&gw, a1.clone());
+        assert_eq!(
+            b.known.get(&(gw.clone(), a1.birth_ref())).map(|a| &**a),
+            Some(&*a1)
         );
-        b.park(
-            publish(),
-            std::time::Instant::now(),
-            2,
-            (gw.clone(), a2.birth_ref()),
-        );
-        assert!(b.is_full());
-        assert!(b.take_ready(t0).is_empty());
-        b.learn(&gw, a2.clone());
-        let ready = b.take_ready(t0);
-        assert_eq!(ready.len(), 1);
-        assert_eq!(ready[0].0.received_ms, 2);
-        assert_eq!(ready[0].1.as_deref(), Some(&*a2));
-        assert!(!b.is_full());
-        assert!(b.take_ready(t0 + Duration::from_secs(4)).is_empty());
-        let ready = b.take_ready(t0 + Duration::from_secs(6));
-        assert_eq!(ready.len(), 1);
-        assert_eq!(ready[0].0.received_ms, 1);
-        assert!(ready[0].1.is_none(), "expired without its birth");
-        assert!(!b.has_parked());
+        assert!(!b.known.contains_key(&(gw.clone(), a2.birth_ref())));
+        assert!(!b
+            .known
+            .contains_key(&(Ident::new("other").unwrap(), a1.birth_ref())));
     }
 
     #[test]

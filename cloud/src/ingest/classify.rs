@@ -15,8 +15,8 @@ use fieldlink_protocol::{
 };
 
 use crate::store::{
-    DeadLetter, GatewayMessage, GatewayStatus, HealthReport, PointRow, ReportedState, SeriesKey,
-    SeriesMeta, StoredBirth,
+    DeadLetter, GatewayMessage, GatewayStatus, HealthReport, ParkedTelemetry, PointRow,
+    ReportedState, SeriesKey, SeriesMeta, StoredBirth,
 };
 
 /// What the classifier needs to know.
@@ -49,6 +49,14 @@ pub enum Content {
     /// An empty retained message clearing a status: nothing to store.
     Ignore,
     Dead(DeadLetter),
+    /// Aliased telemetry whose birth is not known yet, kept in the store until it is.
+    Parked(ParkedTelemetry),
+    /// Dropped for being over the gateway's quota: counted, and sometimes kept as a sample.
+    OverQuota {
+        gateway: Ident,
+        points: usize,
+        sample: Option<DeadLetter>,
+    },
 }
 
 impl Content {
@@ -58,6 +66,8 @@ impl Content {
             Content::Telemetry { gateway, .. } => Some(gateway),
             Content::Status { status, .. } => Some(&status.gateway),
             Content::Event(m, _) | Content::Ack(m) => Some(&m.gateway),
+            Content::Parked(p) => Some(&p.gateway),
+            Content::OverQuota { gateway, .. } => Some(gateway),
             Content::Ignore | Content::Dead(_) => None,
         }
     }
@@ -93,13 +103,24 @@ pub fn dead_letter(
     reason: &str,
     detail: String,
 ) -> Content {
-    Content::Dead(DeadLetter {
+    Content::Dead(dead_letter_row(topic, payload, received_ms, reason, detail))
+}
+
+/// The dead letter of a message: what [`dead_letter`] wraps.
+pub fn dead_letter_row(
+    topic: &str,
+    payload: &[u8],
+    received_ms: i64,
+    reason: &str,
+    detail: String,
+) -> DeadLetter {
+    DeadLetter::new(
         received_ms,
-        topic: topic.to_string(),
-        reason: reason.to_string(),
+        topic.to_string(),
+        reason.to_string(),
         detail,
-        payload: payload.to_vec(),
-    })
+        payload,
+    )
 }
 
 fn decode_reason(e: &DecodeError) -> &'static str {
@@ -295,9 +316,11 @@ pub fn classify_aliased(
                 Err(e) => dead("decode", e.to_string()),
             },
         },
-        TopicKind::Cmd => dead(
+        TopicKind::Cmd | TopicKind::Control => dead(
             "topic",
-            "command topics flow from the cloud to gateways; the cloud does not ingest them".into(),
+            "command and control topics flow from the cloud to gateways; the cloud does not \
+             ingest them"
+                .into(),
         ),
     }
 }

@@ -22,7 +22,14 @@
 //!
 //! Aliased telemetry is read with the birth it names ([`births`]): births are stored per
 //! (gateway, config hash) in the same transactions as everything else, and a batch that
-//! arrives before its birth waits, unacknowledged and bounded, for `birth_wait`.
+//! arrives before its birth is parked in the store and acknowledged, then resolved when the
+//! birth is known or dead-lettered after `birth_wait` ([`parking`]). No message waits
+//! unacknowledged for anything but its own commit, so none holds the broker's in-flight window.
+//!
+//! Logs: every string a gateway controls (topics, dead-letter details, identifiers, and store
+//! errors, which may quote them) is logged as a Debug-quoted field (`field = ?value`), never with
+//! `%`, so a newline or a terminal escape in a topic arrives in the log as `\n` or `\u{1b}`
+//! inside quotes, and cannot forge a line.
 //!
 //! With the embedded broker the broker lives in this process: it acknowledges a gateway's
 //! publish on receipt, so a crash of this process loses what the writer had not committed.
@@ -31,6 +38,11 @@
 mod births;
 mod classify;
 mod mqtt;
+mod oversize;
+mod parking;
+mod quota;
+pub mod session;
+pub mod upkeep;
 mod writer;
 
 use std::collections::HashSet;
@@ -51,7 +63,8 @@ pub(crate) use mqtt::network_options;
 /// The broker options ingest uses, for the command publisher's own connection.
 pub(crate) use mqtt::options as mqtt_options;
 pub use mqtt::{MqttSettings, TlsSettings};
-pub use writer::{FlushPolicy, Item};
+pub use quota::QuotaSettings;
+pub use writer::{FlushPolicy, Item, Origin};
 
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -85,6 +98,16 @@ pub struct IngestSettings {
     pub shutdown_grace: Duration,
     /// How long aliased telemetry waits for the birth it names before it is dead-lettered.
     pub birth_wait: Duration,
+    /// Most messages of one gateway parked for births at once.
+    pub max_parked_per_gateway: usize,
+    /// What each gateway may send.
+    pub quota: QuotaSettings,
+    /// The largest packet a connection is raised to so that a message over
+    /// `mqtt.max_packet_bytes` is taken as a dead letter instead of blocking the session
+    /// (see `oversize`).
+    pub max_oversized_packet_bytes: usize,
+    /// What the store keeps of dead letters; its `retention` is enforced by [`upkeep`].
+    pub dead_letters: crate::store::DeadLetterLimits,
 }
 
 impl Default for IngestSettings {
@@ -98,6 +121,10 @@ impl Default for IngestSettings {
             queue_messages: 1_024,
             shutdown_grace: Duration::from_secs(10),
             birth_wait: Duration::from_secs(30),
+            max_parked_per_gateway: 10_000,
+            quota: QuotaSettings::default(),
+            max_oversized_packet_bytes: oversize::MQTT_MAX_PACKET_BYTES,
+            dead_letters: crate::store::DeadLetterLimits::default(),
         }
     }
 }
@@ -106,6 +133,8 @@ impl Default for IngestSettings {
 #[derive(Clone)]
 pub struct IngestHandle {
     connected: Arc<AtomicBool>,
+    problem: session::BrokerProblem,
+    sibling: session::SiblingCloses,
     /// Every batch the writer committed, after its commit (for the WebSocket and alerts).
     committed: tokio::sync::broadcast::Sender<Arc<crate::store::WriteBatch>>,
     /// Device health after each commit that may have changed it (for the WebSocket).
@@ -116,6 +145,18 @@ impl IngestHandle {
     /// Whether the broker connection is up and the subscriptions are in place (for readiness).
     pub fn broker_connected(&self) -> bool {
         self.connected.load(Ordering::Relaxed)
+    }
+
+    /// Where the command service records the ends of its own broker connection, so that a
+    /// broker restart (which ends both) is not taken for a takeover of ingest's session.
+    pub fn sibling_closes(&self) -> session::SiblingCloses {
+        self.sibling.clone()
+    }
+
+    /// What is wrong with the broker session besides being down (taken over by another client,
+    /// blocked by a message over the cap), while it is current.
+    pub fn broker_problem(&self) -> Option<String> {
+        self.problem.current()
     }
 
     /// Batches as they are committed. The writer's send never waits: a receiver that falls
@@ -173,11 +214,22 @@ pub fn start(
         max_future_skew_ms: settings.max_future_skew.as_millis() as i64,
     };
 
+    let problem = session::BrokerProblem::default();
+    let sibling = session::SiblingCloses::default();
     tracker.spawn(mqtt::run_event_loop(mqtt::EventLoopTask {
         eventloop,
         client: client.clone(),
+        client_id: mqtt_settings.client_id.clone(),
         filters,
         inbound: pub_tx,
+        oversized: item_tx.clone(),
+        limit: oversize::PacketLimit::new(
+            mqtt_settings.max_packet_bytes,
+            settings.max_oversized_packet_bytes,
+        ),
+        metrics: metrics.clone(),
+        problem: problem.clone(),
+        sibling: sibling.clone(),
         connected: connected.clone(),
         stop: stop.clone(),
         writer_done: writer_done.clone(),
@@ -192,8 +244,17 @@ pub fn start(
             store: store.clone(),
             metrics: metrics.clone(),
             registrations: Registrations::default(),
-            births: Births::new(settings.birth_wait, settings.queue_messages),
+            births: Births::new(settings.birth_wait),
+            parking: parking::Parking::new(settings.max_parked_per_gateway),
+            quotas: quota::Quotas::new(settings.quota),
+            control: client.clone(),
         },
+    ));
+    tracker.spawn(upkeep::expire_dead_letters(
+        store.clone(),
+        settings.dead_letters.retention,
+        metrics.clone(),
+        stop.clone(),
     ));
     let (committed, _) = tokio::sync::broadcast::channel(COMMITTED_CAPACITY);
     let (health, _) = tokio::sync::broadcast::channel(COMMITTED_CAPACITY);
@@ -212,6 +273,8 @@ pub fn start(
     });
     Ok(IngestHandle {
         connected,
+        problem,
+        sibling,
         committed,
         health,
     })
@@ -263,55 +326,61 @@ struct Classifier {
     metrics: Arc<Metrics>,
     registrations: Registrations,
     births: Births,
+    parking: parking::Parking,
+    quotas: quota::Quotas,
+    /// Publishes flow control to gateways over quota (on ingest's own connection).
+    control: AsyncClient,
 }
 
-/// How often parked aliased telemetry looks for its birth in the store.
-const BIRTH_RETRY: Duration = Duration::from_millis(250);
-
 async fn run_classifier(mut rx: mpsc::Receiver<Publish>, mut c: Classifier) {
-    let mut retry = tokio::time::interval(BIRTH_RETRY);
-    retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = tokio::time::interval(parking::SCAN_BUSY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let publish = tokio::select! {
-            p = rx.recv(), if !c.births.is_full() => match p {
-                Some(p) => p,
-                // Parked messages stay unacknowledged: the broker redelivers them.
-                None => break,
+        let open = tokio::select! {
+            p = rx.recv() => match p {
+                Some(p) => c.take(p).await,
+                None => false,
             },
-            _ = retry.tick(), if c.births.has_parked() => {
-                c.births.refresh(&c.store).await;
-                if !c.release_parked().await {
-                    break;
-                }
-                continue;
-            }
+            _ = tick.tick() => c.resolve_parked().await,
         };
+        if !open {
+            break;
+        }
+    }
+}
+
+impl Classifier {
+    /// Classifies one message from the broker and hands it to the writer. False when the
+    /// writer is gone.
+    async fn take(&mut self, publish: Publish) -> bool {
         let received = Instant::now();
         let received_ms = now_ms();
-        c.metrics.unacked_messages.inc();
-        let needs = births::needs_birth(&c.rules.prefix, &publish.topic, &publish.payload);
-        let aliases = match &needs {
-            None => None,
-            Some(key) => match c.births.find(&c.store, key).await {
-                Ok(Some(a)) => Some(a),
-                Ok(None) => {
-                    c.births.park(publish, received, received_ms, key.clone());
-                    continue;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not look up a birth; waiting");
-                    c.births.park(publish, received, received_ms, key.clone());
-                    continue;
+        self.metrics.unacked_messages.inc();
+        let needs = births::needs_birth(&self.rules.prefix, &publish.topic, &publish.payload);
+        let content = match &needs {
+            None => classify_aliased(
+                &self.rules,
+                &publish.topic,
+                &publish.payload,
+                received_ms,
+                None,
+            ),
+            Some(key) => match self.births.find(&self.store, key).await {
+                Ok(Some(a)) => classify_aliased(
+                    &self.rules,
+                    &publish.topic,
+                    &publish.payload,
+                    received_ms,
+                    Some(&a),
+                ),
+                found => {
+                    if let Err(e) = found {
+                        tracing::warn!(error = %e, "could not look up a birth; parking the batch");
+                    }
+                    self.park(&publish, received_ms, key)
                 }
             },
         };
-        let content = classify_aliased(
-            &c.rules,
-            &publish.topic,
-            &publish.payload,
-            received_ms,
-            aliases.as_deref(),
-        );
         let birth = match &content {
             Content::Status {
                 status,
@@ -320,61 +389,243 @@ async fn run_classifier(mut rx: mpsc::Receiver<Publish>, mut c: Classifier) {
             } => Some((status.gateway.clone(), r.aliases.clone())),
             _ => None,
         };
-        if !c.forward(publish, received, received_ms, content).await {
-            break;
+        let origin = Origin::Broker(publish);
+        if !self.forward(origin, received, received_ms, content).await {
+            return false;
         }
         if let Some((gw, aliases)) = birth {
-            c.births.learn(&gw, aliases);
-            if !c.release_parked().await {
-                break;
-            }
+            self.births.learn(&gw, aliases);
         }
+        true
     }
-}
 
-impl Classifier {
-    /// Classifies and forwards parked messages whose birth is known or whose wait is over.
-    async fn release_parked(&mut self) -> bool {
-        let now = tokio::time::Instant::now();
-        for (p, aliases) in self.births.take_ready(now) {
-            let content = match aliases {
-                Some(a) => classify_aliased(
-                    &self.rules,
-                    &p.publish.topic,
-                    &p.publish.payload,
-                    p.received_ms,
-                    Some(&a),
+    /// Parks aliased telemetry whose birth is unknown, or dead-letters it when its gateway
+    /// already has its share parked.
+    fn park(&mut self, publish: &Publish, received_ms: i64, key: &births::BirthKey) -> Content {
+        if !self.parking.admit(&key.0) {
+            return classify::dead_letter(
+                &publish.topic,
+                &publish.payload,
+                received_ms,
+                "unknown_birth",
+                format!(
+                    "the batch names series by the aliases of a birth of gateway {:?} with \
+                     config hash {:?} that is not known, and {} messages of this gateway \
+                     already wait for births",
+                    key.0.as_str(),
+                    key.1.config_hash,
+                    self.parking.max_per_gateway()
                 ),
-                None => classify::dead_letter(
-                    &p.publish.topic,
-                    &p.publish.payload,
-                    p.received_ms,
-                    "unknown_birth",
-                    format!(
-                        "the batch names series by the aliases of the birth of gateway {} with \
-                         config hash {} (table check {:08x}), which did not arrive within {} s",
-                        p.key.0,
-                        p.key.1.config_hash,
-                        p.key.1.check,
-                        self.births.wait().as_secs_f64()
-                    ),
-                ),
+            );
+        }
+        tracing::debug!(gateway = ?key.0.as_str(), config_hash = ?key.1.config_hash,
+            "aliased telemetry parked until its birth is known");
+        Content::Parked(crate::store::ParkedTelemetry {
+            gateway: key.0.clone(),
+            config_hash: key.1.config_hash.clone(),
+            table_check: i64::from(key.1.check),
+            received_ms,
+            topic: publish.topic.clone(),
+            payload: publish.payload.to_vec(),
+        })
+    }
+
+    /// When due, hands the writer every parked batch whose birth is now known (read with it)
+    /// or whose wait is over (dead-lettered). False when the writer is gone.
+    async fn resolve_parked(&mut self) -> bool {
+        if !self.parking.scan_due(std::time::Instant::now()) {
+            return true;
+        }
+        let groups = match self.store.parked_groups().await {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read parked telemetry; retrying");
+                return true;
+            }
+        };
+        let now = std::time::Instant::now();
+        self.parking.scanned(&groups, now);
+        let wait_ms = self.births.wait().as_millis() as i64;
+        for g in groups {
+            let key = (
+                g.gateway.clone(),
+                fieldlink_protocol::BirthRef {
+                    config_hash: g.config_hash.clone(),
+                    check: g.table_check as u32,
+                },
+            );
+            let aliases = match self.births.find(&self.store, &key).await {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not look up a birth; retrying");
+                    continue;
+                }
             };
-            if !self
-                .forward(p.publish, p.received, p.received_ms, content)
-                .await
-            {
-                return false;
+            let expired_before = now_ms() - wait_ms;
+            let rows = match &aliases {
+                Some(_) => self.store.parked(&g, None, parking::ROWS_PER_SCAN).await,
+                None if g.oldest_ms < expired_before => {
+                    self.store
+                        .parked(&g, Some(expired_before), parking::ROWS_PER_SCAN)
+                        .await
+                }
+                None => continue,
+            };
+            let rows = match rows {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read parked telemetry; retrying");
+                    continue;
+                }
+            };
+            for row in rows {
+                if !self.parking.hand_over(row.id, now) {
+                    continue;
+                }
+                let m = row.message;
+                let content = match &aliases {
+                    Some(a) => {
+                        classify_aliased(&self.rules, &m.topic, &m.payload, m.received_ms, Some(a))
+                    }
+                    None => classify::dead_letter(
+                        &m.topic,
+                        &m.payload,
+                        m.received_ms,
+                        "unknown_birth",
+                        format!(
+                            "the batch names series by the aliases of the birth of gateway {:?} \
+                             with config hash {:?} (table check {:08x}), which did not arrive \
+                             within {} s",
+                            m.gateway.as_str(),
+                            m.config_hash,
+                            g.table_check,
+                            self.births.wait().as_secs_f64()
+                        ),
+                    ),
+                };
+                let origin = Origin::Parked {
+                    id: row.id,
+                    topic: m.topic,
+                    payload: m.payload,
+                };
+                if !self.forward(origin, now, m.received_ms, content).await {
+                    return false;
+                }
             }
         }
         true
+    }
+
+    /// Charges a message from the broker to its gateway's quota (statuses are free): asks the
+    /// gateway to slow down when it is over, and past the grace turns the message into a drop.
+    fn charge(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        received: Instant,
+        received_ms: i64,
+        content: Content,
+    ) -> Content {
+        let points = match &content {
+            Content::Status { .. } | Content::Ignore => return content,
+            Content::Telemetry { points, .. } => points.len(),
+            _ => 0,
+        };
+        // Dead letters are charged to the gateway their topic names.
+        let gateway = match content.gateway() {
+            Some(g) => g.clone(),
+            None => match self.rules.prefix.parse(topic) {
+                Ok(t) => t.gateway,
+                Err(_) => return content,
+            },
+        };
+        let v = self.quotas.charge(&gateway, points, received);
+        if v.slow_down {
+            self.slow_down(&gateway);
+        }
+        if !v.over {
+            return content;
+        }
+        if v.store {
+            self.metrics
+                .quota_messages
+                .get_or_create(&vec![("outcome", "stored".to_string())])
+                .inc();
+            return content;
+        }
+        self.metrics
+            .quota_messages
+            .get_or_create(&vec![("outcome", "dropped".to_string())])
+            .inc();
+        self.metrics.quota_dropped_points.inc_by(points as u64);
+        let q = self.quotas.settings();
+        let sample = v.sample.then(|| {
+            classify::dead_letter_row(
+                topic,
+                payload,
+                received_ms,
+                "over_quota",
+                format!(
+                    "gateway {:?} sent past its quota ({} points/s, {} messages/s) for longer \
+                     than the grace of {} s; its messages are dropped and counted while it \
+                     stays over, this one kept as a sample",
+                    gateway.as_str(),
+                    q.points_per_s,
+                    q.messages_per_s,
+                    q.grace.as_secs()
+                ),
+            )
+        });
+        if v.sample {
+            tracing::warn!(gateway = ?gateway.as_str(), "gateway over its quota past the grace; \
+                dropping what it sends beyond its rate");
+        }
+        Content::OverQuota {
+            gateway,
+            points,
+            sample,
+        }
+    }
+
+    /// Asks `gateway` to send no faster than its quota (with a margin) for a while. Advisory:
+    /// a request that cannot be queued is counted as not sent; the next one follows soon.
+    fn slow_down(&mut self, gateway: &Ident) {
+        let q = *self.quotas.settings();
+        let request = fieldlink_protocol::Control::SlowDown {
+            points_per_s: (q.points_per_s / 10 * 9).max(1),
+            messages_per_s: (q.messages_per_s / 10 * 9).max(1),
+            for_ms: (quota::SLOW_DOWN_EVERY * 2).as_millis() as u64,
+        };
+        let payload = match fieldlink_protocol::json::encode(&request) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode a slow-down request");
+                return;
+            }
+        };
+        let topic = self
+            .rules
+            .prefix
+            .topic(gateway, fieldlink_protocol::TopicKind::Control);
+        match self
+            .control
+            .try_publish(topic, rumqttc::QoS::AtLeastOnce, false, payload)
+        {
+            Ok(()) => {
+                self.metrics.quota_slow_downs.inc();
+                tracing::info!(gateway = ?gateway.as_str(), points_per_s = q.points_per_s,
+                    messages_per_s = q.messages_per_s, "gateway over its quota; asked to slow down");
+            }
+            Err(e) => tracing::warn!(error = %e, gateway = ?gateway.as_str(),
+                "could not queue a slow-down request"),
+        }
     }
 
     /// Checks registration, counts, and hands a classified message to the writer. False when
     /// the writer is gone.
     async fn forward(
         &mut self,
-        publish: Publish,
+        origin: Origin,
         received: Instant,
         received_ms: i64,
         mut content: Content,
@@ -386,24 +637,36 @@ impl Classifier {
                     Ok(true) => {}
                     Ok(false) => {
                         content = classify::dead_letter(
-                            &publish.topic,
-                            &publish.payload,
+                            origin.topic(),
+                            origin.payload(),
                             received_ms,
                             "unregistered",
-                            format!("gateway {gw} is not registered"),
+                            format!("gateway {:?} is not registered", gw.as_str()),
                         );
                     }
                     Err(e) => {
-                        // Unknown for now: leave it unacknowledged; the broker redelivers
-                        // it after the next reconnect.
-                        tracing::warn!(error = %e, gateway = %gw,
+                        // Unknown for now: leave it unacknowledged (or parked); the broker
+                        // redelivers it after the next reconnect.
+                        tracing::warn!(error = ?e.to_string(), gateway = ?gw.as_str(),
                             "could not check registration; message left unacknowledged");
-                        metrics.unacked_messages.dec();
+                        if matches!(origin, Origin::Broker(_)) {
+                            metrics.unacked_messages.dec();
+                        }
                         return true;
                     }
                 }
             }
         }
+        if matches!(origin, Origin::Broker(_)) {
+            content = self.charge(
+                origin.topic(),
+                origin.payload(),
+                received,
+                received_ms,
+                content,
+            );
+        }
+        let metrics = &self.metrics;
         match &content {
             Content::Telemetry { points, .. } => {
                 metrics.message("telemetry");
@@ -413,15 +676,17 @@ impl Classifier {
             Content::Event(..) => metrics.message("events"),
             Content::Ack(_) => metrics.message("ack"),
             Content::Ignore => metrics.message("ignored"),
+            Content::Parked(_) => metrics.message("parked"),
+            Content::OverQuota { .. } => metrics.message("over_quota"),
             Content::Dead(d) => {
                 metrics.message("dead_letter");
                 metrics.dead_letter(&d.reason);
-                tracing::info!(topic = %d.topic, reason = %d.reason, detail = %d.detail,
+                tracing::info!(topic = ?d.topic, reason = ?d.reason, detail = ?d.detail,
                     "message dead-lettered");
             }
         }
         let item = Item {
-            publish,
+            origin,
             received,
             received_ms,
             content,

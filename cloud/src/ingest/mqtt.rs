@@ -11,13 +11,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rumqttc::{
-    AsyncClient, ConnectReturnCode, Event, EventLoop, Incoming, MqttOptions, Outgoing, Publish,
-    QoS, TlsConfiguration, Transport,
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, Incoming, MqttOptions,
+    Outgoing, Publish, QoS, StateError, TlsConfiguration, Transport,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::oversize::{self, Oversized, PacketLimit};
+use super::session::{BrokerProblem, SessionWatch, SiblingCloses, Verdict, TAKEN_OVER_AFTER};
+use super::writer::Item;
 use super::IngestError;
+use crate::metrics::Metrics;
 
 /// TLS towards the broker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,27 +90,72 @@ pub(crate) fn options(s: &MqttSettings) -> Result<MqttOptions, IngestError> {
     Ok(o)
 }
 
-/// Runs the event loop: forwards publishes to the classifier, keeps `connected` current,
-/// subscribes on fresh sessions. On `stop` it stops forwarding (what arrives later is not
-/// acknowledged, so the broker keeps it) and keeps polling until `writer_done` fires, so the
-/// writer's last acknowledgements reach the broker; then it disconnects.
+/// Runs the event loop: forwards publishes to the classifier (or, over the protocol's payload
+/// limit, straight to the writer as a dead letter), keeps `connected` current, subscribes on
+/// fresh sessions, copes with packets over the connection's limit ([`oversize`]) and watches
+/// for takeovers of the session ([`super::session`]). On `stop` it stops forwarding (what
+/// arrives later is not acknowledged, so the broker keeps it) and keeps polling until
+/// `writer_done` fires, so the writer's last acknowledgements reach the broker; then it
+/// disconnects.
 pub(super) struct EventLoopTask {
     pub eventloop: EventLoop,
     pub client: AsyncClient,
+    pub client_id: String,
     pub filters: Vec<String>,
     pub inbound: mpsc::Sender<Publish>,
+    /// The writer's queue, for oversized messages (dead letters need no classification).
+    pub oversized: mpsc::Sender<Item>,
+    pub limit: PacketLimit,
+    pub metrics: Arc<Metrics>,
+    pub problem: BrokerProblem,
+    pub sibling: SiblingCloses,
     pub connected: Arc<AtomicBool>,
     pub stop: CancellationToken,
     pub writer_done: CancellationToken,
     pub grace: Duration,
 }
 
+/// How long a session that cannot move past a message over the cap waits between attempts.
+const OVER_CAP_RETRY: Duration = Duration::from_secs(30);
+
+/// Whether an error ends a connection the broker closed (rather than one that failed).
+fn closed_by_peer(e: &ConnectionError) -> bool {
+    use std::io::ErrorKind;
+    let io_closed = |e: &std::io::Error| {
+        matches!(
+            e.kind(),
+            ErrorKind::ConnectionReset | ErrorKind::BrokenPipe | ErrorKind::UnexpectedEof
+        )
+    };
+    match e {
+        ConnectionError::MqttState(StateError::ConnectionAborted) => true,
+        ConnectionError::MqttState(StateError::Io(e)) | ConnectionError::Io(e) => io_closed(e),
+        _ => false,
+    }
+}
+
+/// The remaining length of the packet that failed the connection, when it was too large.
+fn too_large(e: &ConnectionError) -> Option<usize> {
+    match e {
+        ConnectionError::MqttState(StateError::Deserialization(
+            rumqttc::Error::PayloadSizeLimitExceeded(n),
+        )) => Some(*n),
+        _ => None,
+    }
+}
+
 pub(super) async fn run_event_loop(task: EventLoopTask) {
     let EventLoopTask {
         mut eventloop,
         client,
+        client_id,
         filters,
         inbound,
+        oversized,
+        mut limit,
+        metrics,
+        problem,
+        sibling,
         connected,
         stop,
         writer_done,
@@ -114,6 +163,10 @@ pub(super) async fn run_event_loop(task: EventLoopTask) {
     } = task;
     let mut inbound = Some(inbound);
     let mut backoff = Duration::from_millis(100);
+    let mut watch = SessionWatch::default();
+    // Oversized publishes taken on a raised connection whose acknowledgement is not out yet.
+    let mut raised_unacked: Vec<u16> = Vec::new();
+    let mut up = false;
     let deadline = async {
         stop.cancelled().await;
         tokio::select! {
@@ -138,14 +191,39 @@ pub(super) async fn run_event_loop(task: EventLoopTask) {
             Ok(Event::Incoming(Incoming::ConnAck(ack))) => {
                 if ack.code != ConnectReturnCode::Success {
                     tracing::error!(code = ?ack.code, "the broker refused the connection");
+                    watch.connect_failed();
                     continue;
                 }
+                up = true;
                 backoff = Duration::from_millis(100);
                 connected.store(true, Ordering::Relaxed);
                 tracing::info!(
                     session_present = ack.session_present,
                     "connected to the broker"
                 );
+                if limit.is_raised() {
+                    // Only this connection is raised; any later one has the normal limit.
+                    let normal = limit.normal();
+                    eventloop.mqtt_options.set_max_packet_size(normal, normal);
+                }
+                let now = tokio::time::Instant::now();
+                if let Verdict::Kicked { count } = watch.connected(now, sibling.last()) {
+                    metrics.mqtt_session_closed_by_broker.inc();
+                    if count >= TAKEN_OVER_AFTER {
+                        let text = format!(
+                            "session taken over: the broker closed this connection {count} times                              in the last minute and accepted it again at once; another client                              is connecting with client id {client_id:?}"
+                        );
+                        tracing::error!(client_id = ?client_id, closes = count,
+                            "session taken over: another client is connecting with this client id");
+                        if let Some(until) = watch.clears_at() {
+                            problem.set(text, until);
+                        }
+                    } else {
+                        tracing::warn!(client_id = ?client_id,
+                            "the broker closed the connection and accepted it again at once; \
+                             another client may have connected with this client id");
+                    }
+                }
                 if !ack.session_present {
                     let subs = filters
                         .iter()
@@ -156,13 +234,54 @@ pub(super) async fn run_event_loop(task: EventLoopTask) {
                 }
             }
             Ok(Event::Incoming(Incoming::Publish(p))) => {
-                if let Some(tx) = &inbound {
-                    // A full queue holds the event loop (backpressure). A stop while waiting
-                    // drops the message unacknowledged: the broker keeps it for next time.
+                let Some(tx) = &inbound else { continue };
+                if p.payload.len() > fieldlink_protocol::limits::MAX_PAYLOAD_BYTES {
+                    let pkid = p.pkid;
+                    let remaining = 2 + p.topic.len() + 2 + p.payload.len();
+                    let Some(item) =
+                        oversize::dead_letter_item(p, std::time::Instant::now(), super::now_ms())
+                    else {
+                        continue;
+                    };
+                    if limit.is_raised() && remaining > limit.normal() {
+                        raised_unacked.push(pkid);
+                    }
+                    metrics.unacked_messages.inc();
+                    metrics.message("dead_letter");
+                    metrics.dead_letter("too_large");
+                    if let super::Content::Dead(d) = &item.content {
+                        tracing::info!(topic = ?d.topic, reason = ?d.reason, bytes = d.size,
+                            "message dead-lettered");
+                    }
                     tokio::select! {
-                        sent = tx.send(p) => if sent.is_err() { inbound = None },
+                        sent = oversized.send(item) => if sent.is_err() { inbound = None },
                         _ = stop.cancelled() => inbound = None,
                     }
+                    continue;
+                }
+                // A full queue holds the event loop (backpressure). A stop while waiting
+                // drops the message unacknowledged: the broker keeps it for next time.
+                tokio::select! {
+                    sent = tx.send(p) => if sent.is_err() { inbound = None },
+                    _ = stop.cancelled() => inbound = None,
+                }
+            }
+            Ok(Event::Outgoing(Outgoing::PubAck(pkid))) if limit.is_raised() => {
+                raised_unacked.retain(|k| *k != pkid);
+                let idle = metrics.unacked_messages.get() == 0
+                    && inbound
+                        .as_ref()
+                        .is_none_or(|tx| tx.capacity() == tx.max_capacity());
+                if raised_unacked.is_empty() && idle {
+                    // Nothing waits for an acknowledgement that the reconnect would lose:
+                    // end the raised connection; the next one has the normal limit again.
+                    tracing::info!(
+                        limit_bytes = limit.normal(),
+                        "oversized message taken; reconnecting with mqtt.max_packet_bytes again"
+                    );
+                    limit.lowered();
+                    eventloop.clean();
+                    up = false;
                 }
             }
             Ok(Event::Incoming(Incoming::SubAck(ack))) => {
@@ -173,6 +292,56 @@ pub(super) async fn run_event_loop(task: EventLoopTask) {
             Ok(_) => {}
             Err(e) => {
                 connected.store(false, Ordering::Relaxed);
+                let was_up = std::mem::replace(&mut up, false);
+                if was_up && closed_by_peer(&e) {
+                    watch.closed_by_broker(tokio::time::Instant::now());
+                } else if !was_up {
+                    watch.connect_failed();
+                }
+                if let Some(n) = too_large(&e) {
+                    metrics.mqtt_oversized_packets.inc();
+                    match limit.too_large(n) {
+                        Oversized::Raise(to) => {
+                            tracing::warn!(packet_bytes = n, limit_bytes = limit.normal(),
+                                setting = "mqtt.max_packet_bytes",
+                                "a message from the broker is over mqtt.max_packet_bytes; \
+                                 reconnecting once with the limit raised to take it as a dead letter");
+                            eventloop
+                                .mqtt_options
+                                .set_max_packet_size(to, limit.normal());
+                            raised_unacked.clear();
+                            // At once: every gateway's messages wait behind this one.
+                            continue;
+                        }
+                        Oversized::OverCap => {
+                            let text = format!(
+                                "blocked: the broker holds a message of {n} bytes for this \
+                                 session, over ingest.max_oversized_packet_bytes ({}); set the \
+                                 broker's max_packet_size below mqtt.max_packet_bytes ({}) or raise \
+                                 ingest.max_oversized_packet_bytes",
+                                limit.cap(),
+                                limit.normal()
+                            );
+                            tracing::error!(packet_bytes = n, cap_bytes = limit.cap(),
+                                setting = "ingest.max_oversized_packet_bytes",
+                                retry_in = ?OVER_CAP_RETRY,
+                                "a message from the broker is over the oversized-packet cap; \
+                                 ingest is blocked until an operator acts");
+                            problem.set(text, tokio::time::Instant::now() + OVER_CAP_RETRY * 2);
+                            tokio::select! {
+                                _ = &mut deadline => break,
+                                _ = tokio::time::sleep(OVER_CAP_RETRY) => {}
+                            }
+                            continue;
+                        }
+                    }
+                }
+                if limit.is_raised() {
+                    // A raised connection that failed otherwise: the next has the normal limit.
+                    limit.lowered();
+                    let normal = limit.normal();
+                    eventloop.mqtt_options.set_max_packet_size(normal, normal);
+                }
                 tracing::warn!(error = %e, retry_in = ?backoff, "broker connection lost");
                 tokio::select! {
                     _ = &mut deadline => break,

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::classify::{dead_letter, Content};
 use crate::metrics::Metrics;
-use crate::store::{DeviceHealth, Store, StoreError, WriteBatch, WriteOutcome};
+use crate::store::{DeviceHealth, QuotaDrops, Store, StoreError, WriteBatch, WriteOutcome};
 
 /// When the writer flushes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,11 +43,38 @@ impl Default for FlushPolicy {
     }
 }
 
-/// One classified message and what is needed to acknowledge it.
+/// Where a classified message came from, and so what its commit must settle.
+pub enum Origin {
+    /// From the broker: acknowledged after the commit.
+    Broker(Publish),
+    /// Read back from the parked telemetry: removed from it by the same commit.
+    Parked {
+        id: i64,
+        topic: String,
+        payload: Vec<u8>,
+    },
+}
+
+impl Origin {
+    pub fn topic(&self) -> &str {
+        match self {
+            Origin::Broker(p) => &p.topic,
+            Origin::Parked { topic, .. } => topic,
+        }
+    }
+
+    pub fn payload(&self) -> &[u8] {
+        match self {
+            Origin::Broker(p) => &p.payload,
+            Origin::Parked { payload, .. } => payload,
+        }
+    }
+}
+
+/// One classified message and what is needed to settle it.
 pub struct Item {
-    /// The publish as received: its packet id acknowledges it, its topic and payload rebuild a
-    /// dead letter if the database refuses its rows.
-    pub publish: Publish,
+    /// Its topic and payload rebuild a dead letter if the database refuses its rows.
+    pub origin: Origin,
     pub received: Instant,
     pub received_ms: i64,
     pub content: Content,
@@ -63,6 +90,9 @@ fn points_of(item: &Item) -> usize {
 fn assemble(items: &[Item]) -> WriteBatch {
     let mut b = WriteBatch::default();
     for item in items {
+        if let Origin::Parked { id, .. } = &item.origin {
+            b.unparked.push(*id);
+        }
         if let Some(gw) = item.content.gateway() {
             b.seen.push((gw.clone(), item.received_ms));
         }
@@ -83,6 +113,30 @@ fn assemble(items: &[Item]) -> WriteBatch {
             }
             Content::Ack(m) => b.acks.push(m.clone()),
             Content::Dead(d) => b.dead_letters.push(d.clone()),
+            Content::Parked(p) => b.parked.push(p.clone()),
+            Content::OverQuota {
+                gateway,
+                points,
+                sample,
+            } => {
+                b.dead_letters.extend(sample.iter().cloned());
+                let at = Some(item.received_ms);
+                match b.quota_drops.iter_mut().find(|(g, _)| g == gateway) {
+                    Some((_, d)) => {
+                        d.messages += 1;
+                        d.points += *points as i64;
+                        d.last_at_ms = d.last_at_ms.max(at);
+                    }
+                    None => b.quota_drops.push((
+                        gateway.clone(),
+                        QuotaDrops {
+                            messages: 1,
+                            points: *points as i64,
+                            last_at_ms: at,
+                        },
+                    )),
+                }
+            }
             Content::Ignore => {}
         }
     }
@@ -150,7 +204,7 @@ impl Writer {
                 self.publish_health(outcome);
             }
             Err(e) if !e.is_transient() => {
-                tracing::error!(error = %e, messages = items.len(),
+                tracing::error!(error = ?e.to_string(), messages = items.len(),
                     "the database refused a batch; writing its messages one by one");
                 self.write_one_by_one(items).await;
             }
@@ -179,6 +233,10 @@ impl Writer {
                         .observe(t0.elapsed().as_secs_f64());
                     self.metrics.batches.inc();
                     self.metrics.points_stored.inc_by(outcome.points_inserted);
+                    if outcome.dead_letters_dropped > 0 {
+                        self.metrics
+                            .dead_letters_dropped("cap", outcome.dead_letters_dropped);
+                    }
                     return Ok(outcome);
                 }
                 Err(e) => {
@@ -203,8 +261,8 @@ impl Writer {
             let result = match self.commit(&one).await {
                 Err(e) if !e.is_transient() => {
                     let dead = dead_letter(
-                        &item.publish.topic,
-                        &item.publish.payload,
+                        item.origin.topic(),
+                        item.origin.payload(),
                         item.received_ms,
                         "store_rejected",
                         e.to_string(),
@@ -229,8 +287,10 @@ impl Writer {
                         .send(Arc::new(assemble(std::slice::from_ref(&item))));
                     self.publish_health(outcome);
                 }
-                (Err(e), item) => tracing::error!(error = %e, topic = %item.publish.topic,
-                    "could not store a message nor its dead letter; leaving it unacknowledged"),
+                (Err(e), item) => {
+                    tracing::error!(error = ?e.to_string(), topic = ?item.origin.topic(),
+                    "could not store a message nor its dead letter; leaving it unacknowledged")
+                }
             }
         }
     }
@@ -238,11 +298,14 @@ impl Writer {
     async fn ack(&self, items: &[Item]) {
         let now = Instant::now();
         for item in items {
+            let Origin::Broker(publish) = &item.origin else {
+                continue;
+            };
             self.metrics
                 .ingest_lag_seconds
                 .observe(now.duration_since(item.received).as_secs_f64());
-            if item.publish.qos != rumqttc::QoS::AtMostOnce {
-                if let Err(e) = self.client.ack(&item.publish).await {
+            if publish.qos != rumqttc::QoS::AtMostOnce {
+                if let Err(e) = self.client.ack(publish).await {
                     tracing::warn!(error = %e, "could not queue an acknowledgement");
                 }
             }

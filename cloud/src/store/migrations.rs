@@ -108,6 +108,24 @@ pub const POSTGRES: &[Migration] = &[
         flavour: Flavour::Any,
         sql: include_str!("../../../migrations/postgres/0200_gateway_births.sql"),
     },
+    Migration {
+        version: 210,
+        name: "dead_letter_bounds",
+        flavour: Flavour::Any,
+        sql: include_str!("../../../migrations/postgres/0210_dead_letter_bounds.sql"),
+    },
+    Migration {
+        version: 300,
+        name: "parked_telemetry",
+        flavour: Flavour::Any,
+        sql: include_str!("../../../migrations/postgres/0300_parked_telemetry.sql"),
+    },
+    Migration {
+        version: 301,
+        name: "gateway_quota",
+        flavour: Flavour::Any,
+        sql: include_str!("../../../migrations/postgres/0301_gateway_quota.sql"),
+    },
 ];
 
 pub const SQLITE: &[Migration] = &[
@@ -164,6 +182,24 @@ pub const SQLITE: &[Migration] = &[
         name: "gateway_births",
         flavour: Flavour::Any,
         sql: include_str!("../../../migrations/sqlite/0200_gateway_births.sql"),
+    },
+    Migration {
+        version: 210,
+        name: "dead_letter_bounds",
+        flavour: Flavour::Any,
+        sql: include_str!("../../../migrations/sqlite/0210_dead_letter_bounds.sql"),
+    },
+    Migration {
+        version: 300,
+        name: "parked_telemetry",
+        flavour: Flavour::Any,
+        sql: include_str!("../../../migrations/sqlite/0300_parked_telemetry.sql"),
+    },
+    Migration {
+        version: 301,
+        name: "gateway_quota",
+        flavour: Flavour::Any,
+        sql: include_str!("../../../migrations/sqlite/0301_gateway_quota.sql"),
     },
 ];
 

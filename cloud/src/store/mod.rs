@@ -10,10 +10,31 @@
 //!   cannot leave a dangling id behind.
 //! - Migrations run before anything else touches the database; on PostgreSQL under an advisory
 //!   lock, so instances starting together apply each version once.
+//! - Gateway status order (births and deaths, `gateways.online/boot_epoch/status_at`): a status
+//!   applies when nothing is stored yet; a **birth** when its boot epoch is newer than the
+//!   stored one or it was received at or after the stored status (a birth is proof of a new
+//!   session, so a counter that went backwards, state wiped or image restored, is online again
+//!   with its next birth, and that birth clears the device reports' order of the old boots);
+//!   a **death** only when its epoch is the stored one or newer *and* it was received at or
+//!   after the stored status. Redelivery and reordering: a redelivered status repeats its
+//!   effect (same epoch, same or later receive time); a will of the previous session, which
+//!   Mosquitto publishes when the new connection takes the client id, so before the new birth,
+//!   cannot override that birth, whichever instance commits first; a retained status the broker
+//!   hands out on a new subscription is the latest one. What the epochs cannot tell apart: after
+//!   a reset, a death of the old numbering received *after* the new birth applies (it looks like
+//!   the death of a newer session whose birth was lost, e.g. dead-lettered), and a birth of the
+//!   old numbering redelivered after the new birth shows the old epoch until the next birth.
+//!   Both need a message the broker held back across the reset; the next birth repairs either.
+//! - Dead letters (`dead_letters`, migration 0210): a row holds at most
+//!   [`DeadLetterLimits::payload_bytes`] of its payload with the whole payload's size and
+//!   SHA-256, and the gateway bucket it counts against; a write deletes its buckets' rows past
+//!   [`DeadLetterLimits::per_gateway`], oldest first, in the same transaction (so a crash leaves
+//!   either both or neither), and [`Store::expire_dead_letters`] deletes rows past their age.
 
 pub mod failure;
 mod health;
 mod migrations;
+pub mod parked;
 mod postgres;
 mod sqlite;
 mod types;
@@ -309,8 +330,36 @@ impl Store {
     }
 
     /// Newest first.
+    /// The newest `limit` dead letters.
     pub async fn dead_letters(&self, limit: i64) -> Result<Vec<DeadLetter>, StoreError> {
-        dispatch!(self, s => s.dead_letters(limit).await)
+        Ok(self
+            .dead_letter_page(None, 0, limit)
+            .await?
+            .into_iter()
+            .map(|d| d.letter)
+            .collect())
+    }
+
+    /// Dead letters newest first: those with an id below `before` (all when `None`), skipping
+    /// `offset`, at most `limit`. A row holds at most the configured payload prefix, so a page
+    /// costs at most `limit` × [`DeadLetterLimits::payload_bytes`] of payload.
+    pub async fn dead_letter_page(
+        &self,
+        before: Option<i64>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredDeadLetter>, StoreError> {
+        dispatch!(self, s => s.dead_letter_page(before, offset, limit).await)
+    }
+
+    /// What the store keeps of dead letters (default: [`DeadLetterLimits::default`]).
+    pub fn set_dead_letter_limits(&mut self, limits: DeadLetterLimits) {
+        dispatch!(self, s => s.set_dead_letter_limits(limits))
+    }
+
+    /// Deletes dead letters received before `before_ms`; returns how many.
+    pub async fn expire_dead_letters(&self, before_ms: i64) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.expire_dead_letters(before_ms).await)
     }
 
     /// Number of stored points: for tests and benchmarks, a full count.

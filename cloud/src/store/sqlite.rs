@@ -25,7 +25,7 @@ type Job = Box<dyn FnOnce(&mut SqliteState) + Send>;
 
 /// What the SQLite thread owns.
 pub struct SqliteState {
-    conn: Connection,
+    pub(super) conn: Connection,
     /// Committed series ids.
     series: HashMap<SeriesKey, i64>,
 }
@@ -33,6 +33,7 @@ pub struct SqliteState {
 /// Handle to the SQLite thread. Dropping every handle ends the thread.
 pub struct SqliteStore {
     jobs: mpsc::Sender<Job>,
+    dead_letter_limits: DeadLetterLimits,
 }
 
 fn now_ms() -> i64 {
@@ -72,10 +73,13 @@ impl SqliteStore {
             })
             .map_err(|_| StoreError::SqliteGone)?;
         ready_rx.await.map_err(|_| StoreError::SqliteGone)??;
-        Ok(SqliteStore { jobs: tx })
+        Ok(SqliteStore {
+            jobs: tx,
+            dead_letter_limits: DeadLetterLimits::default(),
+        })
     }
 
-    async fn call<R, F>(&self, f: F) -> Result<R, StoreError>
+    pub(super) async fn call<R, F>(&self, f: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
         F: FnOnce(&mut SqliteState) -> Result<R, StoreError> + Send + 'static,
@@ -130,7 +134,23 @@ impl SqliteStore {
     }
 
     pub async fn write(&self, batch: Arc<WriteBatch>) -> Result<WriteOutcome, StoreError> {
-        self.call(move |st| write(st, &batch)).await
+        let limits = self.dead_letter_limits;
+        self.call(move |st| write(st, &batch, limits)).await
+    }
+
+    pub fn set_dead_letter_limits(&mut self, limits: DeadLetterLimits) {
+        self.dead_letter_limits = limits;
+    }
+
+    /// Deletes dead letters received before `before_ms`; returns how many.
+    pub async fn expire_dead_letters(&self, before_ms: i64) -> Result<u64, StoreError> {
+        self.call(move |st| {
+            Ok(st.conn.execute(
+                "DELETE FROM dead_letters WHERE received_at < ?1",
+                [before_ms],
+            )? as u64)
+        })
+        .await
     }
 
     pub async fn register(
@@ -400,24 +420,65 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn dead_letters(&self, limit: i64) -> Result<Vec<DeadLetter>, StoreError> {
+    pub async fn dead_letter_page(
+        &self,
+        before: Option<i64>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredDeadLetter>, StoreError> {
         self.call(move |st| {
             let mut stmt = st.conn.prepare_cached(
-                "SELECT received_at, topic, reason, detail, payload FROM dead_letters
-                 ORDER BY id DESC LIMIT ?1",
+                "SELECT id, received_at, topic, reason, detail, payload, size, sha256
+                 FROM dead_letters WHERE ?1 IS NULL OR id < ?1
+                 ORDER BY id DESC LIMIT ?2 OFFSET ?3",
             )?;
             let rows = stmt
-                .query_map([limit], |r| {
-                    Ok(DeadLetter {
-                        received_ms: r.get(0)?,
-                        topic: r.get(1)?,
-                        reason: r.get(2)?,
-                        detail: r.get(3)?,
-                        payload: r.get(4)?,
-                    })
+                .query_map(params![before, limit, offset], |r| {
+                    let payload: Vec<u8> = r.get(5)?;
+                    let size: i64 = r.get(6)?;
+                    // Rows of the previous version have no hash (SQLite has no SHA-256).
+                    let sha: Option<Vec<u8>> = r.get(7)?;
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        payload,
+                        size,
+                        sha,
+                    ))
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
+            rows.into_iter()
+                .map(
+                    |(id, received_ms, topic, reason, detail, payload, size, sha)| {
+                        let sha256 = match sha {
+                            None => None,
+                            Some(v) => Some(v.try_into().map_err(|v: Vec<u8>| {
+                                StoreError::Corrupt(format!(
+                                    "dead letter {id}: sha256 of {} bytes",
+                                    v.len()
+                                ))
+                            })?),
+                        };
+                        Ok(StoredDeadLetter {
+                            id,
+                            letter: DeadLetter {
+                                received_ms,
+                                topic,
+                                reason,
+                                detail,
+                                payload,
+                                size: u64::try_from(size).map_err(|_| {
+                                    StoreError::Corrupt(format!("dead letter {id}: size {size}"))
+                                })?,
+                                sha256,
+                            },
+                        })
+                    },
+                )
+                .collect()
         })
         .await
     }
@@ -483,7 +544,8 @@ fn stored_point(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredPoint> {
 
 fn gateways(conn: &Connection, only: Option<&str>) -> Result<Vec<GatewayInfo>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT gateway, online, agent_version, config_hash, registered, last_seen, name
+        "SELECT gateway, online, agent_version, config_hash, registered, last_seen, name,
+                quota_dropped_messages, quota_dropped_points, quota_dropped_at
          FROM gateways WHERE ?1 IS NULL OR gateway = ?1 ORDER BY gateway",
     )?;
     let rows = stmt
@@ -496,12 +558,17 @@ fn gateways(conn: &Connection, only: Option<&str>) -> Result<Vec<GatewayInfo>, S
                 r.get::<_, bool>(4)?,
                 r.get::<_, Option<i64>>(5)?,
                 r.get::<_, Option<String>>(6)?,
+                QuotaDrops {
+                    messages: r.get(7)?,
+                    points: r.get(8)?,
+                    last_at_ms: r.get(9)?,
+                },
             ))
         })?
         .collect::<Result<Vec<_>, _>>()?;
     rows.into_iter()
         .map(
-            |(g, online, agent_version, config_hash, registered, last_seen_ms, name)| {
+            |(g, online, agent_version, config_hash, registered, last_seen_ms, name, quota)| {
                 Ok(GatewayInfo {
                     gateway: ident(g)?,
                     online,
@@ -510,6 +577,7 @@ fn gateways(conn: &Connection, only: Option<&str>) -> Result<Vec<GatewayInfo>, S
                     registered,
                     last_seen_ms,
                     name,
+                    quota,
                 })
             },
         )
@@ -577,13 +645,18 @@ fn touched_health(conn: &Connection, batch: &WriteBatch) -> Result<Vec<DeviceHea
     Ok(out)
 }
 
-fn write(st: &mut SqliteState, batch: &WriteBatch) -> Result<WriteOutcome, StoreError> {
+fn write(
+    st: &mut SqliteState,
+    batch: &WriteBatch,
+    limits: DeadLetterLimits,
+) -> Result<WriteOutcome, StoreError> {
     let now = now_ms();
     let tx = st
         .conn
         .transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut new_series: Vec<(SeriesKey, i64)> = Vec::new();
     let mut inserted = 0u64;
+    let mut dropped = 0u64;
     {
         let mut seen = tx.prepare_cached(
             "INSERT INTO gateways (gateway, first_seen, last_seen) VALUES (?1, ?2, ?3)
@@ -601,8 +674,19 @@ fn write(st: &mut SqliteState, batch: &WriteBatch) -> Result<WriteOutcome, Store
                config_hash = coalesce(excluded.config_hash, config_hash),
                status_at = excluded.status_at,
                last_seen = max(coalesce(last_seen, 0), excluded.last_seen),
-               boot_epoch = max(coalesce(boot_epoch, excluded.boot_epoch), coalesce(excluded.boot_epoch, boot_epoch))
-             WHERE boot_epoch IS NULL OR excluded.boot_epoch IS NULL OR excluded.boot_epoch >= boot_epoch",
+               boot_epoch = coalesce(excluded.boot_epoch, boot_epoch)
+             WHERE boot_epoch IS NULL OR excluded.boot_epoch IS NULL OR status_at IS NULL
+                OR (excluded.online AND (excluded.boot_epoch > boot_epoch
+                                         OR excluded.status_at >= status_at))
+                OR (NOT excluded.online AND excluded.boot_epoch >= boot_epoch
+                                        AND excluded.status_at >= status_at)",
+        )?;
+        // A birth that moved the boot epoch back (the gateway's state was wiped) starts the
+        // device reports' order afresh: reports of the new boot are newer than any of the old.
+        let mut reset = tx.prepare_cached(
+            "UPDATE devices SET health_epoch = NULL, health_seq = NULL
+             WHERE gateway = ?1 AND health_epoch > ?2
+               AND (SELECT boot_epoch FROM gateways WHERE gateway = ?1) = ?2",
         )?;
         for s in &batch.statuses {
             status.execute(params![
@@ -614,6 +698,9 @@ fn write(st: &mut SqliteState, batch: &WriteBatch) -> Result<WriteOutcome, Store
                 s.at_ms,
                 s.boot_epoch
             ])?;
+            if let (true, Some(epoch)) = (s.online, s.boot_epoch) {
+                reset.execute(params![s.gateway.as_str(), epoch])?;
+            }
         }
         let mut birth = tx.prepare_cached(
             "INSERT INTO gateway_births (gateway, config_hash, table_check, received_at, body)
@@ -687,16 +774,52 @@ fn write(st: &mut SqliteState, batch: &WriteBatch) -> Result<WriteOutcome, Store
                 point.execute(params![id, p.ts_ms, value, text, quality_code(p.quality)])? as u64;
         }
         let mut dead = tx.prepare_cached(
-            "INSERT INTO dead_letters (received_at, topic, reason, detail, payload)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO dead_letters (received_at, topic, reason, detail, payload, gateway, size, sha256)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
+        let mut buckets: Vec<&str> = Vec::new();
         for d in &batch.dead_letters {
+            let bucket = DeadLetter::gateway_bucket(&d.topic);
+            let keep = d.payload.len().min(limits.payload_bytes);
             dead.execute(params![
                 d.received_ms,
                 d.topic,
                 d.reason,
                 d.detail,
-                d.payload
+                &d.payload[..keep],
+                bucket,
+                d.size as i64,
+                d.sha256.as_ref().map(|h| &h[..])
+            ])?;
+            if !buckets.contains(&bucket) {
+                buckets.push(bucket);
+            }
+        }
+        let mut cap = tx.prepare_cached(
+            "DELETE FROM dead_letters WHERE gateway = ?1 AND id <= (
+                 SELECT id FROM dead_letters WHERE gateway = ?1
+                 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+        )?;
+        for bucket in buckets {
+            dropped += cap.execute(params![bucket, limits.per_gateway as i64])? as u64;
+        }
+        super::parked::write_sqlite(&tx, &batch.parked, &batch.unparked)?;
+        let mut quota = tx.prepare_cached(
+            "INSERT INTO gateways (gateway, first_seen, quota_dropped_messages,
+                                   quota_dropped_points, quota_dropped_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (gateway) DO UPDATE
+             SET quota_dropped_messages = quota_dropped_messages + excluded.quota_dropped_messages,
+                 quota_dropped_points = quota_dropped_points + excluded.quota_dropped_points,
+                 quota_dropped_at = max(coalesce(quota_dropped_at, 0), excluded.quota_dropped_at)",
+        )?;
+        for (gw, d) in &batch.quota_drops {
+            quota.execute(params![
+                gw.as_str(),
+                now,
+                d.messages,
+                d.points,
+                d.last_at_ms
             ])?;
         }
         let mut event = tx.prepare_cached(
@@ -749,6 +872,7 @@ fn write(st: &mut SqliteState, batch: &WriteBatch) -> Result<WriteOutcome, Store
     st.series.extend(new_series);
     Ok(WriteOutcome {
         points_inserted: inserted,
+        dead_letters_dropped: dropped,
         device_health,
     })
 }

@@ -23,7 +23,8 @@ pub struct PointRow {
     pub quality: Quality,
 }
 
-/// A message ingest could not accept, kept with its raw bytes so nothing is lost silently.
+/// A message ingest could not accept, kept with the start of its bytes, their full size and
+/// hash, so nothing is lost silently and nothing one gateway sends grows the store unbounded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetter {
     pub received_ms: i64,
@@ -32,7 +33,92 @@ pub struct DeadLetter {
     pub reason: String,
     /// The human-readable cause.
     pub detail: String,
+    /// The payload's first bytes (at most [`DeadLetter::MAX_PREFIX_BYTES`]; the store keeps
+    /// at most its configured prefix of them).
     pub payload: Vec<u8>,
+    /// The whole payload's size in bytes.
+    pub size: u64,
+    /// SHA-256 of the whole payload; `None` only for rows an earlier version stored on SQLite
+    /// (which has no SHA-256 function to compute it when migrating).
+    pub sha256: Option<[u8; 32]>,
+}
+
+impl DeadLetter {
+    /// The most of a payload a dead letter carries, and the largest prefix a store may be
+    /// configured to keep.
+    pub const MAX_PREFIX_BYTES: usize = 64 * 1024;
+
+    /// The longest gateway bucket (an identifier's maximum length).
+    pub const BUCKET_LEN: usize = 64;
+
+    /// A dead letter of `payload`: its size and hash, and its first
+    /// [`DeadLetter::MAX_PREFIX_BYTES`].
+    pub fn new(
+        received_ms: i64,
+        topic: String,
+        reason: String,
+        detail: String,
+        payload: &[u8],
+    ) -> DeadLetter {
+        use sha2::Digest;
+        DeadLetter {
+            received_ms,
+            topic,
+            reason,
+            detail,
+            payload: payload[..payload.len().min(Self::MAX_PREFIX_BYTES)].to_vec(),
+            size: payload.len() as u64,
+            sha256: Some(sha2::Sha256::digest(payload).into()),
+        }
+    }
+
+    /// Whether `payload` holds the whole payload, not a prefix.
+    pub fn is_whole(&self) -> bool {
+        self.payload.len() as u64 == self.size
+    }
+
+    /// The gateway a dead letter is counted against: the topic level before the last one
+    /// (`{prefix}/{gateway}/{kind}`), whatever the topic's validity; at most 64 bytes of it.
+    pub fn gateway_bucket(topic: &str) -> &str {
+        let mut levels = topic.rsplit('/');
+        let _kind = levels.next();
+        let gw = levels.next().unwrap_or("");
+        let mut end = gw.len().min(Self::BUCKET_LEN);
+        while !gw.is_char_boundary(end) {
+            end -= 1;
+        }
+        &gw[..end]
+    }
+}
+
+/// How much of the dead letters the store keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeadLetterLimits {
+    /// Bytes of a payload kept (at most [`DeadLetter::MAX_PREFIX_BYTES`]); size and hash are
+    /// always of the whole payload.
+    pub payload_bytes: usize,
+    /// Rows kept per gateway bucket ([`DeadLetter::gateway_bucket`]); a write past it deletes
+    /// that gateway's oldest rows in the same transaction.
+    pub per_gateway: u64,
+    /// Rows older than this are deleted by the periodic upkeep.
+    pub retention: Duration,
+}
+
+impl Default for DeadLetterLimits {
+    fn default() -> Self {
+        DeadLetterLimits {
+            payload_bytes: 4_096,
+            per_gateway: 10_000,
+            retention: Duration::from_secs(7 * 86_400),
+        }
+    }
+}
+
+/// A dead letter as stored, with its row id (the cursor of the dead-letter pages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDeadLetter {
+    pub id: i64,
+    pub letter: DeadLetter,
 }
 
 /// A gateway's birth (online) or death (offline) as announced on its status topic.
@@ -42,8 +128,11 @@ pub struct GatewayStatus {
     pub online: bool,
     /// When the cloud received it: statuses apply in arrival order.
     pub at_ms: i64,
-    /// The session the status is about. A status from an older boot epoch than the last one
-    /// applied is ignored (a late will cannot mark a newer session offline).
+    /// The session the status is about. Order (see the store's module docs): a birth applies
+    /// when its epoch is newer than the stored one or it arrived later (so a gateway whose
+    /// counter went back, state wiped or image restored, is online with its next birth); a
+    /// death applies only to the stored session or a newer one, and only when it arrived
+    /// later (a late will cannot mark a newer session offline).
     pub boot_epoch: Option<i64>,
     pub agent_version: Option<String>,
     pub config_hash: Option<String>,
@@ -68,6 +157,38 @@ pub struct StoredBirth {
     pub received_ms: i64,
     /// The status message as received.
     pub body: String,
+}
+
+/// Aliased telemetry committed before the birth it names was known, so that its MQTT message
+/// can be acknowledged at once instead of holding the broker's in-flight window. It leaves
+/// the store in the transaction that stores its points or its dead letter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParkedTelemetry {
+    pub gateway: Ident,
+    pub config_hash: String,
+    /// The alias table's check the payload names, as an unsigned 32-bit value.
+    pub table_check: i64,
+    pub received_ms: i64,
+    pub topic: String,
+    pub payload: Vec<u8>,
+}
+
+/// A parked message read back, with the row id that removes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParkedRow {
+    pub id: i64,
+    pub message: ParkedTelemetry,
+}
+
+/// The parked messages waiting for one birth.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParkedGroup {
+    pub gateway: Ident,
+    pub config_hash: String,
+    pub table_check: i64,
+    pub messages: i64,
+    /// When the oldest of them was received.
+    pub oldest_ms: i64,
 }
 
 /// An event or command acknowledgement, stored as the JSON the gateway sent.
@@ -95,6 +216,12 @@ pub struct WriteBatch {
     pub acks: Vec<GatewayMessage>,
     /// Device health from the events above, in arrival order.
     pub health: Vec<super::HealthReport>,
+    /// Aliased telemetry to keep until its birth is known.
+    pub parked: Vec<ParkedTelemetry>,
+    /// Parked rows this batch resolved (stored or dead-lettered), removed in the same commit.
+    pub unparked: Vec<i64>,
+    /// Drops over quota, one entry per gateway, added to its counts.
+    pub quota_drops: Vec<(Ident, QuotaDrops)>,
 }
 
 impl WriteBatch {
@@ -107,6 +234,9 @@ impl WriteBatch {
             && self.events.is_empty()
             && self.acks.is_empty()
             && self.health.is_empty()
+            && self.parked.is_empty()
+            && self.unparked.is_empty()
+            && self.quota_drops.is_empty()
     }
 }
 
@@ -115,6 +245,9 @@ impl WriteBatch {
 pub struct WriteOutcome {
     /// Points that were new; replays are not counted.
     pub points_inserted: u64,
+    /// Older dead letters deleted because their gateway's bucket was over
+    /// [`DeadLetterLimits::per_gateway`].
+    pub dead_letters_dropped: u64,
     /// After the commit, the health of every device the batch may have changed: those it
     /// carried a report for, and every device of a gateway whose status it carried. A device
     /// can appear with an unchanged state (a stale report, a repeated birth).
@@ -192,6 +325,17 @@ pub struct GatewayInfo {
     pub last_seen_ms: Option<i64>,
     /// The operator's name for it, given when registering.
     pub name: Option<String>,
+    /// What ingest dropped of it for sending past its quota.
+    pub quota: QuotaDrops,
+}
+
+/// Messages and points of one gateway dropped for being over quota after the grace period.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QuotaDrops {
+    pub messages: i64,
+    pub points: i64,
+    /// When the last one was dropped.
+    pub last_at_ms: Option<i64>,
 }
 
 /// What unregistering a gateway did.

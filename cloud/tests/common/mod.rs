@@ -135,6 +135,14 @@ impl CloudProcess {
     /// Starts `fieldlink-cloud serve` with `FIELDLINK_CLOUD__…` settings (keys without the
     /// prefix, e.g. `DATABASE__URL`) and an HTTP port of its own.
     pub fn serve(settings: &[(&str, String)]) -> CloudProcess {
+        Self::serve_logging(settings, None)
+    }
+
+    /// [`CloudProcess::serve`], with the service's log (stdout and stderr, level info) in `log`.
+    pub fn serve_logging(
+        settings: &[(&str, String)],
+        log: Option<&std::path::Path>,
+    ) -> CloudProcess {
         let http = fieldlink_testkit::free_port();
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fieldlink-cloud"));
         cmd.arg("serve")
@@ -143,6 +151,13 @@ impl CloudProcess {
             .stdin(std::process::Stdio::null());
         for (k, v) in settings {
             cmd.env(format!("FIELDLINK_CLOUD__{k}"), v);
+        }
+        if let Some(path) = log {
+            let out = std::fs::File::create(path).expect("create the log file");
+            cmd.env("NO_COLOR", "1")
+                .env("RUST_LOG", "info")
+                .stdout(out.try_clone().expect("log file"))
+                .stderr(out);
         }
         let child = cmd.spawn().expect("start fieldlink-cloud");
         CloudProcess { child, http }

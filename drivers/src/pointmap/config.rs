@@ -67,8 +67,9 @@ pub enum TransportConfig {
         host: String,
         #[serde(default = "TransportConfig::default_tcp_port")]
         port: u16,
+        /// 0..=255; wider here so that an out-of-range value is named by validation.
         #[serde(default = "TransportConfig::default_tcp_unit")]
-        unit_id: u8,
+        unit_id: u16,
     },
     /// Modbus RTU on an RS-485 bus. Devices naming the same `port` share one bus and must agree
     /// on its line settings.
@@ -76,7 +77,8 @@ pub enum TransportConfig {
         port: String,
         #[serde(flatten)]
         line: SerialSettings,
-        unit_id: u8,
+        /// 1..=247; wider here so that an out-of-range value is named by validation.
+        unit_id: u16,
         /// Extra silence after each answer before the next request, in microseconds, for slaves
         /// slow to release the bus. Added to the 3.5-character gap the baud rate demands.
         #[serde(default)]
@@ -99,7 +101,7 @@ impl TransportConfig {
     fn default_tcp_port() -> u16 {
         502
     }
-    fn default_tcp_unit() -> u8 {
+    fn default_tcp_unit() -> u16 {
         1
     }
     fn default_max_line() -> usize {

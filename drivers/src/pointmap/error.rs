@@ -64,9 +64,11 @@ pub enum PointMapErrorKind {
     #[error("{0} must be greater than zero")]
     Zero(&'static str),
     #[error("unit id {unit_id} is not a slave address on a serial bus (1..=247)")]
-    RtuUnitId { unit_id: u8 },
+    RtuUnitId { unit_id: u16 },
+    #[error("unit id {unit_id} is not a Modbus TCP unit id (0..=255)")]
+    TcpUnitId { unit_id: u16 },
     #[error("unit id {unit_id} already polled on this bus by device {other:?}")]
-    DuplicateUnit { unit_id: u8, other: String },
+    DuplicateUnit { unit_id: u16, other: String },
     #[error("serial settings differ from device {other:?} on the same port")]
     BusSettingsDiffer { other: String },
     #[error("serial port {0}")]

@@ -69,11 +69,18 @@ fn device(d: &DeviceConfig, path: &str, errors: &mut Errors) -> Option<Device> {
             if host.trim().is_empty() {
                 errors.push(&format!("{path}.transport"), K::EmptyHost);
             }
+            let unit = u8::try_from(*unit_id).unwrap_or_else(|_| {
+                errors.push(
+                    &format!("{path}.transport.unit_id"),
+                    K::TcpUnitId { unit_id: *unit_id },
+                );
+                0
+            });
             let link = ModbusLink::Tcp {
                 host: host.clone(),
                 port: *port,
             };
-            DeviceKind::Modbus(modbus_device(d, link, *unit_id, path, errors))
+            DeviceKind::Modbus(modbus_device(d, link, unit, path, errors))
         }
         TransportConfig::Rtu {
             port,
@@ -83,15 +90,22 @@ fn device(d: &DeviceConfig, path: &str, errors: &mut Errors) -> Option<Device> {
         } => {
             let tpath = format!("{path}.transport");
             serial_settings(port, line, &tpath, errors);
-            if !(1..=247).contains(unit_id) {
-                errors.push(&tpath, K::RtuUnitId { unit_id: *unit_id });
-            }
+            let unit = match u8::try_from(*unit_id) {
+                Ok(u) if (1..=247).contains(&u) => u,
+                _ => {
+                    errors.push(
+                        &format!("{tpath}.unit_id"),
+                        K::RtuUnitId { unit_id: *unit_id },
+                    );
+                    1
+                }
+            };
             let link = ModbusLink::Rtu {
                 port: port.clone(),
                 line: *line,
                 turnaround: Duration::from_micros(*turnaround_us),
             };
-            DeviceKind::Modbus(modbus_device(d, link, *unit_id, path, errors))
+            DeviceKind::Modbus(modbus_device(d, link, unit, path, errors))
         }
         TransportConfig::SerialLine {
             port,
@@ -328,7 +342,7 @@ fn line_points(
 
 /// Devices on one serial port share a bus: same line settings, distinct unit ids.
 fn check_buses(config: &PointMapConfig, errors: &mut Errors) {
-    let mut buses: HashMap<&str, (&str, &SerialSettings, HashMap<u8, &str>)> = HashMap::new();
+    let mut buses: HashMap<&str, (&str, &SerialSettings, HashMap<u16, &str>)> = HashMap::new();
     for d in &config.devices {
         let (port, line, unit) = match &d.transport {
             TransportConfig::Rtu {

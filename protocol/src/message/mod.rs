@@ -6,6 +6,7 @@
 
 mod ack;
 mod command;
+mod control;
 mod event;
 pub(crate) mod series;
 mod status;
@@ -13,6 +14,7 @@ mod telemetry;
 
 pub use ack::{Ack, AckStage};
 pub use command::{Command, CommandKind, ConfigDocument};
+pub use control::{Control, MAX_SLOW_DOWN_MS};
 pub use event::{Event, EventKind};
 pub use status::{Birth, Death, DeviceInfo, PointInfo, Status};
 pub use telemetry::TelemetryBatch;

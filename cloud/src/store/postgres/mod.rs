@@ -8,6 +8,7 @@
 
 pub mod channel;
 mod migrate;
+mod parked;
 mod read;
 mod registry;
 mod write;
@@ -18,7 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{Mutex, MutexGuard};
 use tokio_postgres::{Client, NoTls};
 
-use super::{Backend, SeriesKey, StoreError, TimescaleMode};
+use super::{Backend, DeadLetterLimits, SeriesKey, StoreError, TimescaleMode};
 
 pub use write::InsertPath;
 
@@ -41,6 +42,7 @@ pub struct PgStore {
     /// Most rows one INSERT statement carries; a batch larger than this takes several
     /// statements in the same transaction.
     statement_rows: usize,
+    dead_letter_limits: DeadLetterLimits,
     session: Mutex<Session>,
 }
 
@@ -80,6 +82,7 @@ impl PgStore {
             backend,
             insert_path: InsertPath::default(),
             statement_rows: DEFAULT_STATEMENT_ROWS,
+            dead_letter_limits: DeadLetterLimits::default(),
             session: Mutex::new(Session {
                 client: Some(client),
                 staging_ready: false,
@@ -93,6 +96,14 @@ impl PgStore {
     }
 
     /// Chooses how points are inserted (the benchmark compares them).
+    pub fn set_dead_letter_limits(&mut self, limits: DeadLetterLimits) {
+        self.dead_letter_limits = limits;
+    }
+
+    pub(crate) fn dead_letter_limits(&self) -> DeadLetterLimits {
+        self.dead_letter_limits
+    }
+
     pub fn set_insert_path(&mut self, path: InsertPath) {
         self.insert_path = path;
     }

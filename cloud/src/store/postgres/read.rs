@@ -11,8 +11,8 @@ use tokio_postgres::Row;
 
 use super::super::types::{join_value, quality_from};
 use super::super::{
-    Backend, Bucket, DeadLetter, GatewayInfo, Interval, Latest, SeriesInfo, SeriesKey, StoreError,
-    StoredBirth, StoredPoint,
+    Backend, Bucket, DeadLetter, GatewayInfo, Interval, Latest, QuotaDrops, SeriesInfo, SeriesKey,
+    StoreError, StoredBirth, StoredDeadLetter, StoredPoint,
 };
 use super::{from_time, to_time, PgStore};
 
@@ -75,7 +75,8 @@ impl PgStore {
         let rows = held
             .client()
             .query(
-                "SELECT gateway, online, agent_version, config_hash, registered, last_seen, name
+                "SELECT gateway, online, agent_version, config_hash, registered, last_seen, name,
+                        quota_dropped_messages, quota_dropped_points, quota_dropped_at
                  FROM gateways WHERE $1::text IS NULL OR gateway = $1 ORDER BY gateway",
                 &[&only],
             )
@@ -90,6 +91,13 @@ impl PgStore {
                     registered: r.get(4),
                     last_seen_ms: r.get::<_, Option<std::time::SystemTime>>(5).map(from_time),
                     name: r.get(6),
+                    quota: QuotaDrops {
+                        messages: r.try_get(7)?,
+                        points: r.try_get(8)?,
+                        last_at_ms: r
+                            .try_get::<_, Option<std::time::SystemTime>>(9)?
+                            .map(from_time),
+                    },
                 })
             })
             .collect()
@@ -252,26 +260,57 @@ impl PgStore {
             .collect())
     }
 
-    pub async fn dead_letters(&self, limit: i64) -> Result<Vec<DeadLetter>, StoreError> {
+    pub async fn dead_letter_page(
+        &self,
+        before: Option<i64>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredDeadLetter>, StoreError> {
         let mut held = self.hold().await?;
         let rows = held
             .client()
             .query(
-                "SELECT received_at, topic, reason, detail, payload FROM dead_letters
-                 ORDER BY id DESC LIMIT $1",
-                &[&limit],
+                "SELECT id, received_at, topic, reason, detail, payload, size, sha256
+                 FROM dead_letters WHERE $1::bigint IS NULL OR id < $1
+                 ORDER BY id DESC LIMIT $2 OFFSET $3",
+                &[&before, &limit, &offset],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| DeadLetter {
-                received_ms: from_time(r.get(0)),
-                topic: r.get(1),
-                reason: r.get(2),
-                detail: r.get(3),
-                payload: r.get(4),
+        rows.iter()
+            .map(|r| {
+                let id: i64 = r.try_get(0)?;
+                let size: i64 = r.try_get(6)?;
+                let sha: Vec<u8> = r.try_get(7)?;
+                let corrupt =
+                    |what: String| StoreError::Corrupt(format!("dead letter {id}: {what}"));
+                Ok(StoredDeadLetter {
+                    id,
+                    letter: DeadLetter {
+                        received_ms: from_time(r.try_get(1)?),
+                        topic: r.try_get(2)?,
+                        reason: r.try_get(3)?,
+                        detail: r.try_get(4)?,
+                        payload: r.try_get(5)?,
+                        size: u64::try_from(size).map_err(|_| corrupt(format!("size {size}")))?,
+                        sha256: Some(sha.try_into().map_err(|v: Vec<u8>| {
+                            corrupt(format!("sha256 of {} bytes", v.len()))
+                        })?),
+                    },
+                })
             })
-            .collect())
+            .collect()
+    }
+
+    /// Deletes dead letters received before `before_ms`; returns how many.
+    pub async fn expire_dead_letters(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let mut held = self.hold().await?;
+        Ok(held
+            .client()
+            .execute(
+                "DELETE FROM dead_letters WHERE received_at < $1",
+                &[&to_time(before_ms)],
+            )
+            .await?)
     }
 
     pub async fn count_points(&self) -> Result<i64, StoreError> {

@@ -17,7 +17,8 @@ use tokio_postgres::Transaction;
 
 use super::super::types::{quality_code, split_value};
 use super::super::{
-    touched_hours, Backend, PointRow, SeriesKey, StoreError, WriteBatch, WriteOutcome,
+    touched_hours, Backend, DeadLetter, DeadLetterLimits, PointRow, SeriesKey, StoreError,
+    WriteBatch, WriteOutcome,
 };
 use super::{to_time, PgStore};
 
@@ -87,7 +88,9 @@ impl PgStore {
             InsertPath::Unnest => insert_unnest(&tx, &columns, self.statement_rows).await?,
             InsertPath::Values => insert_values(&tx, &columns, self.statement_rows).await?,
         };
-        write_messages(&tx, &batch).await?;
+        let dead_letters_dropped = write_messages(&tx, &batch, self.dead_letter_limits()).await?;
+        super::parked::write(&tx, &batch.parked, &batch.unparked).await?;
+        write_quota_drops(&tx, &batch).await?;
         super::registry::write_health(&tx, &batch.health).await?;
         if self.backend == Backend::Postgres && !batch.points.is_empty() {
             let hours: Vec<SystemTime> = touched_hours(&batch.points)
@@ -106,6 +109,7 @@ impl PgStore {
         session.series.extend(new_series);
         Ok(WriteOutcome {
             points_inserted: inserted,
+            dead_letters_dropped,
             device_health,
         })
     }
@@ -166,9 +170,13 @@ async fn write_registry(tx: &Transaction<'_>, batch: &WriteBatch) -> Result<(), 
                config_hash = coalesce(excluded.config_hash, gateways.config_hash),
                status_at = excluded.status_at,
                last_seen = GREATEST(gateways.last_seen, excluded.last_seen),
-               boot_epoch = GREATEST(gateways.boot_epoch, excluded.boot_epoch)
+               boot_epoch = coalesce(excluded.boot_epoch, gateways.boot_epoch)
              WHERE gateways.boot_epoch IS NULL OR excluded.boot_epoch IS NULL
-                OR excluded.boot_epoch >= gateways.boot_epoch",
+                OR gateways.status_at IS NULL
+                OR (excluded.online AND (excluded.boot_epoch > gateways.boot_epoch
+                                         OR excluded.status_at >= gateways.status_at))
+                OR (NOT excluded.online AND excluded.boot_epoch >= gateways.boot_epoch
+                                        AND excluded.status_at >= gateways.status_at)",
             &[
                 &s.gateway.as_str(),
                 &s.online,
@@ -179,6 +187,17 @@ async fn write_registry(tx: &Transaction<'_>, batch: &WriteBatch) -> Result<(), 
             ],
         )
         .await?;
+        if let (true, Some(epoch)) = (s.online, s.boot_epoch) {
+            // A birth that moved the boot epoch back (the gateway's state was wiped) starts the
+            // device reports' order afresh.
+            tx.execute(
+                "UPDATE devices SET health_epoch = NULL, health_seq = NULL
+                 WHERE gateway = $1 AND health_epoch > $2
+                   AND (SELECT boot_epoch FROM gateways WHERE gateway = $1) = $2",
+                &[&s.gateway.as_str(), &epoch],
+            )
+            .await?;
+        }
     }
     for b in &batch.births {
         tx.execute(
@@ -452,20 +471,47 @@ async fn insert_values(
     Ok(total)
 }
 
-async fn write_messages(tx: &Transaction<'_>, batch: &WriteBatch) -> Result<(), StoreError> {
+/// Events, acknowledgements and dead letters; returns the dead letters deleted for their
+/// gateway's cap.
+async fn write_messages(
+    tx: &Transaction<'_>,
+    batch: &WriteBatch,
+    limits: DeadLetterLimits,
+) -> Result<u64, StoreError> {
+    let mut buckets: Vec<&str> = Vec::new();
     for d in &batch.dead_letters {
+        let bucket = DeadLetter::gateway_bucket(&d.topic);
+        let keep = d.payload.len().min(limits.payload_bytes);
+        let sha: Option<&[u8]> = d.sha256.as_ref().map(|h| &h[..]);
         tx.execute(
-            "INSERT INTO dead_letters (received_at, topic, reason, detail, payload)
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO dead_letters (received_at, topic, reason, detail, payload, gateway, size, sha256)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             &[
                 &to_time(d.received_ms),
                 &d.topic,
                 &d.reason,
                 &d.detail,
-                &d.payload,
+                &&d.payload[..keep],
+                &bucket,
+                &(d.size as i64),
+                &sha,
             ],
         )
         .await?;
+        if !buckets.contains(&bucket) {
+            buckets.push(bucket);
+        }
+    }
+    let mut dropped = 0u64;
+    for bucket in buckets {
+        dropped += tx
+            .execute(
+                "DELETE FROM dead_letters WHERE gateway = $1 AND id <= (
+                     SELECT id FROM dead_letters WHERE gateway = $1
+                     ORDER BY id DESC OFFSET $2 LIMIT 1)",
+                &[&bucket, &(limits.per_gateway as i64)],
+            )
+            .await?;
     }
     for (table, msgs) in [
         ("gateway_events", &batch.events),
@@ -480,6 +526,29 @@ async fn write_messages(tx: &Transaction<'_>, batch: &WriteBatch) -> Result<(), 
             )
             .await?;
         }
+    }
+    Ok(dropped)
+}
+
+async fn write_quota_drops(tx: &Transaction<'_>, batch: &WriteBatch) -> Result<(), StoreError> {
+    for (gw, d) in &batch.quota_drops {
+        tx.execute(
+            "INSERT INTO gateways (gateway, first_seen, quota_dropped_messages,
+                                   quota_dropped_points, quota_dropped_at)
+             VALUES ($1, now(), $2, $3, $4)
+             ON CONFLICT (gateway) DO UPDATE
+             SET quota_dropped_messages =
+                   gateways.quota_dropped_messages + excluded.quota_dropped_messages,
+                 quota_dropped_points = gateways.quota_dropped_points + excluded.quota_dropped_points,
+                 quota_dropped_at = greatest(gateways.quota_dropped_at, excluded.quota_dropped_at)",
+            &[
+                &gw.as_str(),
+                &d.messages,
+                &d.points,
+                &d.last_at_ms.map(to_time),
+            ],
+        )
+        .await?;
     }
     Ok(())
 }
