@@ -195,9 +195,20 @@ fn connections_past_the_cap_are_refused_and_websockets_hold_their_slot() {
 
         drop(ws);
         drop(idle);
-        api_support::eventually(10, "a slot to come free", || async {
-            let r = api_support::get(s.addr, "/api/v1/gateways", &viewer).await;
-            (r.status == 200).then_some(())
+        // The server notices the closes a moment later; until then a probe is refused (or
+        // reset), after that it is served.
+        let probe = format!(
+            "GET /api/v1/gateways HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {viewer}\r\nConnection: close\r\n\r\n"
+        );
+        api_support::eventually(10, "a slot to come free", || {
+            let probe = probe.clone();
+            let addr = s.addr;
+            async move {
+                let mut c = TcpStream::connect(addr).await.ok()?;
+                c.write_all(probe.as_bytes()).await.ok()?;
+                let raw = read_to_close(&mut c, Duration::from_secs(20)).await;
+                (status_of(&raw) == 200).then_some(())
+            }
         })
         .await;
     });

@@ -5,7 +5,8 @@
 //! - **Connection cap.** A connection holds a [`ConnectionSlot`] from accept until it closes;
 //!   a WebSocket keeps its connection's slot for as long as it is open (the upgrade hands it
 //!   over). With every slot taken, a new connection is answered `503` with `Retry-After: 1`
-//!   and closed at once, so the listener never queues work it cannot take.
+//!   and closed (by at most 256 small tasks at a time, each for at most a second; past that
+//!   it is closed without an answer), so the listener never queues work it cannot take.
 //! - **Header read timeout.** hyper times the wait for every request's head, from the
 //!   connection opening or its previous response on: a slow (or never finished) head, and a
 //!   keep-alive connection left idle, are closed after
@@ -60,6 +61,23 @@ const FULL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n\
 Content-Type: application/json\r\nConnection: close\r\nContent-Length: 73\r\n\r\n\
 {\"code\":\"unavailable\",\"message\":\"too many open connections; retry later\"}";
 
+/// Connections over the cap answered at once; more than that are closed without an answer.
+const REFUSING: usize = 256;
+
+/// Tells a connection over the cap so, and closes it once the client has read the answer (or
+/// after a second): closing with the request unread would reset the connection, and the
+/// client could lose the answer.
+async fn refuse(mut stream: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        if stream.write_all(FULL).await.is_ok() && stream.shutdown().await.is_ok() {
+            let mut buf = [0u8; 1024];
+            while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
+        }
+    })
+    .await;
+}
+
 /// Serves `router` on `listener` until `stop` fires and every connection has finished.
 pub async fn serve(
     listener: TcpListener,
@@ -69,6 +87,7 @@ pub async fn serve(
     stop: CancellationToken,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(settings.max_connections));
+    let refusing = Arc::new(Semaphore::new(REFUSING));
     let connections = TaskTracker::new();
     let mut refused_log = crate::log_limit::LogLimit::per_second();
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -88,8 +107,14 @@ pub async fn serve(
             },
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
-            let _ = stream.try_write(FULL);
             counters.connections_refused.inc();
+            // Answered by a small bounded set of tasks; past that, closed without a word.
+            if let Ok(p) = refusing.clone().try_acquire_owned() {
+                tokio::spawn(async move {
+                    let _p = p;
+                    refuse(stream).await;
+                });
+            }
             if let Some(suppressed) = refused_log.allow() {
                 tracing::warn!(
                     client = %peer,
