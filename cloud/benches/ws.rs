@@ -163,11 +163,17 @@ impl Stack {
     }
 
     async fn websocket(&self, subscription: serde_json::Value) -> Ws {
-        let url = format!(
-            "ws://127.0.0.1:{}/api/v1/ws?token={}",
-            self.http, self.token
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = format!("ws://127.0.0.1:{}/api/v1/ws", self.http)
+            .into_client_request()
+            .expect("a WebSocket URL");
+        req.headers_mut().insert(
+            "Authorization",
+            format!("Bearer {}", self.token)
+                .parse()
+                .expect("a header value"),
         );
-        let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+        let (mut ws, _) = tokio_tungstenite::connect_async(req)
             .await
             .expect("WebSocket connects");
         ws.send(Message::Text(subscription.to_string().into()))

@@ -123,7 +123,7 @@ async fn stop_on_signal(stop: CancellationToken) {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,
         Err(e) => {
-            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            tracing::error!(error = ?e.to_string(), "cannot listen for SIGTERM");
             return;
         }
     };

@@ -56,6 +56,8 @@ pub struct Metrics {
     pub mqtt_session_closed_by_broker: Counter,
     /// Dead letters deleted by their bounds, by reason (`cap`, `age`).
     pub dead_letters_dropped: Family<Labels, Counter>,
+    /// What HTTP, authentication and the WebSocket refused or closed.
+    pub http: crate::http::HttpCounters,
 }
 
 impl Default for Metrics {
@@ -90,7 +92,9 @@ impl Metrics {
             mqtt_oversized_packets: Counter::default(),
             mqtt_session_closed_by_broker: Counter::default(),
             dead_letters_dropped: Family::default(),
+            http: Default::default(),
         };
+        m.http.register(&mut registry);
         registry.register(
             "dead_letters_dropped",
             "Dead letters deleted by their bounds, by reason: cap (a gateway's oldest past ingest.dead_letter_max_per_gateway), age (past ingest.dead_letter_retention_days)",
@@ -264,6 +268,16 @@ mod tests {
         );
         assert!(
             text.contains("fieldlink_cloud_write_latency_seconds_count 1"),
+            "{text}"
+        );
+        m.http.auth_throttled.inc();
+        assert!(
+            text.contains("fieldlink_cloud_http_auth_failures_total 0"),
+            "{text}"
+        );
+        assert!(
+            m.render()
+                .contains("fieldlink_cloud_http_auth_throttled_total 1"),
             "{text}"
         );
         assert!(text.contains("# EOF"), "{text}");

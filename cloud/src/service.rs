@@ -115,7 +115,9 @@ pub async fn serve(
                 match store.refresh_rollup().await {
                     Ok(0) => {}
                     Ok(hours) => tracing::debug!(hours, "hourly rollup refreshed"),
-                    Err(e) => tracing::warn!(error = %e, "hourly rollup refresh failed"),
+                    Err(e) => {
+                        tracing::warn!(error = ?e.to_string(), "hourly rollup refresh failed")
+                    }
                 }
             }
         });
@@ -188,14 +190,27 @@ pub async fn serve(
     let api_state = crate::api::ApiState::new(store.clone(), api_db)
         .with_alerts(alerts)
         .with_commands(commands)
-        .with_ingest(handle.clone());
-    let mut router = http::router(state)
+        .with_ingest(handle.clone())
+        .with_counters(metrics.http.clone());
+    let mut router = http::router(state, &settings.api.limits)
         .merge(crate::api::router(api_state, &settings.api))
         .merge(crate::dashboard::router());
     if let Some(remote) = remote {
         router = router.layer(axum::Extension(remote));
     }
-    let http = tokio::spawn(crate::api::serve(listen, router, http_stop, bound_tx));
+    let server_settings = settings.http_server.clone();
+    let http_counters = metrics.http.clone();
+    let http = tokio::spawn(async move {
+        http::serve(
+            listen,
+            router,
+            &server_settings,
+            http_counters,
+            http_stop,
+            bound_tx,
+        )
+        .await
+    });
     let http_addr = match bound_rx.await {
         Ok(addr) => addr,
         Err(_) => {

@@ -114,7 +114,7 @@ async fn scenario(spec: StoreSpec) {
         assert_eq!(rules[0]["rule"]["name"], "boiler too hot");
 
         let (mut ws, _) =
-            tokio_tungstenite::connect_async(format!("ws://{a}/api/v1/ws?token={viewer}"))
+            tokio_tungstenite::connect_async(ws_request(&format!("ws://{a}/api/v1/ws"), &viewer))
                 .await
                 .unwrap();
         ws.send(Message::Text(

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alerts_support::{SmtpSink, WebhookSink};
-use api_support::{get, post, rt};
+use api_support::{get, post, rt, ws_request};
 use fieldlink_cloud::api::ApiDb;
 use fieldlink_cloud::auth::{Role, TokenStore};
 use fieldlink_cloud::config::{load_raw, Settings};
@@ -230,7 +230,7 @@ from = "Fieldlink <alerts@plant.example>"
     }
 
     let (mut ws, _) =
-        tokio_tungstenite::connect_async(format!("ws://{a}/api/v1/ws?token={viewer}"))
+        tokio_tungstenite::connect_async(ws_request(&format!("ws://{a}/api/v1/ws"), &viewer))
             .await
             .unwrap();
     ws.send(Message::Text(

@@ -239,6 +239,7 @@ fn cors_answers_preflights_for_allowed_origins_only() {
             cors: Cors {
                 allowed_origins: vec!["https://dash.example".into()],
             },
+            ..ApiSettings::default()
         };
         let s = serve(&spec, settings).await;
         let r = preflight(s.addr, "https://dash.example").await;

@@ -10,7 +10,10 @@
 //! with content and not only with empty lists and 404s.
 //!
 //! On SQLite and on PostgreSQL. `FIELDLINK_SCHEMATHESIS_EXAMPLES` sets the examples per
-//! operation (default 25); schemathesis prints each run's seed, which `--seed` replays.
+//! operation (default 25). The gating run is derandomized (`--generation-deterministic`: every
+//! example derives from the document, no seed is used; three runs generated the same 1,610 and
+//! 35 cases), so CI gives the same answer every time; `FIELDLINK_SCHEMATHESIS_SEED=random`
+//! lets schemathesis pick a fresh seed (printed in its report), and a number replays one.
 
 mod api_support;
 mod common;
@@ -35,6 +38,17 @@ const BIRTH: &str = r#"{"state":"online","gateway":"gw-1","boot_epoch":1,"ts_ms"
 
 fn id(s: &str) -> Ident {
     Ident::new(s).unwrap()
+}
+
+/// `--seed` and `--generation-deterministic` as `FIELDLINK_SCHEMATHESIS_SEED` asks; never
+/// hypothesis' example database (deterministic mode implies none).
+fn seed_args() -> Vec<String> {
+    let no_database = ["--generation-database".to_string(), "none".to_string()];
+    match std::env::var("FIELDLINK_SCHEMATHESIS_SEED").ok().as_deref() {
+        Some("random") => no_database.to_vec(),
+        Some(n) => [vec!["--seed".into(), n.to_string()], no_database.to_vec()].concat(),
+        None => vec!["--generation-deterministic".into()],
+    }
 }
 
 fn examples() -> u32 {
@@ -178,13 +192,9 @@ fn schemathesis(api: SocketAddr, token: &str, selection: &[&str]) {
         .args(["--checks", CHECKS])
         .args(["--max-examples", &n])
         .args(["--workers", "1", "--request-timeout", "10"])
-        .args([
-            "--generation-allow-x00",
-            "true",
-            "--generation-database",
-            "none",
-        ])
+        .args(["--generation-allow-x00", "true"])
         .arg("--no-color")
+        .args(seed_args())
         .args(selection)
         .stdin(Stdio::null())
         .output()
@@ -215,9 +225,11 @@ fn schemathesis(api: SocketAddr, token: &str, selection: &[&str]) {
     );
 }
 
-/// Text with a NUL character, which PostgreSQL cannot store, in every place a request carries
-/// free text: a clear 400 that names the field, never a database error.
-async fn nul_in_text_is_refused(api: SocketAddr, token: &str) {
+/// Text with a NUL character, which PostgreSQL cannot store, or another control character, in
+/// every place a request carries text: a 422 `invalid_text` that names the field, never a
+/// database error (regression: a gateway name with U+0000 was a 503 "the database did not
+/// answer").
+async fn control_characters_in_text_are_refused(api: SocketAddr, token: &str) {
     let auth = format!("Bearer {token}");
     let h = [("Authorization", auth.as_str())];
     let rule = |name: &str, receivers: Value| {
@@ -272,6 +284,50 @@ async fn nul_in_text_is_refused(api: SocketAddr, token: &str) {
         ),
         ("GET", "/api/v1/alerts?gateway=g%00".into(), None, "gateway"),
         (
+            "POST",
+            "/api/v1/gateways".into(),
+            Some(json!({"gateway": "gw-9", "name": "a\u{0}b"})),
+            "name",
+        ),
+        (
+            "POST",
+            "/api/v1/gateways".into(),
+            Some(json!({"gateway": "gw-9", "name": "\u{1b}[2Jadmin token created"})),
+            "name",
+        ),
+        (
+            "POST",
+            "/api/v1/gateways".into(),
+            Some(json!({"gateway": "gw\u{0}"})),
+            "gateway",
+        ),
+        ("DELETE", "/api/v1/gateways/gw%00".into(), None, "gateway"),
+        (
+            "GET",
+            "/api/v1/gateways/gw-1/devices/m%1b/latest".into(),
+            None,
+            "device",
+        ),
+        (
+            "GET",
+            "/api/v1/series/1/points?from=2024%00".into(),
+            None,
+            "from",
+        ),
+        (
+            "POST",
+            "/api/v1/tokens".into(),
+            Some(json!({"name": "line\nforged", "role": "viewer"})),
+            "name",
+        ),
+        (
+            "POST",
+            "/api/v1/gateways/gw-1/commands".into(),
+            Some(json!({"kind": {"command": "apply_config",
+                "config": {"toml": "[a]\nb = 1\u{0}"}}})),
+            "kind.config.toml",
+        ),
+        (
             "GET",
             "/api/v1/notifications?alert_id=a%00".into(),
             None,
@@ -281,10 +337,11 @@ async fn nul_in_text_is_refused(api: SocketAddr, token: &str) {
     for (method, path, body, field) in cases {
         let r = request(api, method, &path, &h, body.as_ref()).await;
         let text = String::from_utf8_lossy(&r.body);
-        assert_eq!(r.status, 400, "{method} {path}: {text}");
+        assert_eq!(r.status, 422, "{method} {path}: {text}");
+        assert_eq!(r.json()["code"], "invalid_text", "{method} {path}: {text}");
         let message = r.json()["message"].as_str().unwrap_or_default().to_string();
         assert!(
-            message.starts_with(&format!("{field}: ")) && message.contains("NUL"),
+            message.starts_with(&format!("{field}: ")) && message.contains("control characters"),
             "{method} {path}: {message}"
         );
     }
@@ -303,7 +360,7 @@ async fn scenario(database: (&str, String), label: &str) {
     cloud.ready().await;
     let api: SocketAddr = format!("127.0.0.1:{}", cloud.http).parse().unwrap();
     seed(api, broker.port(), &token).await;
-    nul_in_text_is_refused(api, &token).await;
+    control_characters_in_text_are_refused(api, &token).await;
     // Every operation but revoking a token, then that one alone: it may revoke the very token
     // the run uses, after which every answer would be a 401.
     tokio::task::block_in_place(|| {

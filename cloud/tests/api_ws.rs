@@ -111,7 +111,7 @@ fn websocket_auth_telemetry_status_and_commands() {
                 other => panic!("{url}: expected 401, got {:?}", other.map(|_| ())),
             }
         }
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{a}/api/v1/ws?token={viewer}"))
+        let (mut ws, _) = tokio_tungstenite::connect_async(ws_request(&format!("ws://{a}/api/v1/ws"), &viewer))
             .await
             .expect("a viewer connects");
         for sub in [

@@ -158,9 +158,10 @@ async fn scenario(spec: StoreSpec) {
     let state = ApiState::new(store, db).with_ingest(handle);
     let t = state.tokens.create("v", Role::Viewer).await.unwrap().1;
     let (a, _http) = serve_router(api::router(state, &ApiSettings::default())).await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{a}/api/v1/ws?token={t}"))
-        .await
-        .expect("connect");
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(ws_request(&format!("ws://{a}/api/v1/ws"), &t))
+            .await
+            .expect("connect");
     let sub = json!({"type": "subscribe", "topic": "device_status", "gateway": GW});
     ws.send(Message::Text(sub.to_string().into()))
         .await
@@ -372,7 +373,7 @@ fn device_status_reaches_another_instance_through_postgres() {
             api::router(state_b, &ApiSettings::default()).layer(axum::Extension(feed_b));
         let (b, _http) = serve_router(router_b).await;
         let (mut ws, _) =
-            tokio_tungstenite::connect_async(format!("ws://{b}/api/v1/ws?token={t}"))
+            tokio_tungstenite::connect_async(ws_request(&format!("ws://{b}/api/v1/ws"), &t))
                 .await
                 .expect("connect to instance B");
         let sub = json!({"type": "subscribe", "topic": "device_status", "gateway": GW, "device": "meter"});

@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use api_support::{eventually, post, request, rt};
+use api_support::{eventually, post, request, rt, ws_request};
 use fieldlink_cloud::api::ApiDb;
 use fieldlink_cloud::auth::{Role, TokenStore};
 use fieldlink_cloud::config::{load_raw, Settings};
@@ -120,7 +120,7 @@ impl Client {
     /// Connects with `token` and subscribes to every topic, unfiltered.
     async fn connect(addr: SocketAddr, token: &str) -> Client {
         let (mut ws, _) =
-            tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/ws?token={token}"))
+            tokio_tungstenite::connect_async(ws_request(&format!("ws://{addr}/api/v1/ws"), token))
                 .await
                 .expect("a viewer connects");
         for topic in ["telemetry", "gateway_status", "commands", "alerts"] {

@@ -36,6 +36,13 @@ page.on('request', (r) => {
   if (!r.url().startsWith(origin) && !r.url().startsWith(origin.replace('http', 'ws'))) {
     problems.push(`request outside the origin: ${r.url()}`);
   }
+  if (r.url().includes('token')) problems.push(`a token in a URL: ${r.url()}`);
+});
+// The WebSocket carries the token as a subprotocol, never in its URL.
+const sockets = [];
+page.on('websocket', (ws) => {
+  sockets.push(ws.url());
+  if (ws.url().includes('token')) problems.push(`a token in the WebSocket URL: ${ws.url()}`);
 });
 
 const valueCell = (metric) => page.locator(`tr[data-metric="${metric}"] td.value`);
@@ -128,6 +135,8 @@ try {
 
   step = 'no errors on the page';
   if (problems.length) throw new Error(problems.join('\n'));
+  if (!sockets.length) throw new Error('the page opened no WebSocket');
+  console.log(`websocket: ${sockets[0]}`);
 
   await page.screenshot({ path: screenshot, fullPage: true });
   console.log(`screenshot: ${screenshot}`);

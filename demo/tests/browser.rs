@@ -80,6 +80,10 @@ fn dashboard_signs_in_shows_device_health_and_live_values_executes_a_write_and_a
     assert!(stdout.contains("weather badge: offline"), "{stdout}");
     assert!(stdout.contains("executed"), "{stdout}");
     assert!(stdout.contains("acknowledged"), "{stdout}");
+    // The live updates came over a WebSocket whose URL holds no token (it travels as the
+    // `fieldlink.bearer.<token>` subprotocol).
+    assert!(stdout.contains("websocket: ws://"), "{stdout}");
+    assert!(!stdout.contains("token="), "{stdout}");
     assert!(
         screenshot.is_file(),
         "no screenshot at {}",

@@ -39,10 +39,17 @@ impl Feed {
     /// Connects with `token` and sends each subscription (`{"topic": …, filters}`), waiting
     /// for its `subscribed`.
     pub async fn connect(addr: SocketAddr, token: &str, subscriptions: &[Value]) -> Feed {
-        let (mut ws, _) =
-            tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/ws?token={token}"))
-                .await
-                .expect("the WebSocket connects");
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = format!("ws://{addr}/api/v1/ws")
+            .into_client_request()
+            .expect("a WebSocket URL");
+        req.headers_mut().insert(
+            "Authorization",
+            format!("Bearer {token}").parse().expect("a header value"),
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async(req)
+            .await
+            .expect("the WebSocket connects");
         for sub in subscriptions {
             let mut msg = sub.clone();
             msg["type"] = json!("subscribe");

@@ -104,7 +104,10 @@ function pushReading(s, ms, value, quality) {
 
 function connect() {
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  const ws = new WebSocket(`${proto}//${location.host}/api/v1/ws?token=${encodeURIComponent(state.token)}`);
+  // The token travels as a subprotocol, not in the URL (URLs end up in proxy and browser logs);
+  // the server answers with 'fieldlink.v1' only.
+  const ws = new WebSocket(`${proto}//${location.host}/api/v1/ws`,
+    ['fieldlink.v1', `fieldlink.bearer.${state.token}`]);
   state.socket = ws;
   ws.onopen = () => {
     for (const topic of ['telemetry', 'gateway_status', 'device_status', 'commands', 'alerts']) {

@@ -251,7 +251,7 @@ impl AlertEngine {
         }
         let mut cache = self.inner.cache.lock().await;
         if let Err(e) = self.sync(&mut cache).await {
-            tracing::warn!(error = %e, "could not read the shared alert state; evaluating on what this instance knows");
+            tracing::warn!(error = ?e.to_string(), "could not read the shared alert state; evaluating on what this instance knows");
         }
         let rules = self.rules_where(|r| r.kind == RuleKind::Value);
         for batch in batches {
@@ -290,7 +290,7 @@ impl AlertEngine {
 
     fn logged(&self, r: Result<Option<AlertView>, DbError>) {
         if let Err(e) = r {
-            tracing::warn!(error = %e, "could not store an alert transition");
+            tracing::warn!(error = ?e.to_string(), "could not store an alert transition");
         }
     }
 
@@ -301,7 +301,7 @@ impl AlertEngine {
         }
         let mut cache = self.inner.cache.lock().await;
         if let Err(e) = self.sync(&mut cache).await {
-            tracing::warn!(error = %e, "could not read the shared alert state");
+            tracing::warn!(error = ?e.to_string(), "could not read the shared alert state");
             return;
         }
         for (rule, subject, o) in checks {

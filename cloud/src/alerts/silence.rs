@@ -199,7 +199,7 @@ impl AlertEngine {
     /// One check of every enabled no_data and gateway_offline rule.
     pub async fn check(&self, reads: &SilenceReads) {
         if let Err(e) = self.refresh().await {
-            tracing::warn!(error = %e, "could not read the shared alert state; check skipped");
+            tracing::warn!(error = ?e.to_string(), "could not read the shared alert state; check skipped");
             return;
         }
         let rules = self.rules_where(|r| r.kind != RuleKind::Value);
@@ -209,7 +209,7 @@ impl AlertEngine {
         match observe(reads, &rules, now_ms()).await {
             Ok(checks) => self.apply_checks(checks).await,
             Err(e) => {
-                tracing::warn!(error = %e, "could not read gateways and series for the timer rules")
+                tracing::warn!(error = ?e.to_string(), "could not read gateways and series for the timer rules")
             }
         }
     }

@@ -62,7 +62,8 @@ pub async fn create_rule(
     validate(e, &spec)?;
     let rule_id = format!(
         "r-{}",
-        crate::auth::random_hex(6).map_err(ApiError::database)?
+        crate::auth::random_hex(6)
+            .map_err(|e| ApiError::internal(format!("random source: {e}")))?
     );
     e.records()
         .insert_rule(&rule_id, &spec, now_ms())
@@ -91,7 +92,7 @@ pub async fn update_rule(
     body: Result<Json<RuleSpec>, JsonRejection>,
 ) -> Result<Json<StoredRule>, ApiError> {
     let Path(rule_id) = p.map_err(ApiError::rejection)?;
-    text::plain("rule_id", &rule_id)?;
+    text::line("rule_id", &rule_id)?;
     let Json(spec) = body.map_err(ApiError::rejection)?;
     let e = engine_of(&s)?;
     validate(e, &spec)?;
@@ -122,7 +123,7 @@ pub async fn delete_rule(
     p: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
     let Path(rule_id) = p.map_err(ApiError::rejection)?;
-    text::plain("rule_id", &rule_id)?;
+    text::line("rule_id", &rule_id)?;
     let e = engine_of(&s)?;
     if !e
         .records()
@@ -172,6 +173,7 @@ pub async fn list_alerts(
         return Err(ApiError::bad_request("limit must be 1 to 1000"));
     }
     if let Some(st) = &q.status {
+        text::line("status", st)?;
         if !["pending", "active", "acknowledged", "resolved"].contains(&st.as_str()) {
             return Err(ApiError::bad_request(
                 "status must be pending, active, acknowledged or resolved",
@@ -179,7 +181,7 @@ pub async fn list_alerts(
         }
     }
     if let Some(g) = &q.gateway {
-        text::plain("gateway", g)?;
+        text::line("gateway", g)?;
     }
     let offset = q.offset.unwrap_or(0);
     let mut items = engine_of(&s)?
@@ -202,7 +204,7 @@ pub async fn list_alerts(
 }
 
 async fn operator(s: &ApiState, id: &str, resolve: bool) -> Result<Json<AlertView>, ApiError> {
-    text::plain("alert_id", id)?;
+    text::line("alert_id", id)?;
     match engine_of(s)?
         .operator(id, resolve)
         .await
@@ -284,6 +286,7 @@ pub async fn list_notifications(
         return Err(ApiError::bad_request("limit: must be 1 to 1000"));
     }
     if let Some(st) = &q.status {
+        text::line("status", st)?;
         if !["pending", "delivered", "failed"].contains(&st.as_str()) {
             return Err(ApiError::bad_request(
                 "status: must be pending, delivered or failed",
@@ -291,7 +294,7 @@ pub async fn list_notifications(
         }
     }
     if let Some(a) = &q.alert_id {
-        text::plain("alert_id", a)?;
+        text::line("alert_id", a)?;
     }
     let offset = q.offset.unwrap_or(0);
     let mut items = Outbox::new(s.db.clone())

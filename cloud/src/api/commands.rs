@@ -6,7 +6,7 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use fieldlink_protocol::{CommandKind, Ident};
+use fieldlink_protocol::CommandKind;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -99,11 +99,10 @@ pub async fn create_command(
 ) -> Result<(StatusCode, Json<CommandView>), ApiError> {
     let Path(gateway) = p.map_err(ApiError::rejection)?;
     let Json(new) = body.map_err(ApiError::rejection)?;
-    let gw = Ident::new(&gateway)
-        .map_err(|e| ApiError::bad_request(format!("gateway {gateway:?}: {e}")))?;
+    let gw = text::ident("gateway", &gateway)?;
     text::json("kind", &serde_json::to_value(&new.kind).unwrap_or_default())?;
     if let Some(k) = &new.idempotency_key {
-        text::plain("idempotency_key", k)?;
+        text::line("idempotency_key", k)?;
         if k.is_empty() || k.chars().count() > 200 {
             return Err(ApiError::bad_request(
                 "idempotency_key must be 1 to 200 characters",
@@ -147,7 +146,7 @@ pub async fn get_command(
     let Path(id) = p.map_err(ApiError::rejection)?;
     service(&s)?
         .records()
-        .get(text::plain("command_id", &id)?)
+        .get(text::line("command_id", &id)?)
         .await
         .map_err(ApiError::database)?
         .map(|r| Json(r.into()))
@@ -175,8 +174,7 @@ pub async fn list_commands(
     let Path(gateway) = p.map_err(ApiError::rejection)?;
     let Query(q) = q.map_err(ApiError::rejection)?;
     let (offset, limit) = q.window()?;
-    let gw = Ident::new(&gateway)
-        .map_err(|e| ApiError::bad_request(format!("gateway {gateway:?}: {e}")))?;
+    let gw = text::ident("gateway", &gateway)?;
     let mut items = service(&s)?
         .records()
         .list(&gw, limit as i64 + 1, offset as i64)

@@ -27,6 +27,19 @@ pub enum DbError {
     SqliteGone,
     #[error("unexpected column type {0}")]
     ColumnType(String),
+    #[error("no answer within {0:?}")]
+    Timeout(std::time::Duration),
+}
+
+impl crate::store::Classify for DbError {
+    fn failure(&self) -> crate::store::Failure {
+        match self {
+            DbError::Postgres(e) => crate::store::failure::postgres(e),
+            DbError::Sqlite(e) => crate::store::failure::sqlite(e),
+            DbError::SqliteGone | DbError::Timeout(_) => crate::store::Failure::Unavailable,
+            DbError::ColumnType(_) => crate::store::Failure::Internal { code: None },
+        }
+    }
 }
 
 impl DbError {
@@ -113,7 +126,12 @@ enum Backend {
 /// The API's database handle. Cheap to share behind an `Arc`.
 pub struct ApiDb {
     backend: Backend,
+    /// How long a PostgreSQL call may take, waiting for the connection included.
+    timeout: std::time::Duration,
 }
+
+/// [`ApiDb`]'s default for [`ApiDb::set_timeout`].
+pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn sqlite_sql(sql: &str) -> String {
     sql.replace('$', "?")
@@ -146,13 +164,49 @@ impl ApiDb {
                 client: Box::new(tokio::sync::Mutex::new(None)),
             },
         };
-        let db = ApiDb { backend };
+        let db = ApiDb {
+            backend,
+            timeout: DEFAULT_TIMEOUT,
+        };
         db.query("SELECT 1", vec![]).await?;
         Ok(db)
     }
 
+    /// How long a PostgreSQL call may take before it fails with [`DbError::Timeout`] (a 503):
+    /// the connection is then dropped, and the next call connects again. SQLite waits on its
+    /// own busy timeout (5 s) instead.
+    pub fn set_timeout(&mut self, timeout: std::time::Duration) {
+        self.timeout = timeout;
+    }
+
+    async fn bounded<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, DbError>>,
+    ) -> Result<T, DbError> {
+        let Backend::Postgres { client, .. } = &self.backend else {
+            return call.await;
+        };
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(r) => r,
+            Err(_) => {
+                // The connection may still be busy with the abandoned call.
+                *client.lock().await = None;
+                Err(DbError::Timeout(self.timeout))
+            }
+        }
+    }
+
     /// Runs a statement; returns the rows it changed.
     pub async fn execute(&self, sql: &str, params: Vec<Param>) -> Result<u64, DbError> {
+        self.bounded(self.execute_unbounded(sql, params)).await
+    }
+
+    /// Runs a query; returns every row.
+    pub async fn query(&self, sql: &str, params: Vec<Param>) -> Result<Vec<Row>, DbError> {
+        self.bounded(self.query_unbounded(sql, params)).await
+    }
+
+    async fn execute_unbounded(&self, sql: &str, params: Vec<Param>) -> Result<u64, DbError> {
         match &self.backend {
             Backend::Postgres { url, client } => {
                 let mut guard = client.lock().await;
@@ -179,8 +233,7 @@ impl ApiDb {
         }
     }
 
-    /// Runs a query; returns every row.
-    pub async fn query(&self, sql: &str, params: Vec<Param>) -> Result<Vec<Row>, DbError> {
+    async fn query_unbounded(&self, sql: &str, params: Vec<Param>) -> Result<Vec<Row>, DbError> {
         match &self.backend {
             Backend::Postgres { url, client } => {
                 let mut guard = client.lock().await;
@@ -273,6 +326,10 @@ impl ApiDb {
     /// Runs `steps` in one transaction (`BEGIN IMMEDIATE` on SQLite, so writers queue rather
     /// than fail half-way), all or nothing.
     pub async fn transaction(&self, steps: Vec<Step>) -> Result<Committed, DbError> {
+        self.bounded(self.transaction_unbounded(steps)).await
+    }
+
+    async fn transaction_unbounded(&self, steps: Vec<Step>) -> Result<Committed, DbError> {
         match &self.backend {
             Backend::Postgres { url, client } => {
                 let mut guard = client.lock().await;
@@ -371,7 +428,7 @@ async fn connected<'a>(
         let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
-                tracing::warn!(error = %e, "api database connection ended");
+                tracing::warn!(error = ?e.to_string(), "api database connection ended");
             }
         });
         *slot = Some(client);

@@ -4,7 +4,6 @@
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::Json;
-use fieldlink_protocol::Ident;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -58,10 +57,10 @@ pub async fn get_device(
     p: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Json<Device>, ApiError> {
     let Path((gateway, device)) = p.map_err(ApiError::rejection)?;
-    let parse = |what: &str, v: &str| {
-        Ident::new(v).map_err(|e| ApiError::bad_request(format!("{what} {v:?}: {e}")))
-    };
-    let (gw, dev) = (parse("gateway", &gateway)?, parse("device", &device)?);
+    let (gw, dev) = (
+        super::text::ident("gateway", &gateway)?,
+        super::text::ident("device", &device)?,
+    );
     s.store
         .device_health(&gw, Some(&dev))
         .await

@@ -45,6 +45,10 @@ pub async fn register_gateway(
     body: Result<Json<NewGateway>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Gateway>), ApiError> {
     let Json(new) = body.map_err(ApiError::rejection)?;
+    super::text::line("gateway", &new.gateway)?;
+    if let Some(name) = &new.name {
+        super::text::line("name", name)?;
+    }
     let created = registry::register(&s.store, &new.gateway, new.name.as_deref())
         .await
         .map_err(refused)?;
@@ -70,12 +74,14 @@ pub async fn register_gateway(
     params(("gateway" = String, Path, description = "gateway id")),
     responses((status = 204, description = "no longer registered"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 pub async fn remove_gateway(
     State(s): State<ApiState>,
     p: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
     let Path(gateway) = p.map_err(ApiError::rejection)?;
+    super::text::line("gateway", &gateway)?;
     match registry::remove(&s.store, &gateway)
         .await
         .map_err(refused)?

@@ -35,7 +35,7 @@ pub use db::ApiDb;
 pub use devices::Device;
 pub use error::ApiError;
 
-use crate::auth::{cors, require, Cors, Guard, Role, TokenStore};
+use crate::auth::{cors, require, AuthThrottle, Cors, Guard, Role, TokenStore};
 use crate::store::Store;
 
 /// What the API's handlers share.
@@ -50,6 +50,14 @@ pub struct ApiState {
     pub ingest: Option<crate::ingest::IngestHandle>,
     /// Absent when this instance does not evaluate alerts (the alert routes answer 503).
     pub alerts: Option<crate::alerts::AlertEngine>,
+    /// Failed authentications per client address; replaced by [`router`] with the configured
+    /// rate.
+    pub throttle: Arc<AuthThrottle>,
+    /// The WebSocket's caps and its connections' subscriptions per token.
+    pub websocket: crate::ws::WsLimits,
+    /// What authentication and the WebSocket refused or closed (the service's own metrics
+    /// when [`ApiState::with_counters`] was given them).
+    pub counters: crate::http::HttpCounters,
 }
 
 impl ApiState {
@@ -62,7 +70,22 @@ impl ApiState {
             commands: None,
             ingest: None,
             alerts: None,
+            throttle: Arc::new(AuthThrottle::new(
+                crate::http::Limits::default().auth_failures_per_sec,
+                crate::http::HttpCounters::default(),
+            )),
+            websocket: crate::ws::WsLimits::new(
+                crate::ws::WsSettings::default(),
+                Default::default(),
+            ),
+            counters: crate::http::HttpCounters::default(),
         }
+    }
+
+    /// Counting into these (the service passes its [`crate::metrics::Metrics`]' own).
+    pub fn with_counters(mut self, counters: crate::http::HttpCounters) -> ApiState {
+        self.counters = counters;
+        self
     }
 
     /// With the alert evaluator, so the alert routes work.
@@ -88,6 +111,9 @@ impl ApiState {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApiSettings {
     pub cors: Cors,
+    /// Request time, body size and failed authentications per address.
+    pub limits: crate::http::Limits,
+    pub websocket: crate::ws::WsSettings,
 }
 
 /// The routes of each role class and the document describing all of them.
@@ -124,6 +150,7 @@ fn parts() -> (Vec<(Role, Router<ApiState>)>, utoipa::openapi::OpenApi) {
         .routes(routes!(gateways::remove_gateway))
         .split_for_parts();
     doc.merge(admin_doc);
+    openapi::common_responses(&mut doc);
     (
         vec![
             (Role::Viewer, viewer),
@@ -139,8 +166,17 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     parts().1
 }
 
-/// The API router: auth on every route but the document, CORS outermost.
-pub fn router(state: ApiState, settings: &ApiSettings) -> Router {
+/// The API router: auth on every route but the document, CORS inside [the request
+/// hygiene](crate::http::hygiene).
+pub fn router(mut state: ApiState, settings: &ApiSettings) -> Router {
+    state.throttle = Arc::new(AuthThrottle::new(
+        settings.limits.auth_failures_per_sec,
+        state.counters.clone(),
+    ));
+    state.websocket = crate::ws::WsLimits::new(
+        settings.websocket.clone(),
+        state.counters.ws_subscriptions_refused.clone(),
+    );
     let (classes, doc) = parts();
     let doc = Arc::new(doc);
     let mut router = Router::new()
@@ -160,6 +196,7 @@ pub fn router(state: ApiState, settings: &ApiSettings) -> Router {
     for (min, routes) in classes {
         let guard = Guard {
             tokens: state.tokens.clone(),
+            throttle: state.throttle.clone(),
             min,
         };
         router = router.merge(
@@ -170,20 +207,32 @@ pub fn router(state: ApiState, settings: &ApiSettings) -> Router {
     }
     router
         .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(axum::extract::DefaultBodyLimit::max(
+            settings.limits.max_body_bytes,
+        ))
         .layer(from_fn_with_state(Arc::new(settings.cors.clone()), cors))
+        .layer(from_fn_with_state(
+            Arc::new(settings.limits.clone()),
+            crate::http::hygiene::hygiene,
+        ))
 }
 
-/// Binds `listen` and serves the API until `stop` fires; the bound address goes to `bound`
-/// before serving, so a port of 0 can be used.
+/// Binds `listen` and serves the API with the default server settings until `stop` fires;
+/// the bound address goes to `bound` before serving, so a port of 0 can be used. The service
+/// uses [`crate::http::serve`] with its configured settings.
 pub async fn serve(
     listen: std::net::SocketAddr,
     router: Router,
     stop: tokio_util::sync::CancellationToken,
     bound: tokio::sync::oneshot::Sender<std::net::SocketAddr>,
 ) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    let _ = bound.send(listener.local_addr()?);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
+    crate::http::serve(
+        listen,
+        router,
+        &crate::http::ServerSettings::default(),
+        crate::http::HttpCounters::default(),
+        stop,
+        bound,
+    )
+    .await
 }

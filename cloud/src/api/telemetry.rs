@@ -24,7 +24,7 @@ const MAX_WINDOW: u64 = 100_000;
 const MAX_BUCKETS: i64 = 100_000;
 
 fn ident(what: &str, s: &str) -> Result<Ident, ApiError> {
-    Ident::new(s).map_err(|e| ApiError::bad_request(format!("{what} {s:?}: {e}")))
+    super::text::ident(what, s)
 }
 
 /// `limit` and `offset` for lists.
@@ -329,10 +329,14 @@ pub struct PointsQuery {
 
 fn range(from: Option<&str>, to: Option<&str>) -> Result<(i64, i64), ApiError> {
     let from = from
+        .map(|f| super::text::line("from", f))
+        .transpose()?
         .map(parse_rfc3339)
         .transpose()
         .map_err(ApiError::bad_request)?;
     let to = to
+        .map(|t| super::text::line("to", t))
+        .transpose()?
         .map(parse_rfc3339)
         .transpose()
         .map_err(ApiError::bad_request)?;
@@ -400,6 +404,7 @@ pub struct AggregateQuery {
 }
 
 fn interval(s: &str) -> Result<Interval, ApiError> {
+    super::text::line("interval", s)?;
     let bad = || {
         ApiError::bad_request(format!(
             "interval {s:?}: expected a whole number followed by s, m, h or d"

@@ -45,7 +45,7 @@ pub async fn create_token(
     body: Result<Json<NewToken>, JsonRejection>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     let Json(new) = body.map_err(ApiError::rejection)?;
-    let name = text::plain("name", new.name.trim())?;
+    let name = text::line("name", new.name.trim())?;
     if name.is_empty() || name.chars().count() > 200 {
         return Err(ApiError::bad_request("name must be 1 to 200 characters"));
     }
@@ -69,7 +69,7 @@ pub async fn revoke_token(
 ) -> Result<StatusCode, ApiError> {
     let Path(token_id) = p.map_err(ApiError::rejection)?;
     if s.tokens
-        .revoke(text::plain("token_id", &token_id)?)
+        .revoke(text::line("token_id", &token_id)?)
         .await
         .map_err(ApiError::database)?
     {

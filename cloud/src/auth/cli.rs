@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::{Role, TokenStore};
 use crate::api::ApiDb;
 use crate::store::{Store, StoreSpec};
+use crate::terminal::cell;
 
 /// A token subcommand, parsed.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
@@ -47,7 +48,9 @@ pub async fn run(spec: &StoreSpec, cmd: TokenCommand, out: &mut impl Write) -> a
             writeln!(
                 out,
                 "# token id {} ({}, {}); the secret above is not shown again",
-                info.token_id, info.name, info.role
+                cell(&info.token_id),
+                cell(&info.name),
+                info.role
             )?;
         }
         TokenCommand::List => {
@@ -55,9 +58,9 @@ pub async fn run(spec: &StoreSpec, cmd: TokenCommand, out: &mut impl Write) -> a
                 writeln!(
                     out,
                     "{}\t{}\t{}\tcreated {}\t{}",
-                    t.token_id,
+                    cell(&t.token_id),
                     t.role,
-                    t.name,
+                    cell(&t.name),
                     t.created_at,
                     t.revoked_at
                         .map_or("valid".to_string(), |r| format!("revoked {r}"))
@@ -66,9 +69,9 @@ pub async fn run(spec: &StoreSpec, cmd: TokenCommand, out: &mut impl Write) -> a
         }
         TokenCommand::Revoke { token_id } => {
             if !tokens.revoke(&token_id).await? {
-                anyhow::bail!("no valid token with id {token_id}");
+                anyhow::bail!("no valid token with id {}", cell(&token_id));
             }
-            writeln!(out, "revoked {token_id}")?;
+            writeln!(out, "revoked {}", cell(&token_id))?;
         }
     }
     Ok(())

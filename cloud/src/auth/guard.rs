@@ -1,14 +1,17 @@
 //! The request side of auth: a middleware that admits a bearer token of at least a given role,
 //! and CORS.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+
+use axum::extract::ConnectInfo;
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::{Role, TokenStore};
+use super::{AuthThrottle, Role, TokenStore};
 use crate::api::ApiError;
 
 /// Who made a request; put in the request's extensions by [`require`].
@@ -22,6 +25,7 @@ pub struct Caller {
 #[derive(Clone)]
 pub struct Guard {
     pub tokens: TokenStore,
+    pub throttle: Arc<AuthThrottle>,
     pub min: Role,
 }
 
@@ -35,18 +39,30 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// Checks a token against the least role; the answer [`require`] gives.
+/// The client address of a request, as the server put it in the extensions (unspecified when
+/// served some other way: then every client shares one throttle bucket).
+pub fn client_of(extensions: &axum::http::Extensions) -> IpAddr {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |ConnectInfo(a)| a.ip())
+}
+
+/// Checks a token against the least role; the answer [`require`] gives. A client whose
+/// failures are throttled gets 429 before its token is looked up; a 401 counts as a failure.
 pub async fn admit(
     tokens: &TokenStore,
+    throttle: &AuthThrottle,
+    client: IpAddr,
     secret: Option<&str>,
     min: Role,
 ) -> Result<Caller, ApiError> {
+    throttle.check(client).map_err(ApiError::throttled)?;
+    let unauthorized = |reason: &'static str| {
+        throttle.failed(client, reason);
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", reason)
+    };
     let Some(secret) = secret else {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "a bearer token is required",
-        ));
+        return Err(unauthorized("a bearer token is required"));
     };
     match tokens.verify(secret).await {
         Ok(Some((token_id, role))) if role >= min => Ok(Caller { token_id, role }),
@@ -55,19 +71,16 @@ pub async fn admit(
             "forbidden",
             format!("this needs the {min} role; the token has {role}"),
         )),
-        Ok(None) => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "the token is unknown or revoked",
-        )),
+        Ok(None) => Err(unauthorized("the token is unknown or revoked")),
         Err(e) => Err(ApiError::database(e)),
     }
 }
 
-/// Middleware: 401 without a valid token, 403 below `min`, else the request runs with its
-/// [`Caller`] in the extensions.
+/// Middleware: 429 while the client's failures are throttled, 401 without a valid token, 403
+/// below `min`, else the request runs with its [`Caller`] in the extensions.
 pub async fn require(State(g): State<Guard>, mut req: Request, next: Next) -> Response {
-    match admit(&g.tokens, bearer(req.headers()), g.min).await {
+    let client = client_of(req.extensions());
+    match admit(&g.tokens, &g.throttle, client, bearer(req.headers()), g.min).await {
         Ok(caller) => {
             req.extensions_mut().insert(caller);
             next.run(req).await

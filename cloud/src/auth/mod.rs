@@ -11,13 +11,19 @@
 //! indexed lookup of the hash. A database leak reveals hashes only, which do not authenticate.
 //!
 //! Requests without a valid token get 401; a valid token whose role is below what the route
-//! needs gets 403. The WebSocket applies the same rule before it upgrades.
+//! needs gets 403. The WebSocket applies the same rule before it upgrades. Failed
+//! authentications are throttled per client address (429 with `Retry-After`) and logged at
+//! most once a second ([`AuthThrottle`]).
 
 pub mod cli;
 mod guard;
+mod revocations;
+mod throttle;
 mod tokens;
 
-pub use guard::{admit, bearer, cors, require, Caller, Cors, Guard};
+pub use guard::{admit, bearer, client_of, cors, require, Caller, Cors, Guard};
+pub use revocations::{Revocations, Revoked};
+pub use throttle::AuthThrottle;
 pub use tokens::{TokenInfo, TokenStore};
 
 use sha2::{Digest, Sha256};

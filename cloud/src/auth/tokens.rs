@@ -24,11 +24,20 @@ pub struct TokenInfo {
 #[derive(Clone)]
 pub struct TokenStore {
     db: Arc<ApiDb>,
+    revocations: super::Revocations,
 }
 
 impl TokenStore {
     pub fn new(db: Arc<ApiDb>) -> TokenStore {
-        TokenStore { db }
+        TokenStore {
+            revocations: super::Revocations::new(db.clone()),
+            db,
+        }
+    }
+
+    /// Revoked tokens, for connections that outlive their authentication.
+    pub fn revocations(&self) -> &super::Revocations {
+        &self.revocations
     }
 
     /// Creates a token; returns its record and the secret, which is shown this once.
@@ -95,6 +104,9 @@ impl TokenStore {
                 vec![now_ms().into(), token_id.into()],
             )
             .await?;
+        if n > 0 {
+            self.revocations.revoked(token_id);
+        }
         Ok(n > 0)
     }
 

@@ -301,14 +301,14 @@ impl Commands {
         let due = match self.inner.records.due(&gateway, now_ms()).await {
             Ok(d) => d,
             Err(e) => {
-                tracing::warn!(error = %e, gateway = %gateway,
+                tracing::warn!(error = ?e.to_string(), gateway = %gateway,
                     "could not read queued commands; they go out on the next birth");
                 return;
             }
         };
         for rec in due {
             if let Err(e) = self.publish(&rec).await {
-                tracing::warn!(error = %e, command = %rec.command_id, "could not publish a queued command");
+                tracing::warn!(error = ?e.to_string(), command = %rec.command_id, "could not publish a queued command");
             }
         }
     }
@@ -323,7 +323,7 @@ impl Commands {
                 return;
             }
             Err(e) => {
-                tracing::warn!(error = %e, command = %ack.command_id, "could not read a command");
+                tracing::warn!(error = ?e.to_string(), command = %ack.command_id, "could not read a command");
                 return;
             }
         }
@@ -346,7 +346,7 @@ impl Commands {
             }
             Ok(None) => {}
             Err(e) => {
-                tracing::warn!(error = %e, command = %ack.command_id, "could not record an acknowledgement")
+                tracing::warn!(error = ?e.to_string(), command = %ack.command_id, "could not record an acknowledgement")
             }
         }
     }
@@ -401,7 +401,7 @@ impl Commands {
                             .client
                             .try_subscribe(prefix.filter(kind), QoS::AtLeastOnce)
                         {
-                            tracing::warn!(error = %e, "command service could not subscribe");
+                            tracing::warn!(error = ?e.to_string(), "command service could not subscribe");
                         }
                     }
                 }
@@ -411,7 +411,7 @@ impl Commands {
                 Ok(_) => {}
                 Err(e) => {
                     closes.record();
-                    tracing::warn!(error = %e, "command service: broker connection lost; retrying");
+                    tracing::warn!(error = ?e.to_string(), "command service: broker connection lost; retrying");
                     tokio::select! {
                         _ = stop.cancelled() => break,
                         _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -435,7 +435,7 @@ impl Commands {
                         let _ = self.inner.updates.send(rec);
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "command expiry check failed"),
+                Err(e) => tracing::warn!(error = ?e.to_string(), "command expiry check failed"),
             }
         }
     }

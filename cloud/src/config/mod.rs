@@ -2,6 +2,7 @@
 //! once at start into validated types. Every error names the path of the key at fault
 //! (`mqtt.url`, `ingest.flush_max_points`); the binary exits with code 2 on any of them.
 
+mod http;
 mod notify;
 mod raw;
 
@@ -58,6 +59,8 @@ pub struct Settings {
     pub mqtt: MqttSettings,
     pub ingest: IngestSettings,
     pub http_listen: SocketAddr,
+    /// Timeouts and the connection cap of the HTTP server.
+    pub http_server: crate::http::ServerSettings,
     pub shutdown_grace: Duration,
     /// The REST/WebSocket API's settings.
     pub api: crate::api::ApiSettings,
@@ -291,7 +294,10 @@ impl Settings {
             cors: crate::auth::Cors {
                 allowed_origins: raw.http.cors_allowed_origins.clone(),
             },
+            limits: http::limits(&raw.http)?,
+            websocket: http::websocket(&raw.websocket)?,
         };
+        let http_server = http::server(&raw.http)?;
         let c = &raw.commands;
         let max_ttl = positive(c.max_ttl_secs, "commands.max_ttl_secs")?;
         let default_ttl = positive(c.default_ttl_secs, "commands.default_ttl_secs")?;
@@ -320,6 +326,7 @@ impl Settings {
             mqtt,
             ingest,
             http_listen,
+            http_server,
             shutdown_grace,
         })
     }
@@ -476,6 +483,20 @@ mod tests {
             ("[ingest]\nshare_group = \"a/b\"", "ingest.share_group"),
             ("[ingest]\ntopic_prefix = \"a/+/b\"", "ingest.topic_prefix"),
             ("[http]\nlisten = \"nowhere\"", "http.listen"),
+            ("[http]\nrequest_timeout_secs = 0", "http.request_timeout_secs"),
+            ("[http]\nheader_read_timeout_secs = 0", "http.header_read_timeout_secs"),
+            ("[http]\nmax_connections = 0", "http.max_connections"),
+            ("[http]\nmax_body_bytes = 10", "http.max_body_bytes"),
+            ("[http]\nauth_failures_per_sec = 0", "http.auth_failures_per_sec"),
+            (
+                "[websocket]\nmax_subscriptions_per_connection = 0",
+                "websocket.max_subscriptions_per_connection",
+            ),
+            (
+                "[websocket]\nmax_subscriptions_per_connection = 10\nmax_subscriptions_per_token = 5",
+                "websocket.max_subscriptions_per_token",
+            ),
+            ("[websocket]\ntoken_check_ms = 5000", "websocket.token_check_ms"),
             ("[database]\nurl = \"mysql://x\"", "database.url"),
             ("[mqtt]\nmax_packet_bytes = 1000", "mqtt.max_packet_bytes"),
             // Over the protocol's limit, but under what the embedded broker forwards.

@@ -11,7 +11,8 @@ pub struct RawConfig {
     pub database: RawDatabase,
     pub mqtt: RawMqtt,
     pub ingest: RawIngest,
-    pub http: RawHttp,
+    pub http: super::http::RawHttp,
+    pub websocket: super::http::RawWebSocket,
     pub service: RawService,
     pub commands: RawCommands,
     pub alerts: super::notify::RawAlerts,
@@ -134,23 +135,6 @@ impl Default for RawIngest {
             dead_letter_max_per_gateway: 10_000,
             dead_letter_retention_days: 7,
             quota: RawQuota::default(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RawHttp {
-    pub listen: String,
-    /// Browser origins allowed to call the API (`*` for any); empty: same-origin only.
-    pub cors_allowed_origins: Vec<String>,
-}
-
-impl Default for RawHttp {
-    fn default() -> Self {
-        RawHttp {
-            listen: "127.0.0.1:8080".into(),
-            cors_allowed_origins: Vec::new(),
         }
     }
 }

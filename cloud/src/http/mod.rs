@@ -4,6 +4,17 @@
 //! only when the database answers a query within two seconds and the broker connection is up,
 //! so a load balancer or orchestrator can tell a node that cannot ingest. `/metrics` is the
 //! Prometheus (OpenMetrics) text of [`crate::metrics::Metrics`].
+//!
+//! Every route of the service is served by [`server`] (timeouts, the connection cap) inside
+//! [`hygiene`] (early 413, request timeout, `nosniff` and `no-store`).
+
+pub mod counters;
+pub mod hygiene;
+pub mod server;
+
+pub use counters::HttpCounters;
+pub use hygiene::Limits;
+pub use server::{ConnectionSlot, ServerSettings};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,12 +38,16 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
 }
 
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState, limits: &Limits) -> Router {
     Router::new()
         .route("/health/live", get(|| async { "ok\n" }))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
         .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(limits.clone()),
+            hygiene::hygiene,
+        ))
 }
 
 async fn ready(State(s): State<AppState>) -> impl IntoResponse {
@@ -69,17 +84,18 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// Binds `listen` and serves until `stop` fires. Returns the bound address through `bound`
-/// before serving, so a port of 0 can be used.
+/// Binds `listen` and serves `router` with `settings` until `stop` fires, counting refused
+/// connections in `counters`; the bound address
+/// goes to `bound` before serving, so a port of 0 can be used.
 pub async fn serve(
     listen: SocketAddr,
-    state: AppState,
+    router: Router,
+    settings: &ServerSettings,
+    counters: HttpCounters,
     stop: CancellationToken,
     bound: tokio::sync::oneshot::Sender<SocketAddr>,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let _ = bound.send(listener.local_addr()?);
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
+    server::serve(listener, router, settings, counters, stop).await
 }

@@ -117,7 +117,9 @@ impl Notifier {
                             ));
                         }
                     }
-                    Err(e) => tracing::warn!(error = %e, "could not claim notifications"),
+                    Err(e) => {
+                        tracing::warn!(error = ?e.to_string(), "could not claim notifications")
+                    }
                 }
             }
             if claimed_full && in_flight.len() < max {
@@ -176,12 +178,12 @@ async fn attempt(
     };
     match (delivered, retry_at_ms) {
         (true, _) => tracing::info!(notification = %n.notification_id, receiver = %n.receiver,
-            attempt = attempt_no, detail = %detail, "notification delivered"),
+            attempt = attempt_no, detail = ?detail, "notification delivered"),
         (false, Some(_)) => tracing::warn!(notification = %n.notification_id,
-            receiver = %n.receiver, attempt = attempt_no, error = %detail,
+            receiver = %n.receiver, attempt = attempt_no, error = ?detail,
             "notification attempt failed; will retry"),
         (false, None) => tracing::error!(notification = %n.notification_id,
-            receiver = %n.receiver, attempts = attempt_no, error = %detail,
+            receiver = %n.receiver, attempts = attempt_no, error = ?detail,
             "notification given up"),
     }
     let record = AttemptRecord {
@@ -195,7 +197,7 @@ async fn attempt(
         Ok(true) => {}
         Ok(false) => tracing::warn!(notification = %n.notification_id,
             "the claim lapsed during the attempt; another instance holds it now"),
-        Err(e) => tracing::warn!(notification = %n.notification_id, error = %e,
+        Err(e) => tracing::warn!(notification = %n.notification_id, error = ?e.to_string(),
             "could not record a notification attempt; it is retried after its lease"),
     }
 }

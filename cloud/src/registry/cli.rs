@@ -5,6 +5,7 @@ use std::io::Write;
 
 use crate::api::time::rfc3339;
 use crate::store::{Store, StoreSpec, Unregistered};
+use crate::terminal::cell;
 
 /// A gateway subcommand, parsed.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
@@ -34,6 +35,7 @@ pub async fn run(
     match cmd {
         GatewayCommand::Register { gateway, name } => {
             let new = super::register(&store, &gateway, name.as_deref()).await?;
+            let gateway = cell(&gateway);
             if new {
                 writeln!(out, "registered {gateway}")?;
             } else {
@@ -45,7 +47,7 @@ pub async fn run(
                 writeln!(
                     out,
                     "{}\t{}\t{}\t{}\t{}",
-                    g.gateway,
+                    cell(g.gateway.as_str()),
                     if g.registered {
                         "registered"
                     } else {
@@ -57,11 +59,14 @@ pub async fn run(
                             "last seen {}",
                             rfc3339(ms)
                         )),
-                    g.name.unwrap_or_default(),
+                    cell(&g.name.unwrap_or_default()),
                 )?;
             }
         }
-        GatewayCommand::Remove { gateway } => match super::remove(&store, &gateway).await? {
+        GatewayCommand::Remove { gateway } => match super::remove(&store, &gateway)
+            .await
+            .map_err(|e| anyhow::anyhow!(cell(&e.to_string())))?
+        {
             Unregistered::NotRegistered => {
                 anyhow::bail!("gateway {gateway} is not registered")
             }

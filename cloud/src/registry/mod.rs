@@ -25,6 +25,8 @@ pub enum RegistryError {
     BadId { id: String, reason: String },
     #[error("name must be 1 to {MAX_NAME_CHARS} characters after trimming")]
     BadName,
+    #[error("name must not contain control characters")]
+    ControlInName,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -47,6 +49,7 @@ pub fn gateway_name(name: Option<&str>) -> Result<Option<String>, RegistryError>
         Some(n) if n.is_empty() || n.chars().count() > MAX_NAME_CHARS => {
             Err(RegistryError::BadName)
         }
+        Some(n) if n.chars().any(char::is_control) => Err(RegistryError::ControlInName),
         Some(n) => Ok(Some(n.to_string())),
     }
 }
@@ -81,6 +84,10 @@ mod tests {
         ));
         assert!(gateway_name(Some(&"é".repeat(MAX_NAME_CHARS))).is_ok());
         assert!(gateway_name(Some(&"é".repeat(MAX_NAME_CHARS + 1))).is_err());
+        assert!(matches!(
+            gateway_name(Some("a\u{1b}[2Jb")),
+            Err(RegistryError::ControlInName)
+        ));
         assert!(gateway_id("ps-north").is_ok());
         let e = gateway_id("bad id").unwrap_err().to_string();
         assert!(e.contains("\"bad id\""), "{e}");

@@ -31,6 +31,7 @@
 //!   [`DeadLetterLimits::per_gateway`], oldest first, in the same transaction (so a crash leaves
 //!   either both or neither), and [`Store::expire_dead_letters`] deletes rows past their age.
 
+pub mod failure;
 mod health;
 mod migrations;
 pub mod parked;
@@ -41,6 +42,7 @@ mod types;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use failure::{Classify, Failure};
 pub use health::{DeviceHealth, DeviceState, HealthReport, ReportedState};
 pub use migrations::{Flavour, Migration};
 pub use postgres::{channel as pg_channel, InsertPath, PgStore, DEFAULT_STATEMENT_ROWS};

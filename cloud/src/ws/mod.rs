@@ -1,9 +1,16 @@
 //! The WebSocket: one endpoint, `GET /api/v1/ws`, for live telemetry, gateway status, command
 //! status and alerts.
 //!
-//! Auth is checked before the upgrade, with the same rule as REST (viewer or above; 401/403):
-//! an `Authorization: Bearer` header, or `?token=` because browsers cannot set headers on a
-//! WebSocket.
+//! Auth is checked before the upgrade, with the same rule as REST (viewer or above; 401/403,
+//! 429 while the address is throttled): an `Authorization: Bearer` header, or — because
+//! browsers cannot set headers on a WebSocket — the subprotocols `fieldlink.v1` and
+//! `fieldlink.bearer.<token>` (the answer names `fieldlink.v1` only). A token in the URL
+//! (`?token=`, which proxies and browsers log) is refused with 401.
+//!
+//! A connection lives only as long as its token: it watches the revoked set
+//! ([`crate::auth::Revocations`]) and is closed with 1008 "token revoked" at once when this
+//! instance revokes it, and within `websocket.token_check_ms` when another instance or the CLI
+//! does. Subscriptions are capped per connection and per token ([`limits`]).
 //!
 //! Client → server, JSON text frames:
 //! `{"type": "subscribe", "topic": "telemetry", "gateway": "gw-1", "device": "meter", "metric": "power"}`
@@ -13,7 +20,8 @@
 //! `{"type": "unsubscribe", "topic": "…"}` (drops every subscription to that topic).
 //!
 //! Server → client: `subscribed`, `unsubscribed`, `telemetry`, `command`, `gateway_status`, `alert`,
-//! `device_status` (see [`device`]), `lagged`, `gap`, `error`. `{"type": "gap", "from": "…",
+//! `device_status` (see [`device`]), `lagged`, `gap`, `error` (with a `code`:
+//! `bad_message`, `bad_filter`, `too_many_subscriptions`). `{"type": "gap", "from": "…",
 //! "to": "…"}` (RFC 3339) says this instance could not hear the other instances' events between
 //! those times (a database restart, see [`fanout`]): read REST for what may be missing.
 //!
@@ -33,11 +41,14 @@
 //! instance, and fan-out is in-process only.
 
 pub mod fanout;
+mod limits;
+
+pub use limits::{Refused, Share, WsLimits, WsSettings};
 
 use std::sync::Arc;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
@@ -60,11 +71,6 @@ const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 
 /// Command-status updates kept per client.
 pub const COMMAND_QUEUE: usize = 1_024;
-
-#[derive(Debug, Deserialize)]
-pub struct WsQuery {
-    token: Option<String>,
-}
 
 /// What a client asked for.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -244,20 +250,52 @@ fn remote_messages(
     }
 }
 
-/// `GET /api/v1/ws`: authenticates, then upgrades. Other instances' events come from the
-/// [`fanout::RemoteFeed`] extension when the service installed one.
+/// The subprotocol a client names, and the server answers with.
+pub const PROTOCOL: &str = "fieldlink.v1";
+/// A client may carry its token as a second subprotocol, `fieldlink.bearer.<token>`, because a
+/// browser cannot set headers on a WebSocket; the answer never repeats it.
+pub const BEARER_PROTOCOL_PREFIX: &str = "fieldlink.bearer.";
+
+/// The token of a `Sec-WebSocket-Protocol: fieldlink.v1, fieldlink.bearer.<token>` header.
+fn protocol_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| p.trim().strip_prefix(BEARER_PROTOCOL_PREFIX))
+        .filter(|t| !t.is_empty())
+}
+
+/// `GET /api/v1/ws`: authenticates (an `Authorization: Bearer` header, or the token as a
+/// subprotocol), then upgrades. Other instances' events come from the [`fanout::RemoteFeed`]
+/// extension when the service installed one.
 pub async fn upgrade(
     State(s): State<ApiState>,
     remote: Option<Extension<fanout::RemoteFeed>>,
+    slot: Option<Extension<crate::http::ConnectionSlot>>,
+    uri: axum::http::Uri,
+    req_extensions: axum::http::Extensions,
     headers: HeaderMap,
-    q: Result<Query<WsQuery>, axum::extract::rejection::QueryRejection>,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
-    let from_query = q.ok().and_then(|Query(q)| q.token);
-    let secret = bearer(&headers).map(str::to_string).or(from_query);
-    if let Err(e) = admit(&s.tokens, secret.as_deref(), Role::Viewer).await {
-        return e.into_response();
+    let peer = crate::auth::client_of(&req_extensions);
+    let secret = bearer(&headers).or_else(|| protocol_token(&headers));
+    if secret.is_none() && uri.query().is_some_and(|q| q.contains("token=")) {
+        // The token in the URL ended up in proxies' and browsers' logs; it is no longer read.
+        s.throttle.failed(peer, "token in the URL");
+        return crate::api::ApiError::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "?token= is not accepted: send Authorization: Bearer, or the subprotocols \
+             fieldlink.v1 and fieldlink.bearer.<token>",
+        )
+        .into_response();
     }
+    let caller = match admit(&s.tokens, &s.throttle, peer, secret, Role::Viewer).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
     let ws = match ws {
         Ok(ws) => ws,
         Err(r) => return crate::api::ApiError::rejection(r).into_response(),
@@ -272,15 +310,36 @@ pub async fn upgrade(
         health: s.ingest.as_ref().map(|i| i.subscribe_device_health()),
         remote: remote.map(|Extension(f)| f.subscribe()),
     };
+    let session = Session {
+        token_id: caller.token_id.clone(),
+        revoked: s
+            .tokens
+            .revocations()
+            .watch(s.websocket.settings().token_check),
+        share: s.websocket.share(&caller.token_id),
+        closed_revoked: s.counters.ws_closed_revoked.clone(),
+        _slot: slot.map(|Extension(s)| s),
+    };
     // A client sends only small control messages and every message to it is flushed on its
     // own, so the per-connection buffers stay small: with the defaults (128 KiB each way) a
     // thousand idle clients held 146 MiB of the cloud's memory, with these 21 MiB
     // (`cloud/benches/ws.rs`, C4).
-    ws.read_buffer_size(CLIENT_READ_BUFFER)
+    ws.protocols([PROTOCOL])
+        .read_buffer_size(CLIENT_READ_BUFFER)
         .write_buffer_size(0)
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| client(socket, feeds))
+        .on_upgrade(move |socket| client(socket, feeds, session))
+}
+
+/// What a connection holds for its token: the revocations it watches, its share of the
+/// token's subscriptions, and its connection slot (given back when the connection ends).
+struct Session {
+    token_id: String,
+    revoked: tokio::sync::watch::Receiver<crate::auth::Revoked>,
+    share: limits::Share,
+    closed_revoked: prometheus_client::metrics::counter::Counter,
+    _slot: Option<crate::http::ConnectionSlot>,
 }
 
 /// A client's receivers; an absent one is a source this instance does not have.
@@ -311,7 +370,7 @@ async fn recv_or_pending<T: Clone>(rx: &mut Option<Receiver<T>>) -> Result<T, Re
     }
 }
 
-async fn client(mut socket: WebSocket, feeds: Feeds) {
+async fn client(mut socket: WebSocket, feeds: Feeds, mut session: Session) {
     let Feeds {
         mut batches,
         mut commands,
@@ -324,10 +383,28 @@ async fn client(mut socket: WebSocket, feeds: Feeds) {
     let (mut batch_lag, mut command_lag) = (LagState::default(), LagState::default());
     let (mut alert_lag, mut remote_lag) = (LagState::default(), LagState::default());
     let mut health_lag = LagState::default();
+    let mut revoked = revoked_now(&mut session);
     loop {
+        if revoked {
+            tracing::info!(token_id = ?session.token_id, "closing a WebSocket whose token was revoked");
+            session.closed_revoked.inc();
+            let _ = socket
+                .send(Message::Close(Some(CloseFrame {
+                    code: 1008,
+                    reason: Utf8Bytes::from_static("token revoked"),
+                })))
+                .await;
+            return;
+        }
         let next = tokio::select! {
+            changed = session.revoked.changed() => {
+                revoked = changed.is_err() || revoked_now(&mut session);
+                continue;
+            }
             m = socket.recv() => match m {
-                Some(Ok(Message::Text(t))) => Next::Send(vec![handle(&mut subs, t.as_str())]),
+                Some(Ok(Message::Text(t))) => {
+                    Next::Send(vec![handle(&mut subs, &mut session.share, t.as_str())])
+                }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => Next::Closed,
                 Some(Ok(_)) => Next::Send(Vec::new()),
             },
@@ -432,8 +509,29 @@ async fn client(mut socket: WebSocket, feeds: Feeds) {
     }
 }
 
-/// Applies one client message; returns the answer.
-fn handle(subs: &mut Subscriptions, text: &str) -> serde_json::Value {
+/// Whether the session's token is in the revoked set last published.
+fn revoked_now(session: &mut Session) -> bool {
+    session
+        .revoked
+        .borrow_and_update()
+        .contains(&session.token_id)
+}
+
+/// A filter's part: absent, or an identifier (which bounds its size).
+fn filter_part(field: &str, v: Option<String>) -> Result<Option<String>, serde_json::Value> {
+    match v {
+        Some(v) if fieldlink_protocol::Ident::validate(&v).is_err() => Err(serde_json::json!({
+            "type": "error",
+            "code": "bad_filter",
+            "message": format!("{field}: not an identifier (ASCII letters, digits, _-., 1 to 64 bytes)"),
+        })),
+        v => Ok(v),
+    }
+}
+
+/// Applies one client message, within the connection's share of subscriptions; returns the
+/// answer.
+fn handle(subs: &mut Subscriptions, share: &mut Share, text: &str) -> serde_json::Value {
     match serde_json::from_str::<ClientMessage>(text) {
         Ok(ClientMessage::Subscribe {
             topic,
@@ -441,18 +539,34 @@ fn handle(subs: &mut Subscriptions, text: &str) -> serde_json::Value {
             device,
             metric,
         }) => {
-            subs.list(topic).push(Filter {
-                gateway,
-                device,
-                metric,
-            });
+            let filter = match (|| {
+                Ok::<_, serde_json::Value>(Filter {
+                    gateway: filter_part("gateway", gateway)?,
+                    device: filter_part("device", device)?,
+                    metric: filter_part("metric", metric)?,
+                })
+            })() {
+                Ok(f) => f,
+                Err(refusal) => return refusal,
+            };
+            let list = subs.list(topic);
+            if !list.contains(&filter) {
+                if let Err(refused) = share.take() {
+                    return refused.message();
+                }
+                list.push(filter);
+            }
             serde_json::json!({"type": "subscribed", "topic": topic})
         }
         Ok(ClientMessage::Unsubscribe { topic }) => {
-            subs.list(topic).clear();
+            let list = subs.list(topic);
+            share.give_back(list.len());
+            list.clear();
             serde_json::json!({"type": "unsubscribed", "topic": topic})
         }
-        Err(e) => serde_json::json!({"type": "error", "message": e.to_string()}),
+        Err(e) => {
+            serde_json::json!({"type": "error", "code": "bad_message", "message": e.to_string()})
+        }
     }
 }
 
@@ -507,16 +621,52 @@ mod tests {
 
     #[test]
     fn subscribe_and_unsubscribe() {
+        let limits = WsLimits::new(
+            WsSettings {
+                max_subscriptions_per_connection: 2,
+                ..WsSettings::default()
+            },
+            Default::default(),
+        );
+        let mut share = limits.share("t");
         let mut s = Subscriptions::default();
+        let sub = r#"{"type":"subscribe","topic":"telemetry","device":"meter"}"#;
+        let r = handle(&mut s, &mut share, sub);
+        assert_eq!(r["type"], "subscribed");
+        // The same filter again counts once.
+        assert_eq!(handle(&mut s, &mut share, sub)["type"], "subscribed");
+        assert_eq!((s.telemetry.len(), share.held()), (1, 1));
         let r = handle(
             &mut s,
-            r#"{"type":"subscribe","topic":"telemetry","device":"meter"}"#,
+            &mut share,
+            r#"{"type":"subscribe","topic":"alerts"}"#,
         );
         assert_eq!(r["type"], "subscribed");
-        assert_eq!(s.telemetry.len(), 1);
-        handle(&mut s, r#"{"type":"unsubscribe","topic":"telemetry"}"#);
+        let r = handle(
+            &mut s,
+            &mut share,
+            r#"{"type":"subscribe","topic":"commands"}"#,
+        );
+        assert_eq!(r["code"], "too_many_subscriptions");
+        assert!(s.commands.is_empty());
+        handle(
+            &mut s,
+            &mut share,
+            r#"{"type":"unsubscribe","topic":"telemetry"}"#,
+        );
         assert!(s.telemetry.is_empty());
-        let r = handle(&mut s, r#"{"type":"subscribe","topic":"weather"}"#);
+        assert_eq!(share.held(), 1);
+        let r = handle(
+            &mut s,
+            &mut share,
+            r#"{"type":"subscribe","topic":"weather"}"#,
+        );
         assert_eq!(r["type"], "error");
+        let r = handle(
+            &mut s,
+            &mut share,
+            r#"{"type":"subscribe","topic":"telemetry","gateway":"a b\u001b"}"#,
+        );
+        assert_eq!(r["code"], "bad_filter");
     }
 }

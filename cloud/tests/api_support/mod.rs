@@ -26,6 +26,20 @@ impl Drop for Served {
 
 /// Opens and migrates the store, then serves the API on a free port.
 pub async fn serve(spec: &StoreSpec, settings: ApiSettings) -> Served {
+    serve_with(
+        spec,
+        settings,
+        fieldlink_cloud::http::ServerSettings::default(),
+    )
+    .await
+}
+
+/// [`serve`] with these server settings (timeouts, connection cap).
+pub async fn serve_with(
+    spec: &StoreSpec,
+    settings: ApiSettings,
+    server: fieldlink_cloud::http::ServerSettings,
+) -> Served {
     let store = Store::open(spec).await.expect("open store");
     store.migrate().await.expect("migrate");
     let db = ApiDb::open(spec).await.expect("open api db");
@@ -33,12 +47,19 @@ pub async fn serve(spec: &StoreSpec, settings: ApiSettings) -> Served {
     let stop = CancellationToken::new();
     let (tx, rx) = tokio::sync::oneshot::channel();
     let router = api::router(state.clone(), &settings);
-    tokio::spawn(api::serve(
-        "127.0.0.1:0".parse().unwrap(),
-        router,
-        stop.clone(),
-        tx,
-    ));
+    let stopping = stop.clone();
+    let counters = state.counters.clone();
+    tokio::spawn(async move {
+        fieldlink_cloud::http::serve(
+            "127.0.0.1:0".parse().unwrap(),
+            router,
+            &server,
+            counters,
+            stopping,
+            tx,
+        )
+        .await
+    });
     let addr = rx.await.expect("bound");
     Served { addr, state, stop }
 }
@@ -195,4 +216,21 @@ where
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+/// A WebSocket handshake for `url` carrying `token` the way a browser can: as the
+/// subprotocol `fieldlink.bearer.<token>` next to `fieldlink.v1`.
+pub fn ws_request(
+    url: &str,
+    token: &str,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = url.into_client_request().expect("a WebSocket URL");
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        format!("fieldlink.v1, fieldlink.bearer.{token}")
+            .parse()
+            .expect("a header value"),
+    );
+    req
 }

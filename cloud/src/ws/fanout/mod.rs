@@ -279,7 +279,7 @@ async fn publish(
             Err(e) => {
                 out.shed("send_failed", out.events);
                 if !failing {
-                    tracing::warn!(error = %e, events = out.events,
+                    tracing::warn!(error = ?e.to_string(), events = out.events,
                         "could not publish live events to other instances; shed, reconnecting on the next");
                     failing = true;
                 }
@@ -317,10 +317,10 @@ async fn receive(
         ListenerEvent::Lost { error, first } => {
             metrics.fanout_listening.set(0);
             if first {
-                tracing::warn!(error = %error,
+                tracing::warn!(error = ?error.to_string(),
                     "lost the connection listening for other instances' live events; reconnecting");
             } else {
-                tracing::debug!(error = %error, "still cannot listen for other instances' live events");
+                tracing::debug!(error = ?error.to_string(), "still cannot listen for other instances' live events");
             }
         }
         ListenerEvent::Notification { payload } => {
@@ -334,11 +334,11 @@ async fn receive(
             });
             if taken.missed > 0 {
                 metrics.fanout_notifications_missed.inc_by(taken.missed);
-                tracing::warn!(source = taken.source.as_deref().unwrap_or(""), missed = taken.missed,
+                tracing::warn!(source = ?taken.source.as_deref().unwrap_or(""), missed = taken.missed,
                     "live events of another instance were missed");
             }
             if taken.outcome == Outcome::Undecodable {
-                tracing::warn!(payload = %payload.chars().take(120).collect::<String>(),
+                tracing::warn!(payload = ?payload.chars().take(120).collect::<String>(),
                     "a notification on the live channel is not one this version reads; dropped");
             }
             if let Some(e) = taken.event {

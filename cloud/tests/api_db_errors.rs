@@ -1,0 +1,109 @@
+//! Database errors as the API reports them, from a real PostgreSQL and a real SQLite file: the
+//! database refusing a value is a 422 with a code (regression: a NUL character in a gateway
+//! name reached PostgreSQL and came back as 503 "the database did not answer"), a constraint a
+//! 409, and only a database that cannot be reached, or does not answer in time, is a 503.
+
+mod api_support;
+
+use std::sync::Arc;
+
+use api_support::rt;
+use fieldlink_cloud::api::{ApiDb, ApiError};
+use fieldlink_cloud::store::{Classify, Failure, Store, StoreSpec};
+
+async fn migrated(spec: &StoreSpec) -> Arc<ApiDb> {
+    let store = Store::open(spec).await.expect("open store");
+    store.migrate().await.expect("migrate");
+    Arc::new(ApiDb::open(spec).await.expect("open api db"))
+}
+
+const INSERT: &str = "INSERT INTO api_tokens (token_id, name, role, hash, created_at) \
+                      VALUES ($1, $2, 'viewer', $3, 0)";
+
+#[test]
+fn postgres_refusing_a_value_is_422_and_a_lost_connection_503() {
+    let mut pg = fieldlink_testkit::Postgres::start().expect("start PostgreSQL");
+    let url = pg.create_database("dberrors").expect("create database");
+    rt().block_on(async {
+        let spec = StoreSpec::postgres(url, fieldlink_cloud::store::TimescaleMode::Off);
+        let db = migrated(&spec).await;
+
+        let e = db
+            .execute(INSERT, vec!["t1".into(), "a\0b".into(), "h1".into()])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e.failure(), Failure::Refused { ref code } if code.starts_with("22")),
+            "{e}: {:?}",
+            e.failure()
+        );
+        let api = ApiError::database(e);
+        assert_eq!(api.status, 422);
+        assert_eq!(api.body.code, "refused_by_database");
+
+        db.execute(INSERT, vec!["t1".into(), "n".into(), "h1".into()])
+            .await
+            .unwrap();
+        let e = db
+            .execute(INSERT, vec!["t1".into(), "n".into(), "h2".into()])
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.failure(),
+            Failure::Conflict {
+                code: "23505".into()
+            }
+        );
+        assert_eq!(ApiError::database(e).status, 409);
+
+        let e = db
+            .query("SELECT no_such_column FROM api_tokens", vec![])
+            .await
+            .unwrap_err();
+        let api = ApiError::database(e);
+        assert_eq!(api.status, 500);
+        assert_eq!(api.body.code, "database_error");
+        assert!(api.body.message.contains("42703"), "{}", api.body.message);
+
+        // A call the database does not answer in time is unavailable (and the connection is
+        // replaced, so the next call is answered).
+        let mut slow = ApiDb::open(&spec).await.unwrap();
+        slow.set_timeout(std::time::Duration::from_millis(300));
+        let e = slow.query("SELECT pg_sleep(5)", vec![]).await.unwrap_err();
+        assert_eq!(e.failure(), Failure::Unavailable, "{e}");
+        assert_eq!(ApiError::database(e).status, 503);
+        assert_eq!(slow.query("SELECT 1", vec![]).await.unwrap().len(), 1);
+
+        pg.stop();
+        let e = db.query("SELECT 1", vec![]).await.unwrap_err();
+        assert_eq!(e.failure(), Failure::Unavailable, "{e}");
+        let api = ApiError::database(e);
+        assert_eq!(
+            (api.status.as_u16(), api.body.code.as_str()),
+            (503, "unavailable")
+        );
+        // Reconnecting to a server that is gone is unavailable too, not internal.
+        let e = db.query("SELECT 1", vec![]).await.unwrap_err();
+        assert_eq!(e.failure(), Failure::Unavailable, "{e}");
+    });
+}
+
+#[test]
+fn sqlite_constraint_is_409() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = StoreSpec::Sqlite {
+        path: dir.path().join("c.db"),
+    };
+    rt().block_on(async {
+        let db = migrated(&spec).await;
+        db.execute(INSERT, vec!["t1".into(), "n".into(), "h1".into()])
+            .await
+            .unwrap();
+        let e = db
+            .execute(INSERT, vec!["t1".into(), "n".into(), "h2".into()])
+            .await
+            .unwrap_err();
+        assert!(matches!(e.failure(), Failure::Conflict { .. }), "{e}");
+        assert_eq!(ApiError::database(e).status, 409);
+    });
+}
