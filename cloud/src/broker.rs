@@ -5,8 +5,9 @@
 //! ingest had not committed yet; an external broker with persistence closes that gap.
 //!
 //! Size limits agree with ingest's: the broker closes a client's connection on a packet over
-//! [`MAX_PACKET_BYTES`] (twice the protocol's payload limit, so a payload a little over that
-//! limit still reaches ingest and is counted as a `too_large` dead letter), and the
+//! [`MAX_PACKET_BYTES`] (the protocol's payload limit and 8 KiB for the topic and header: a
+//! payload a little over the limit still reaches ingest and is counted as a `too_large` dead
+//! letter, while every byte the broker takes is close to what a real message may hold), and the
 //! configuration refuses an `mqtt.max_packet_bytes` that could not take every packet the broker
 //! forwards.
 
@@ -23,7 +24,7 @@ pub struct BrokerError {
 }
 
 /// The largest packet (MQTT remaining length) the broker takes from a client.
-pub const MAX_PACKET_BYTES: usize = 2 * fieldlink_protocol::limits::MAX_PAYLOAD_BYTES;
+pub const MAX_PACKET_BYTES: usize = fieldlink_protocol::limits::MAX_PAYLOAD_BYTES + 8 * 1024;
 
 /// What a forwarded packet may add to the one received (packet id, a longer header).
 pub const HEADER_SLACK_BYTES: usize = 1_024;

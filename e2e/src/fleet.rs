@@ -197,8 +197,11 @@ impl Fleet {
                     .collect();
                 password_file(&passwd, &refs).expect("the broker's password file");
                 let cloud_passwd = dir.path().join("cloud-passwd");
-                password_file(&cloud_passwd, &[(CLOUD_CLIENT_ID, &secret(CLOUD_CLIENT_ID))])
-                    .expect("the cloud's password file");
+                password_file(
+                    &cloud_passwd,
+                    &[(CLOUD_CLIENT_ID, &secret(CLOUD_CLIENT_ID))],
+                )
+                .expect("the cloud's password file");
                 let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/examples");
                 let conf = std::fs::read_to_string(examples.join("mosquitto/fieldlink.conf"))
                     .expect("the shipped Mosquitto configuration");

@@ -323,12 +323,10 @@ impl LagProbe {
     pub async fn start(fleet: &Fleet) -> LagProbe {
         let state = Arc::new(Mutex::new(ProbeState::default()));
         let addr = fleet.cloud.http;
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!(
-            "ws://{addr}/api/v1/ws?token={}",
-            fleet.viewer_token
-        ))
-        .await
-        .expect("the probe's WebSocket connects");
+        let (mut ws, _) =
+            tokio_tungstenite::connect_async(crate::ws::request(addr, &fleet.viewer_token))
+                .await
+                .expect("the probe's WebSocket connects");
         for gw in HONEST {
             let sub = json!({"type": "subscribe", "topic": "telemetry", "gateway": gw,
                 "device": DEVICE, "metric": METRIC});

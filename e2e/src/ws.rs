@@ -35,19 +35,27 @@ impl Drop for Feed {
     }
 }
 
+/// The WebSocket request for the API at `addr`, authenticated with `token` in its header.
+pub fn request(
+    addr: SocketAddr,
+    token: &str,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://{addr}/api/v1/ws")
+        .into_client_request()
+        .expect("a WebSocket URL");
+    req.headers_mut().insert(
+        "Authorization",
+        format!("Bearer {token}").parse().expect("a header value"),
+    );
+    req
+}
+
 impl Feed {
     /// Connects with `token` and sends each subscription (`{"topic": …, filters}`), waiting
     /// for its `subscribed`.
     pub async fn connect(addr: SocketAddr, token: &str, subscriptions: &[Value]) -> Feed {
-        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-        let mut req = format!("ws://{addr}/api/v1/ws")
-            .into_client_request()
-            .expect("a WebSocket URL");
-        req.headers_mut().insert(
-            "Authorization",
-            format!("Bearer {token}").parse().expect("a header value"),
-        );
-        let (mut ws, _) = tokio_tungstenite::connect_async(req)
+        let (mut ws, _) = tokio_tungstenite::connect_async(request(addr, token))
             .await
             .expect("the WebSocket connects");
         for sub in subscriptions {
