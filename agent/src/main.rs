@@ -75,6 +75,15 @@ fn main() -> ExitCode {
         }
         Mode::Check => match config::load(&path) {
             Ok(c) => {
+                let tls = c
+                    .mqtt
+                    .tls
+                    .as_ref()
+                    .map(fieldlink_agent::uplink::tls::check_files);
+                if let Some(Err((key, e))) = tls {
+                    eprintln!("{}: {key}: {e}", path.display());
+                    return ExitCode::from(2);
+                }
                 print!("{}", fieldlink_agent::summary::summary(&c));
                 println!("configuration OK: {}", path.display());
                 if let Some(note) = config::applied::describe(&path, &c) {

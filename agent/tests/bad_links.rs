@@ -16,38 +16,6 @@ use std::time::{Duration, Instant};
 use fieldlink_testkit::{Flapping, Impairment, Link, Outage, Shape};
 use support::*;
 
-const SIM: &str = r#"
-[served_log]
-capacity = 1000000
-[[units]]
-id = 1
-[[units.points]]
-name = "a"
-table = "holding_register"
-address = 0
-type = "u32"
-waveform = { kind = "counter", start = 0, increment = 1, interval_s = 0.05 }
-[[units.points]]
-name = "b"
-table = "holding_register"
-address = 2
-type = "u32"
-waveform = { kind = "counter", start = 1000000, increment = 1, interval_s = 0.05 }
-"#;
-
-const POINTS: &str = r#"
-[[devices.points]]
-name = "a"
-table = "holding_register"
-address = 0
-type = "u32"
-[[devices.points]]
-name = "b"
-table = "holding_register"
-address = 2
-type = "u32"
-"#;
-
 const POLL_MS: u64 = 100;
 
 /// A reading by what identifies it in this test: metric and counter value.
@@ -64,7 +32,8 @@ struct Rig {
 
 impl Rig {
     fn start(gateway: &str, shape: Shape, extra_mqtt: &str) -> Rig {
-        let sim = SimServer::tcp(SIM);
+        let (sim_toml, points) = counter_site(&["a", "b"], 0.05);
+        let sim = SimServer::tcp(&sim_toml);
         let broker = fieldlink_testkit::Mosquitto::start().expect("mosquitto");
         let link = Link::builder(([127, 0, 0, 1], broker.port()).into())
             .shape(shape)
@@ -76,7 +45,7 @@ impl Rig {
             dir.path(),
             gateway,
             &format!("url = \"mqtt://127.0.0.1:{}\"\n{extra_mqtt}", link.port()),
-            &tcp_device("d1", sim.port, 1, POLL_MS, POINTS),
+            &tcp_device("d1", sim.port, 1, POLL_MS, &points),
         );
         let agent = AgentProc::start(&cfg, &dir.path().join("agent.log"));
         Rig {

@@ -207,3 +207,57 @@ fn the_broker_url_is_required() {
         .expect("mqtt.url named");
     assert!(problem.problem.contains("required"), "{problem:?}");
 }
+
+#[test]
+fn check_config_opens_every_tls_file_it_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = fieldlink_testkit::tls::TestPki::new(dir.path(), "ca").unwrap();
+    let client = pki.client("g").unwrap();
+    let not_pem = dir.path().join("not-a-certificate.pem");
+    std::fs::write(&not_pem, "hello\n").unwrap();
+    let run = |ca: &std::path::Path, cert: &std::path::Path, key: &std::path::Path| {
+        let path = dir.path().join("agent.toml");
+        let mqtt = format!(
+            "url = \"mqtts://b:8883\"\nca_file = {:?}\nclient_cert = {:?}\nclient_key = {:?}",
+            ca.display().to_string(),
+            cert.display().to_string(),
+            key.display().to_string()
+        );
+        std::fs::write(&path, file_with(&mqtt, TCP)).unwrap();
+        Command::new(BIN)
+            .args(["--config", path.to_str().unwrap(), "check-config"])
+            .output()
+            .unwrap()
+    };
+    let ok = run(pki.ca_cert(), &client.cert, &client.key);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    for (ca, cert, key, want) in [
+        (
+            not_pem.as_path(),
+            client.cert.as_path(),
+            client.key.as_path(),
+            "mqtt.ca_file",
+        ),
+        (
+            pki.ca_cert(),
+            not_pem.as_path(),
+            client.key.as_path(),
+            "mqtt.client_cert",
+        ),
+        (
+            pki.ca_cert(),
+            client.cert.as_path(),
+            client.cert.as_path(),
+            "mqtt.client_key",
+        ),
+    ] {
+        let out = run(ca, cert, key);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{want}: {stderr}");
+        assert!(stderr.contains(want), "{want}: {stderr}");
+    }
+}

@@ -11,60 +11,6 @@ use std::time::Duration;
 use fieldlink_protocol::{json, Control, Value};
 use support::*;
 
-const SIM: &str = r#"
-[served_log]
-capacity = 1000000
-[[units]]
-id = 1
-[[units.points]]
-name = "a"
-table = "holding_register"
-address = 0
-type = "u32"
-waveform = { kind = "counter", start = 0, increment = 1, interval_s = 0.01 }
-[[units.points]]
-name = "b"
-table = "holding_register"
-address = 2
-type = "u32"
-waveform = { kind = "counter", start = 1000000, increment = 1, interval_s = 0.01 }
-[[units.points]]
-name = "c"
-table = "holding_register"
-address = 4
-type = "u32"
-waveform = { kind = "counter", start = 2000000, increment = 1, interval_s = 0.01 }
-[[units.points]]
-name = "d"
-table = "holding_register"
-address = 6
-type = "u32"
-waveform = { kind = "counter", start = 3000000, increment = 1, interval_s = 0.01 }
-"#;
-
-const POINTS: &str = r#"
-[[devices.points]]
-name = "a"
-table = "holding_register"
-address = 0
-type = "u32"
-[[devices.points]]
-name = "b"
-table = "holding_register"
-address = 2
-type = "u32"
-[[devices.points]]
-name = "c"
-table = "holding_register"
-address = 4
-type = "u32"
-[[devices.points]]
-name = "d"
-table = "holding_register"
-address = 6
-type = "u32"
-"#;
-
 /// 4 points every 20 ms: 200 points/s.
 const POLL_MS: u64 = 20;
 /// What the cloud asks for: a tenth of that.
@@ -84,7 +30,8 @@ fn received(rx: &Received) -> BTreeSet<Key> {
 
 #[test]
 fn a_slowed_agent_keeps_to_the_rate_then_delivers_what_it_held_back() {
-    let mut sim = SimServer::tcp(SIM);
+    let (sim_toml, points) = counter_site(&["a", "b", "c", "d"], 0.01);
+    let mut sim = SimServer::tcp(&sim_toml);
     let broker = fieldlink_testkit::Mosquitto::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let sub = Subscriber::start(broker.port(), "gw-fc");
@@ -92,7 +39,7 @@ fn a_slowed_agent_keeps_to_the_rate_then_delivers_what_it_held_back() {
         dir.path(),
         "gw-fc",
         &format!("url = \"{}\"", broker.url()),
-        &tcp_device("d1", sim.port, 1, POLL_MS, POINTS),
+        &tcp_device("d1", sim.port, 1, POLL_MS, &points),
     );
     let log = dir.path().join("agent.log");
     let agent = AgentProc::start(&cfg, &log);

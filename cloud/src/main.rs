@@ -66,6 +66,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Every TLS file is opened and parsed before anything runs, by check-config and serve
+    // alike: a CA file that is not a certificate would otherwise leave the service running,
+    // never ready, with nothing in its log naming the file.
+    if let Some(tls) = &settings.mqtt.tls {
+        if let Err((key, why)) = fieldlink_cloud::ingest::check_tls_files(tls) {
+            eprintln!("fieldlink-cloud: configuration error: {key}: {why}");
+            return ExitCode::from(2);
+        }
+    }
     if let Command::CheckConfig = cli.command {
         println!("configuration is valid");
         return ExitCode::SUCCESS;

@@ -14,15 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use fieldlink_cloud::ingest::{self, IngestHandle, IngestSettings};
-use fieldlink_cloud::metrics::Metrics;
+use fieldlink_cloud::ingest::IngestSettings;
 use fieldlink_cloud::store::*;
 use fieldlink_protocol::{
     encode_telemetry_aliased, json, Birth, Encoding, SeriesAliases, Status, TelemetryBatch,
 };
 use fieldlink_testkit::Mosquitto;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 /// The birth of `gw` for `batch`'s series (2 devices × 5 metrics), with `hash`.
 fn birth(gw: &str, hash: &str) -> Birth {
@@ -54,50 +51,21 @@ fn birth(gw: &str, hash: &str) -> Birth {
     }
 }
 
-struct Ingest {
-    stop: CancellationToken,
-    tracker: TaskTracker,
-    _handle: IngestHandle,
-}
-
 /// Most messages of one gateway parked at once in these tests.
 const PARK_SHARE: usize = 30;
 
-async fn start(broker: &Mosquitto, store: &Arc<Store>, client_id: &str, wait: Duration) -> Ingest {
-    let stop = CancellationToken::new();
-    let tracker = TaskTracker::new();
+async fn start(
+    broker: &Mosquitto,
+    store: &Arc<Store>,
+    client_id: &str,
+    wait: Duration,
+) -> RunningIngest {
     let settings = IngestSettings {
         birth_wait: wait,
         max_parked_per_gateway: PARK_SHARE,
         ..Default::default()
     };
-    let handle = ingest::start(
-        &mqtt(broker, client_id),
-        settings,
-        store.clone(),
-        Arc::new(Metrics::new()),
-        stop.clone(),
-        &tracker,
-    )
-    .unwrap();
-    wait_for("broker connection", 20, || {
-        let h = handle.clone();
-        async move { h.broker_connected().then_some(()).ok_or("down".to_string()) }
-    })
-    .await;
-    Ingest {
-        stop,
-        tracker,
-        _handle: handle,
-    }
-}
-
-impl Ingest {
-    async fn stop(self) {
-        self.stop.cancel();
-        self.tracker.close();
-        self.tracker.wait().await;
-    }
+    RunningIngest::start(broker, client_id, settings, store.clone()).await
 }
 
 fn aliased(b: &TelemetryBatch, birth: &Birth) -> Vec<u8> {

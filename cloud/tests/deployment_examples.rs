@@ -56,6 +56,12 @@ fn every_shipped_cloud_example_passes_check_config() {
         .collect();
     files.sort();
     assert!(!files.is_empty(), "no examples in {}", dir.display());
+    // check-config opens every TLS file a configuration names. The examples name where a
+    // deployment keeps them (/etc/fieldlink/…), which a test machine lacks: stand-ins are given
+    // for exactly those keys, through the documented environment overrides.
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = TestPki::new(tmp.path(), "fleet").unwrap();
+    let client = pki.client("fieldlink-cloud").unwrap();
     let mut failures = Vec::new();
     for file in files {
         assert!(
@@ -64,7 +70,32 @@ fn every_shipped_cloud_example_passes_check_config() {
             file.display(),
             dir.display()
         );
-        let out = cloud(&["--config", file.to_str().unwrap(), "check-config"], &[])
+        let raw = fieldlink_cloud::config::load_raw(Some(&file), Vec::new())
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let path = |p: &Path| p.to_str().unwrap().to_string();
+        let mut env = Vec::new();
+        for (key, set, stand_in) in [
+            (
+                "MQTT__CA_FILE",
+                raw.mqtt.ca_file.is_some(),
+                path(pki.ca_cert()),
+            ),
+            (
+                "MQTT__CLIENT_CERT_FILE",
+                raw.mqtt.client_cert_file.is_some(),
+                path(&client.cert),
+            ),
+            (
+                "MQTT__CLIENT_KEY_FILE",
+                raw.mqtt.client_key_file.is_some(),
+                path(&client.key),
+            ),
+        ] {
+            if set {
+                env.push((key, stand_in));
+            }
+        }
+        let out = cloud(&["--config", file.to_str().unwrap(), "check-config"], &env)
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -82,6 +113,61 @@ fn every_shipped_cloud_example_passes_check_config() {
         "examples refused by check-config:\n{}",
         failures.join("\n")
     );
+}
+
+#[test]
+fn check_config_and_serve_open_every_tls_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = TestPki::new(tmp.path(), "fleet").unwrap();
+    let client = pki.client("fieldlink-cloud").unwrap();
+    let not_pem = tmp.path().join("not-a-certificate.pem");
+    std::fs::write(&not_pem, "hello\n").unwrap();
+    let missing = tmp.path().join("missing.pem");
+    let path = |p: &Path| p.to_str().unwrap().to_string();
+    let example = examples().join("cloud/cluster-timescaledb.toml");
+    let good = [
+        ("MQTT__CA_FILE", path(pki.ca_cert())),
+        ("MQTT__CLIENT_CERT_FILE", path(&client.cert)),
+        ("MQTT__CLIENT_KEY_FILE", path(&client.key)),
+    ];
+    let out = cloud(
+        &["--config", example.to_str().unwrap(), "check-config"],
+        &good,
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (i, bad, want) in [
+        (0, &missing, "mqtt.ca_file"),
+        (0, &not_pem, "mqtt.ca_file"),
+        (1, &not_pem, "mqtt.client_cert_file"),
+        (2, &missing, "mqtt.client_key_file"),
+        (2, &client.cert, "mqtt.client_key_file"),
+    ] {
+        let mut env = good.clone();
+        env[i].1 = path(bad);
+        for command in ["check-config", "serve"] {
+            let out = cloud(&["--config", example.to_str().unwrap(), command], &env)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{command} with a bad {want}: {stderr}"
+            );
+            assert!(stderr.contains(want), "{command}: {stderr}");
+            assert!(
+                stderr.contains(bad.to_str().unwrap()),
+                "{command}: {stderr}"
+            );
+        }
+    }
 }
 
 /// The cloud process; killed on drop, its log kept for failure messages.

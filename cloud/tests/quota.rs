@@ -10,14 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use fieldlink_cloud::ingest::{self, IngestSettings, QuotaSettings};
-use fieldlink_cloud::metrics::Metrics;
+use fieldlink_cloud::ingest::{IngestSettings, QuotaSettings};
 use fieldlink_cloud::store::*;
 use fieldlink_protocol::{json, Control, Encoding};
 use fieldlink_testkit::Mosquitto;
 use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 const QUOTA: QuotaSettings = QuotaSettings {
     points_per_s: 1_000,
@@ -67,26 +64,17 @@ async fn scenario(store: Store) {
     let store = Arc::new(store);
     let broker = Mosquitto::start().expect("start mosquitto (package mosquitto)");
     let (host, port) = (broker.host().to_string(), broker.port());
-    let stop = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    let metrics = Arc::new(Metrics::new());
-    let handle = ingest::start(
-        &mqtt(&broker, "cloud-quota"),
+    let ingest = RunningIngest::start(
+        &broker,
+        "cloud-quota",
         IngestSettings {
             quota: QUOTA,
             ..Default::default()
         },
         store.clone(),
-        metrics.clone(),
-        stop.clone(),
-        &tracker,
     )
-    .unwrap();
-    wait_for("broker connection", 20, || {
-        let h = handle.clone();
-        async move { h.broker_connected().then_some(()).ok_or("down".to_string()) }
-    })
     .await;
+    let metrics = ingest.metrics.clone();
     let mut control = control_listener(&broker, "flood").await;
 
     // 6 s of the flood: 20 messages of 500 points per second, ten times its points quota; the
@@ -227,9 +215,7 @@ async fn scenario(store: Store) {
             .any(|l| l.starts_with("fieldlink_cloud_quota_messages_total{outcome=\"dropped\"}")),
         "{text}"
     );
-    stop.cancel();
-    tracker.close();
-    tracker.wait().await;
+    ingest.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -42,6 +42,20 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     Ok(certs)
 }
 
+/// Opens and parses every file `settings` names, as `check-config` does before anything runs:
+/// the CA file and the client certificate must hold PEM certificates, the key a PEM private
+/// key. Returns the configuration key of the first file that fails, with why.
+pub fn check_files(settings: &TlsSettings) -> Result<(), (&'static str, TlsError)> {
+    if let Some(ca) = &settings.ca_file {
+        read_certs(ca).map_err(|e| ("mqtt.ca_file", e))?;
+    }
+    if let Some((cert, key)) = &settings.client_auth {
+        read_certs(cert).map_err(|e| ("mqtt.client_cert", e))?;
+        PrivateKeyDer::from_pem_file(key).map_err(|e| ("mqtt.client_key", file_err(key, e)))?;
+    }
+    Ok(())
+}
+
 /// Builds the client configuration for `settings`.
 pub fn client_config(settings: &TlsSettings) -> Result<ClientConfig, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());

@@ -324,6 +324,27 @@ impl Drop for AgentProc {
     }
 }
 
+/// A simulator unit (id 1) of u32 counters named `names`, in consecutive register pairs from
+/// 0, each starting a million apart and advancing by one every `interval_s`; and the agent's
+/// point map for them. Counters make every served reading unique, so ground truth is exact.
+pub fn counter_site(names: &[&str], interval_s: f64) -> (String, String) {
+    let mut sim = String::from("[served_log]\ncapacity = 1000000\n[[units]]\nid = 1\n");
+    let mut points = String::new();
+    for (i, name) in names.iter().enumerate() {
+        let (address, start) = (2 * i, 1_000_000 * i);
+        sim.push_str(&format!(
+            "[[units.points]]\nname = \"{name}\"\ntable = \"holding_register\"\n\
+             address = {address}\ntype = \"u32\"\nwaveform = {{ kind = \"counter\", \
+             start = {start}, increment = 1, interval_s = {interval_s} }}\n"
+        ));
+        points.push_str(&format!(
+            "[[devices.points]]\nname = \"{name}\"\ntable = \"holding_register\"\n\
+             address = {address}\ntype = \"u32\"\n"
+        ));
+    }
+    (sim, points)
+}
+
 /// An agent configuration for tests: fast reconnects, journal in `dir`.
 pub fn agent_config(dir: &Path, gateway: &str, mqtt: &str, devices: &str) -> PathBuf {
     let text = format!(

@@ -62,7 +62,7 @@ pub use classify::{classify, classify_aliased, BirthRecord, Content, Rules};
 pub(crate) use mqtt::network_options;
 /// The broker options ingest uses, for the command publisher's own connection.
 pub(crate) use mqtt::options as mqtt_options;
-pub use mqtt::{MqttSettings, TlsSettings};
+pub use mqtt::{check_tls_files, MqttSettings, TlsSettings};
 pub use quota::QuotaSettings;
 pub use writer::{FlushPolicy, Item, Origin};
 

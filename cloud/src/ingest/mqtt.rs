@@ -47,6 +47,30 @@ pub struct MqttSettings {
     pub max_packet_bytes: usize,
 }
 
+/// Opens and parses every file `tls` names, before anything connects: the CA file and the
+/// client certificate must hold PEM certificates, the key a PEM private key. A failure gives
+/// the configuration key and why, naming the file.
+pub fn check_tls_files(tls: &TlsSettings) -> Result<(), (&'static str, String)> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = |key: &'static str, path: &PathBuf| {
+        let found = CertificateDer::pem_file_iter(path)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| (key, format!("{}: {e}", path.display())))?;
+        if found.is_empty() {
+            return Err((key, format!("{}: holds no PEM certificate", path.display())));
+        }
+        Ok(())
+    };
+    certs("mqtt.ca_file", &tls.ca_file)?;
+    if let Some((cert, key)) = &tls.client_cert {
+        certs("mqtt.client_cert_file", cert)?;
+        PrivateKeyDer::from_pem_file(key)
+            .map_err(|e| ("mqtt.client_key_file", format!("{}: {e}", key.display())))?;
+    }
+    Ok(())
+}
+
 /// Socket options of every cloud MQTT connection. Nagle's algorithm is off: a command or a
 /// manual PUBACK is a small write that would otherwise wait for the broker's delayed ACK of the
 /// previous one (about 40 ms on Linux); rumqttc already gathers what is ready into one write.

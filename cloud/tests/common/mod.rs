@@ -263,3 +263,52 @@ pub fn mqtt(
         max_packet_bytes: 1 << 20,
     }
 }
+
+/// Ingest's tasks on a store, through a test broker: started, connected, stopped on request.
+pub struct RunningIngest {
+    pub handle: fieldlink_cloud::ingest::IngestHandle,
+    pub metrics: std::sync::Arc<fieldlink_cloud::metrics::Metrics>,
+    stop: tokio_util::sync::CancellationToken,
+    tracker: tokio_util::task::TaskTracker,
+}
+
+impl RunningIngest {
+    /// Starts ingest as `client_id` and returns once its broker connection is up.
+    pub async fn start(
+        broker: &fieldlink_testkit::Mosquitto,
+        client_id: &str,
+        settings: fieldlink_cloud::ingest::IngestSettings,
+        store: std::sync::Arc<fieldlink_cloud::store::Store>,
+    ) -> RunningIngest {
+        let metrics = std::sync::Arc::new(fieldlink_cloud::metrics::Metrics::new());
+        let stop = tokio_util::sync::CancellationToken::new();
+        let tracker = tokio_util::task::TaskTracker::new();
+        let handle = fieldlink_cloud::ingest::start(
+            &mqtt(broker, client_id),
+            settings,
+            store,
+            metrics.clone(),
+            stop.clone(),
+            &tracker,
+        )
+        .expect("ingest starts");
+        wait_for("broker connection", 20, || {
+            let h = handle.clone();
+            async move { h.broker_connected().then_some(()).ok_or("down".to_string()) }
+        })
+        .await;
+        RunningIngest {
+            handle,
+            metrics,
+            stop,
+            tracker,
+        }
+    }
+
+    /// Stops the tasks and waits for them (the writer's last commit and acknowledgements).
+    pub async fn stop(self) {
+        self.stop.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+}
