@@ -500,7 +500,7 @@ mod tests {
             ("[database]\nurl = \"mysql://x\"", "database.url"),
             ("[mqtt]\nmax_packet_bytes = 1000", "mqtt.max_packet_bytes"),
             // Over the protocol's limit, but under what the embedded broker forwards.
-            ("[mqtt]\nmax_packet_bytes = 300000", "mqtt.max_packet_bytes"),
+            ("[mqtt]\nmax_packet_bytes = 270000", "mqtt.max_packet_bytes"),
             (
                 "[ingest]\nmax_oversized_packet_bytes = 1000",
                 "ingest.max_oversized_packet_bytes",

@@ -510,7 +510,7 @@ mod tests {
             ]}"#,
         );
         for e in [
-            "devices[d1].transport: unit id 0 is not a slave address",
+            "devices[d1].transport.unit_id: unit id 0 is not a slave address",
             "devices[d1].points[x]: a coil holds single bits",
             "devices[d1].points[y]: a input_register cannot be written",
             "devices[d1].points[z]: scale and offset apply to numbers only",

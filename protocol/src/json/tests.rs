@@ -532,6 +532,8 @@ fn readme_json_blocks_are_exact() {
                 again::<Event>(line)
             } else if line.starts_with("{\"command_id\"") {
                 again::<Ack>(line)
+            } else if line.starts_with("{\"control\"") {
+                again::<crate::Control>(line)
             } else {
                 again::<Command>(line)
             };
@@ -539,5 +541,5 @@ fn readme_json_blocks_are_exact() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 1 + 2 + 9 + 6 + 3);
+    assert_eq!(checked, 1 + 2 + 9 + 6 + 3 + 1);
 }
