@@ -11,7 +11,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use api_support::{request, rt, serve_with, token};
+use api_support::{get, request, rt, serve_with, token};
 use fieldlink_cloud::api::ApiSettings;
 use fieldlink_cloud::auth::Role;
 use fieldlink_cloud::http::{Limits, ServerSettings};
@@ -142,18 +142,38 @@ fn a_claimed_body_over_the_limit_is_413_before_it_is_sent() {
         assert_eq!(status_of(&raw), 413, "{text}");
         assert!(text.contains("payload_too_large"), "{text}");
 
-        // A body within the limit but over it once read (no length given) is refused too.
-        let big = serde_json::json!({"name": "x".repeat(2 << 20), "role": "viewer"});
-        let auth = format!("Bearer {admin}");
-        let r = request(
-            s.addr,
-            "POST",
-            "/api/v1/tokens",
-            &[("Authorization", &auth)],
-            Some(&big),
-        )
-        .await;
-        assert_eq!(r.status, 413);
+        // A body sent without a length is refused once it is over the limit. The server may
+        // answer and close before it has read everything sent, and a close with unread data
+        // is a reset, so the client may see a broken pipe instead of the 413: either way the
+        // body is never accepted, which is what the store shows afterwards.
+        let count = |v: serde_json::Value| v.as_array().map_or(0, |a| a.len());
+        let tokens_before = count(get(s.addr, "/api/v1/tokens", &admin).await.json());
+        let mut c = TcpStream::connect(s.addr).await.unwrap();
+        let head = format!(
+            "POST /api/v1/tokens HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {admin}\r\n\
+             Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        );
+        let chunk = format!("{{\"name\": \"{}", "x".repeat(64 * 1024));
+        let mut sent = c.write_all(head.as_bytes()).await.is_ok();
+        for _ in 0..32 {
+            if !sent {
+                break;
+            }
+            let frame = format!("{:x}\r\n{chunk}\r\n", chunk.len());
+            sent = c.write_all(frame.as_bytes()).await.is_ok();
+        }
+        if sent {
+            let _ = c.write_all(b"0\r\n\r\n").await;
+        }
+        let raw = read_to_close(&mut c, Duration::from_secs(20)).await;
+        if !raw.is_empty() {
+            assert_eq!(status_of(&raw), 413, "{}", String::from_utf8_lossy(&raw));
+        }
+        let tokens_after = count(get(s.addr, "/api/v1/tokens", &admin).await.json());
+        assert_eq!(
+            tokens_after, tokens_before,
+            "an oversized body created a token"
+        );
     });
 }
 
