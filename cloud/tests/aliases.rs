@@ -307,19 +307,11 @@ async fn scenario(store: Store) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aliased_telemetry_into_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&StoreSpec::Sqlite {
-        path: dir.path().join("cloud.db"),
-    })
-    .await
-    .unwrap();
-    scenario(store).await;
+    scenario(sqlite_store(dir.path()).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aliased_telemetry_into_postgres() {
     let pg = fieldlink_testkit::Postgres::start().expect("start PostgreSQL (package postgresql)");
-    let store = Store::open(&StoreSpec::postgres(pg.url(), TimescaleMode::Auto))
-        .await
-        .unwrap();
-    scenario(store).await;
+    scenario(postgres_store(&pg).await).await;
 }

@@ -206,34 +206,24 @@ async fn scenario(store: Store) {
         "{dead:?}"
     );
     let text = metrics.render();
-    assert!(
-        text.contains("fieldlink_cloud_quota_slow_downs_total"),
-        "{text}"
+    let slow_downs = metric_value(&text, "fieldlink_cloud_quota_slow_downs_total");
+    assert!(slow_downs.is_some_and(|n| n >= 1.0), "{text}");
+    let dropped = metric_value(
+        &text,
+        "fieldlink_cloud_quota_messages_total{outcome=\"dropped\"}",
     );
-    assert!(
-        text.lines()
-            .any(|l| l.starts_with("fieldlink_cloud_quota_messages_total{outcome=\"dropped\"}")),
-        "{text}"
-    );
+    assert_eq!(dropped, Some(info.quota.messages as f64), "{text}");
     ingest.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_over_quota_is_slowed_then_shed_and_counted_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&StoreSpec::Sqlite {
-        path: dir.path().join("cloud.db"),
-    })
-    .await
-    .unwrap();
-    scenario(store).await;
+    scenario(sqlite_store(dir.path()).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_over_quota_is_slowed_then_shed_and_counted_on_postgres() {
     let pg = fieldlink_testkit::Postgres::start().expect("start PostgreSQL (package postgresql)");
-    let store = Store::open(&StoreSpec::postgres(pg.url(), TimescaleMode::Auto))
-        .await
-        .unwrap();
-    scenario(store).await;
+    scenario(postgres_store(&pg).await).await;
 }

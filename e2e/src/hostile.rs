@@ -27,7 +27,7 @@ use fieldlink_protocol::{
     Birth, DataKind, Death, DeviceInfo, Ident, Point, PointInfo, SeriesAliases, Status,
     TelemetryBatch,
 };
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use rumqttc::{AsyncClient, ConnectReturnCode, Event, MqttOptions, Packet, QoS, Transport};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
@@ -323,30 +323,11 @@ impl LagProbe {
     pub async fn start(fleet: &Fleet) -> LagProbe {
         let state = Arc::new(Mutex::new(ProbeState::default()));
         let addr = fleet.cloud.http;
-        let (mut ws, _) =
-            tokio_tungstenite::connect_async(crate::ws::request(addr, &fleet.viewer_token))
-                .await
-                .expect("the probe's WebSocket connects");
-        for gw in HONEST {
-            let sub = json!({"type": "subscribe", "topic": "telemetry", "gateway": gw,
-                "device": DEVICE, "metric": METRIC});
-            ws.send(Message::Text(sub.to_string().into()))
-                .await
-                .expect("subscribe");
-            loop {
-                let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
-                    .await
-                    .expect("an answer to the subscription")
-                    .expect("the socket is open")
-                    .expect("a frame");
-                if let Message::Text(t) = m {
-                    let v: Value = serde_json::from_str(t.as_str()).expect("JSON");
-                    if v["type"] == "subscribed" {
-                        break;
-                    }
-                }
-            }
-        }
+        let subscriptions: Vec<Value> = HONEST
+            .iter()
+            .map(|gw| json!({"topic": "telemetry", "gateway": gw, "device": DEVICE, "metric": METRIC}))
+            .collect();
+        let mut ws = crate::ws::subscribed(addr, &fleet.viewer_token, &subscriptions).await;
         let s = state.clone();
         let reader = tokio::spawn(async move {
             let why = loop {

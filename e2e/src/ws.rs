@@ -51,32 +51,43 @@ pub fn request(
     req
 }
 
+/// A WebSocket open on the API at `addr` with `token`, each of `subscriptions`
+/// (`{"topic": …, filters}`) sent and answered `subscribed`.
+pub async fn subscribed(
+    addr: SocketAddr,
+    token: &str,
+    subscriptions: &[Value],
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(request(addr, token))
+        .await
+        .expect("the WebSocket connects");
+    for sub in subscriptions {
+        let mut msg = sub.clone();
+        msg["type"] = json!("subscribe");
+        ws.send(Message::Text(msg.to_string().into()))
+            .await
+            .expect("send a subscription");
+        loop {
+            let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+                .await
+                .expect("an answer to the subscription")
+                .expect("the socket is open")
+                .expect("a frame");
+            if let Message::Text(t) = m {
+                let v: Value = serde_json::from_str(t.as_str()).expect("JSON from the server");
+                assert_eq!(v["type"], "subscribed", "subscribing {sub}: {v}");
+                break;
+            }
+        }
+    }
+    ws
+}
+
 impl Feed {
     /// Connects with `token` and sends each subscription (`{"topic": …, filters}`), waiting
     /// for its `subscribed`.
     pub async fn connect(addr: SocketAddr, token: &str, subscriptions: &[Value]) -> Feed {
-        let (mut ws, _) = tokio_tungstenite::connect_async(request(addr, token))
-            .await
-            .expect("the WebSocket connects");
-        for sub in subscriptions {
-            let mut msg = sub.clone();
-            msg["type"] = json!("subscribe");
-            ws.send(Message::Text(msg.to_string().into()))
-                .await
-                .expect("send a subscription");
-            loop {
-                let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
-                    .await
-                    .expect("an answer to the subscription")
-                    .expect("the socket is open")
-                    .expect("a frame");
-                if let Message::Text(t) = m {
-                    let v: Value = serde_json::from_str(t.as_str()).expect("JSON from the server");
-                    assert_eq!(v["type"], "subscribed", "subscribing {sub}: {v}");
-                    break;
-                }
-            }
-        }
+        let mut ws = subscribed(addr, token, subscriptions).await;
         let shared = Arc::new(Shared::default());
         let s = shared.clone();
         let reader = tokio::spawn(async move {

@@ -312,3 +312,28 @@ impl RunningIngest {
         self.tracker.wait().await;
     }
 }
+
+/// A store on a SQLite file in `dir`, not yet migrated.
+pub async fn sqlite_store(dir: &std::path::Path) -> fieldlink_cloud::store::Store {
+    fieldlink_cloud::store::Store::open(&fieldlink_cloud::store::StoreSpec::Sqlite {
+        path: dir.join("cloud.db"),
+    })
+    .await
+    .expect("open the SQLite store")
+}
+
+/// A store on `pg` (TimescaleDB when it offers the extension), not yet migrated.
+pub async fn postgres_store(pg: &fieldlink_testkit::Postgres) -> fieldlink_cloud::store::Store {
+    fieldlink_cloud::store::Store::open(&fieldlink_cloud::store::StoreSpec::postgres(
+        pg.url(),
+        fieldlink_cloud::store::TimescaleMode::Auto,
+    ))
+    .await
+    .expect("open the PostgreSQL store")
+}
+
+/// The value of the metric sample named exactly `name` (labels included) in `text`, if any.
+pub fn metric_value(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
