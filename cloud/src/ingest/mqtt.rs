@@ -188,10 +188,6 @@ pub(super) async fn run_event_loop(task: EventLoopTask) {
     let mut inbound = Some(inbound);
     let mut backoff = Duration::from_millis(100);
     let mut watch = SessionWatch::default();
-    // Oversized publishes taken on a raised connection whose acknowledgement is not out yet.
-    let mut raised_unacked: Vec<u16> = Vec::new();
-    // A DISCONNECT is on its way to end a raised connection (not the service).
-    let mut lowering = false;
     let mut up = false;
     let deadline = async {
         stop.cancelled().await;
@@ -264,16 +260,11 @@ pub(super) async fn run_event_loop(task: EventLoopTask) {
             Ok(Event::Incoming(Incoming::Publish(p))) => {
                 let Some(tx) = &inbound else { continue };
                 if p.payload.len() > fieldlink_protocol::limits::MAX_PAYLOAD_BYTES {
-                    let pkid = p.pkid;
-                    let remaining = 2 + p.topic.len() + 2 + p.payload.len();
                     let Some(item) =
                         oversize::dead_letter_item(p, std::time::Instant::now(), super::now_ms())
                     else {
                         continue;
                     };
-                    if limit.is_raised() && remaining > limit.normal() {
-                        raised_unacked.push(pkid);
-                    }
                     metrics.unacked_messages.inc();
                     metrics.message("dead_letter");
                     metrics.dead_letter("too_large");
@@ -294,47 +285,12 @@ pub(super) async fn run_event_loop(task: EventLoopTask) {
                     _ = stop.cancelled() => inbound = None,
                 }
             }
-            Ok(Event::Outgoing(Outgoing::PubAck(pkid))) if limit.is_raised() => {
-                raised_unacked.retain(|k| *k != pkid);
-                let idle = metrics.unacked_messages.get() == 0
-                    && inbound
-                        .as_ref()
-                        .is_none_or(|tx| tx.capacity() == tx.max_capacity());
-                if raised_unacked.is_empty() && idle {
-                    // Nothing waits for an acknowledgement that the reconnect would lose:
-                    // end the raised connection; the next one has the normal limit again.
-                    tracing::info!(
-                        limit_bytes = limit.normal(),
-                        "oversized message taken; reconnecting with mqtt.max_packet_bytes again"
-                    );
-                    limit.lowered();
-                    // A DISCONNECT queued behind the PUBACK: the broker takes the PUBACK
-                    // before the connection ends. Dropping the socket instead could discard it
-                    // (a close with unread data is a reset) and bring the message back.
-                    if client.try_disconnect().is_ok() {
-                        lowering = true;
-                    } else {
-                        eventloop.clean();
-                        up = false;
-                    }
-                }
-            }
             Ok(Event::Incoming(Incoming::SubAck(ack))) => {
                 tracing::info!(return_codes = ?ack.return_codes, "subscribed");
                 connected.store(true, Ordering::Relaxed);
             }
-            // Ending a raised connection: the broker closes it on the DISCONNECT (below).
-            Ok(Event::Outgoing(Outgoing::Disconnect)) if lowering => {}
             Ok(Event::Outgoing(Outgoing::Disconnect)) => break,
             Ok(_) => {}
-            Err(_) if lowering => {
-                // The broker closed the raised connection as asked: reconnect at once, with
-                // the normal limit; not a lost connection, not a takeover.
-                lowering = false;
-                up = false;
-                connected.store(false, Ordering::Relaxed);
-                eventloop.clean();
-            }
             Err(e) => {
                 connected.store(false, Ordering::Relaxed);
                 let was_up = std::mem::replace(&mut up, false);
@@ -354,7 +310,6 @@ pub(super) async fn run_event_loop(task: EventLoopTask) {
                             eventloop
                                 .mqtt_options
                                 .set_max_packet_size(to, limit.normal());
-                            raised_unacked.clear();
                             // At once: every gateway's messages wait behind this one.
                             continue;
                         }

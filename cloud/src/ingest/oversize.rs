@@ -12,8 +12,11 @@
 //! loop reconnects at once and receives the message, keeps a bounded prefix of it, and hands it
 //! to the writer as a `too_large` dead letter, acknowledged after its commit like any other.
 //! The raised limit is only ever the limit of that one connection: as soon as it is established
-//! the options go back to `mqtt.max_packet_bytes` for every later connection, and the event loop
-//! ends the raised connection itself once nothing is waiting for an acknowledgement.
+//! the options go back to `mqtt.max_packet_bytes` for every later connection. The raised
+//! connection itself lives on until it ends for its own reasons: ending it on purpose raced its
+//! own acknowledgements (a close could lose the PUBACK and bring the message back, or stall the
+//! next one), and while it lives it takes packets up to its raised limit, each cut to a prefix
+//! here like any other oversized payload.
 //!
 //! Every payload over the protocol's limit (raised or not) is cut to its prefix at the event
 //! loop, before any queue, so no queue holds more than the protocol's payload limit per message.
