@@ -17,7 +17,8 @@ use common::*;
 use fieldlink_cloud::ingest::IngestSettings;
 use fieldlink_cloud::store::*;
 use fieldlink_protocol::{
-    encode_telemetry_aliased, json, Birth, Encoding, SeriesAliases, Status, TelemetryBatch,
+    binary, encode_telemetry_aliased, json, Birth, Control, Encoding, SeriesAliases, Status,
+    TelemetryBatch,
 };
 use fieldlink_testkit::Mosquitto;
 
@@ -202,10 +203,12 @@ async fn scenario(store: Store) {
         i64::from(SeriesAliases::from_birth(&b1).check())
     );
 
-    // 2. A new configuration: the birth changes; both births stay readable.
+    // 2. A new configuration: the birth changes; both births stay readable. The cloud answers
+    //    the birth on the gateway's control topic with the layouts it reads.
     let mut b2 = birth("gw-a", "h2");
     b2.devices.reverse();
     let birth2 = json::encode(&Status::Online(b2.clone())).unwrap();
+    let mut control = control_listener(&broker, "gw-a").await;
     publish_all(
         &host,
         port,
@@ -224,6 +227,11 @@ async fn scenario(store: Store) {
         }
     })
     .await;
+    let announced = tokio::time::timeout(Duration::from_secs(10), control.recv())
+        .await
+        .expect("an announcement within 10 s of the birth")
+        .unwrap();
+    assert_eq!(announced, Control::accepts_all());
     first.stop().await;
 
     // 3. Restart with the retained birth cleared: births come from the store.
@@ -238,6 +246,8 @@ async fn scenario(store: Store) {
     let late_old = batch("gw-a", 2, t0 + 10_000, 2, 5, 2);
     let late_new = batch("gw-a", 3, t0 + 20_000, 2, 5, 2);
     let named = batch("gw-a", 4, t0 + 30_000, 2, 5, 1);
+    // The packed layout (version 3), as an agent writes it once told.
+    let packed = batch("gw-a", 5, t0 + 40_000, 2, 5, 3);
     publish_all(
         &host,
         port,
@@ -246,11 +256,15 @@ async fn scenario(store: Store) {
             (topic("gw-a", "telemetry"), aliased(&late_old, &b1)),
             (topic("gw-a", "telemetry"), aliased(&late_new, &b2)),
             (topic("gw-a", "telemetry"), encode(&named, Encoding::Binary)),
+            (
+                topic("gw-a", "telemetry"),
+                binary::encode_packed(&packed, &SeriesAliases::from_birth(&b2)).unwrap(),
+            ),
         ],
     )
     .await;
-    wait_points(&store, 10 + 30 + 20 + 20 + 10).await;
-    for b in [&late_old, &late_new, &named] {
+    wait_points(&store, 10 + 30 + 20 + 20 + 10 + 30).await;
+    for b in [&late_old, &late_new, &named, &packed] {
         let want: Vec<_> = b
             .points
             .iter()
@@ -282,7 +296,7 @@ async fn scenario(store: Store) {
     })
     .await;
     assert_eq!(dead.payload, stray);
-    assert_eq!(store.count_points().await.unwrap(), 90);
+    assert_eq!(store.count_points().await.unwrap(), 120);
     // The other gateway's parked batches expired too, and nothing is left parked.
     wait_for("parked batches expired", 30, || {
         let s = store.clone();

@@ -12,9 +12,8 @@ use std::time::Duration;
 use common::*;
 use fieldlink_cloud::ingest::{IngestSettings, QuotaSettings};
 use fieldlink_cloud::store::*;
-use fieldlink_protocol::{json, Control, Encoding};
+use fieldlink_protocol::{Control, Encoding};
 use fieldlink_testkit::Mosquitto;
-use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
 
 const QUOTA: QuotaSettings = QuotaSettings {
     points_per_s: 1_000,
@@ -22,42 +21,6 @@ const QUOTA: QuotaSettings = QuotaSettings {
     burst: Duration::from_secs(1),
     grace: Duration::from_secs(2),
 };
-
-/// Listens on a gateway's control topic, as an agent would.
-async fn control_listener(broker: &Mosquitto, gw: &str) -> tokio::sync::mpsc::Receiver<Control> {
-    let mut o = MqttOptions::new(format!("{gw}-control"), broker.host(), broker.port());
-    o.set_clean_session(true);
-    let (client, mut el) = AsyncClient::new(o, 16);
-    client
-        .subscribe(topic(gw, "control"), QoS::AtLeastOnce)
-        .await
-        .unwrap();
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let mut ready = Some(ready_tx);
-    tokio::spawn(async move {
-        let _client = client;
-        loop {
-            match el.poll().await {
-                Ok(Event::Incoming(Incoming::SubAck(_))) => {
-                    if let Some(r) = ready.take() {
-                        let _ = r.send(());
-                    }
-                }
-                Ok(Event::Incoming(Incoming::Publish(p))) => {
-                    let c = json::decode::<Control>(&p.payload).expect("a valid control message");
-                    if tx.send(c).await.is_err() {
-                        break;
-                    }
-                }
-                Ok(_) => {}
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
-    });
-    ready_rx.await.unwrap();
-    rx
-}
 
 async fn scenario(store: Store) {
     store.migrate().await.unwrap();
@@ -120,7 +83,10 @@ async fn scenario(store: Store) {
         points_per_s,
         messages_per_s,
         for_ms,
-    } = asked;
+    } = asked
+    else {
+        panic!("a slow-down request, not {asked:?}")
+    };
     assert!(points_per_s <= QUOTA.points_per_s && points_per_s > 0);
     assert!(messages_per_s <= QUOTA.messages_per_s && messages_per_s > 0);
     assert!(for_ms > 0);

@@ -634,6 +634,17 @@ pub async fn check_delivery(fleet: &Fleet, cut: SystemTime, limit: Duration, v: 
     }
 }
 
+/// The honest agents heard the cloud's announcement and wrote the packed binary layout.
+pub fn check_packed_layout(fleet: &Fleet, v: &mut Verdict) {
+    for (i, agent) in fleet.agents.iter().enumerate() {
+        let log = agent.log_text();
+        v.check(
+            log.contains("binary_layout=3"),
+            format!("honest agent {i} never switched to the packed binary layout (version 3)"),
+        );
+    }
+}
+
 /// Every bound a test checks, with what was measured; fails once, naming the finding.
 pub struct Verdict {
     finding: String,

@@ -99,8 +99,24 @@ proptest! {
     }
 
     #[test]
-    fn arbitrary_bytes_after_an_aliased_header(a in aliases(), bytes in vec(any::<u8>(), 0..512)) {
-        let mut b = vec![binary::MAGIC, binary::VERSION_ALIASED, 0, 1, 1, 2, b'g', b'w'];
+    fn damaged_packed_telemetry(b in batch(), a in aliases(), d in vec(damage(), 1..4)) {
+        let bytes = apply(binary::encode_packed(&b, &a).unwrap(), &d);
+        decode_all(&bytes);
+        let _ = binary::birth_ref(&bytes);
+        if let Ok(b) = decode_telemetry_aliased(&bytes, &a) {
+            assert_eq!(b.validate(), Ok(()));
+            let again = binary::encode_packed(&b, &a).unwrap();
+            assert_eq!(decode_telemetry_aliased(&again, &a).unwrap(), b.in_series_order());
+        }
+    }
+
+    #[test]
+    fn arbitrary_bytes_after_an_aliased_header(
+        a in aliases(),
+        version in prop_oneof![Just(binary::VERSION_ALIASED), Just(binary::VERSION_PACKED)],
+        bytes in vec(any::<u8>(), 0..512),
+    ) {
+        let mut b = vec![binary::MAGIC, version, 0, 1, 1, 2, b'g', b'w'];
         b.push(a.config_hash().len() as u8);
         b.extend_from_slice(a.config_hash().as_bytes());
         b.extend_from_slice(&a.check().to_le_bytes());

@@ -50,6 +50,20 @@ proptest! {
     }
 
     #[test]
+    fn telemetry_packed_round_trip(b in batch(), a in aliases()) {
+        let bytes = binary::encode_packed(&b, &a).unwrap();
+        prop_assert_eq!(bytes[1], binary::VERSION_PACKED);
+        prop_assert_eq!(binary::birth_ref(&bytes).unwrap(), Some(a.birth_ref()));
+        let back = decode_telemetry_aliased(&bytes, &a).unwrap();
+        let want = b.in_series_order();
+        prop_assert_eq!(&back, &want);
+        assert_same_points(&back.points, &want.points);
+        // A run is packed only where that makes it smaller.
+        let v2 = binary::encode_aliased(&b, &a).unwrap();
+        prop_assert!(bytes.len() <= v2.len());
+    }
+
+    #[test]
     fn encodings_agree(b in batch()) {
         let j = decode_telemetry(&encode_telemetry(&b, Encoding::Json).unwrap()).unwrap();
         let k = decode_telemetry(&encode_telemetry(&b, Encoding::Binary).unwrap()).unwrap();

@@ -52,8 +52,8 @@ use std::time::Duration;
 
 use fieldlink_buffer::{Batch, BatchBody, BatchLimits, Journal, RecordClass};
 use fieldlink_protocol::{
-    encode_telemetry, encode_telemetry_aliased, json, Birth, Death, Encoding, Ident, SeriesAliases,
-    Status, TelemetryBatch, TopicKind,
+    binary, encode_telemetry, encode_telemetry_aliased, json, Birth, Death, Encoding, Ident,
+    SeriesAliases, Status, TelemetryBatch, TopicKind,
 };
 use rumqttc::{
     AsyncClient, Disconnect, Event, EventLoop, Incoming, LastWill, MqttOptions, Outgoing, PubAck,
@@ -492,6 +492,13 @@ impl Uplink {
             Report::PaceLapsed => {
                 tracing::info!("the cloud's slow-down lapsed; sending at full rate")
             }
+            Report::Layout(version) => {
+                tracing::info!(
+                    binary_layout = version,
+                    "the cloud announced the telemetry \
+                    layouts it reads; binary telemetry goes out in this layout version"
+                )
+            }
         }
     }
 
@@ -554,6 +561,11 @@ impl Uplink {
                     points,
                 };
                 let encoded = match (self.mqtt.encoding, &link.aliases) {
+                    (Encoding::Binary, Some(a))
+                        if link.session.binary_layout() == binary::VERSION_PACKED =>
+                    {
+                        binary::encode_packed(&tb, a)
+                    }
                     (Encoding::Binary, Some(a)) => {
                         encode_telemetry_aliased(&tb, Encoding::Binary, a)
                     }

@@ -99,6 +99,8 @@ pub enum Report {
     },
     ControlUndecodable(String),
     PaceLapsed,
+    /// The cloud announced the layouts it reads; telemetry goes out in this binary version.
+    Layout(u8),
 }
 
 /// What the adapter must do, in order.
@@ -137,6 +139,20 @@ pub enum Subscription {
     Control,
 }
 
+/// The binary layout every cloud since aliasing reads: what is sent before the cloud says more.
+pub const BASELINE_BINARY_LAYOUT: u8 = fieldlink_protocol::binary::VERSION_ALIASED;
+
+/// The newest binary layout both this agent and a cloud reading `accepted` know, never below
+/// the baseline (a cloud that lists only older layouts still reads the aliased form it stores
+/// births for).
+fn newest_known(accepted: &[u8]) -> u8 {
+    let ours = [fieldlink_protocol::binary::VERSION_PACKED];
+    ours.into_iter()
+        .filter(|v| accepted.contains(v))
+        .max()
+        .unwrap_or(BASELINE_BINARY_LAYOUT)
+}
+
 /// The session's settings.
 #[derive(Debug, Clone)]
 pub struct SessionSettings {
@@ -156,6 +172,8 @@ pub struct Session {
     connection: u64,
     window: Window,
     pace: Option<Pace>,
+    /// The newest binary layout the cloud said, on this connection, that it reads.
+    binary_layout: u8,
 }
 
 /// How much the adapter may publish from the journal now.
@@ -184,7 +202,15 @@ impl Session {
             connection: 0,
             window: Window::default(),
             pace: None,
+            binary_layout: BASELINE_BINARY_LAYOUT,
         }
+    }
+
+    /// The binary layout version to write telemetry in: the aliased form (version 2), which
+    /// every cloud reads, until the cloud announces on this connection that it reads the
+    /// packed form (version 3).
+    pub fn binary_layout(&self) -> u8 {
+        self.binary_layout
     }
 
     pub fn phase(&self) -> Phase {
@@ -323,6 +349,8 @@ impl Session {
         self.backoff.reset();
         self.connection += 1;
         self.window.clear();
+        // The cloud behind this connection may be another (older) one: it must say again.
+        self.binary_layout = BASELINE_BINARY_LAYOUT;
         self.phase = Phase::Up { since: now };
         vec![
             Action::Report(Report::Connected {
@@ -416,6 +444,13 @@ impl Session {
                         Duration::from_millis(for_ms),
                         now,
                     ));
+                }
+                Ok(fieldlink_protocol::Control::Accepts { binary, .. }) => {
+                    let layout = newest_known(&binary);
+                    if layout != self.binary_layout {
+                        out.push(Action::Report(Report::Layout(layout)));
+                    }
+                    self.binary_layout = layout;
                 }
                 Err(e) => out.push(Action::Report(Report::ControlUndecodable(e.to_string()))),
             }
@@ -768,5 +803,67 @@ mod tests {
             Action::Report(Report::ControlUndecodable(_))
         ));
         assert_eq!(out[1], Action::PubAck(9));
+    }
+
+    #[test]
+    fn the_packed_layout_is_used_only_after_this_connections_announcement() {
+        let t0 = Instant::now();
+        let mut s = session(t0);
+        up(&mut s, t0);
+        assert_eq!(s.binary_layout(), BASELINE_BINARY_LAYOUT);
+        let accepts = json::encode(&Control::accepts_all()).unwrap();
+        let out = s.on_event(
+            Event::Incoming {
+                topic: CONTROL,
+                pkid: 3,
+                payload: &accepts,
+            },
+            t0,
+        );
+        assert_eq!(
+            out,
+            vec![
+                Action::Report(Report::Layout(fieldlink_protocol::binary::VERSION_PACKED)),
+                Action::PubAck(3)
+            ]
+        );
+        assert_eq!(
+            s.binary_layout(),
+            fieldlink_protocol::binary::VERSION_PACKED
+        );
+        // A cloud that lists only layouts this agent does not write gets the baseline.
+        let older = br#"{"control":"accepts","binary":[1,2],"json":[1]}"#;
+        s.on_event(
+            Event::Incoming {
+                topic: CONTROL,
+                pkid: 0,
+                payload: older,
+            },
+            t0,
+        );
+        assert_eq!(s.binary_layout(), BASELINE_BINARY_LAYOUT);
+        s.on_event(
+            Event::Incoming {
+                topic: CONTROL,
+                pkid: 0,
+                payload: &accepts,
+            },
+            t0,
+        );
+        // A new connection may reach another cloud: back to the baseline until it says.
+        assert_eq!(
+            s.binary_layout(),
+            fieldlink_protocol::binary::VERSION_PACKED
+        );
+        s.on_event(
+            Event::Failed {
+                cause: "reset".into(),
+            },
+            t0,
+        );
+        let later = t0 + Duration::from_secs(5);
+        up(&mut s, later);
+        assert!(s.is_up());
+        assert_eq!(s.binary_layout(), BASELINE_BINARY_LAYOUT);
     }
 }

@@ -395,6 +395,11 @@ impl Classifier {
         }
         if let Some((gw, aliases)) = birth {
             self.births.learn(&gw, aliases);
+            // Every birth is a new connection of the agent, which writes the baseline layout
+            // until it hears what this cloud reads.
+            if self.send_control(&gw, &fieldlink_protocol::Control::accepts_all()) {
+                tracing::debug!(gateway = ?gw.as_str(), "told the gateway which layouts are read");
+            }
         }
         true
     }
@@ -596,11 +601,22 @@ impl Classifier {
             messages_per_s: (q.messages_per_s / 10 * 9).max(1),
             for_ms: (quota::SLOW_DOWN_EVERY * 2).as_millis() as u64,
         };
-        let payload = match fieldlink_protocol::json::encode(&request) {
+        if self.send_control(gateway, &request) {
+            self.metrics.quota_slow_downs.inc();
+            tracing::info!(gateway = ?gateway.as_str(), points_per_s = q.points_per_s,
+                messages_per_s = q.messages_per_s, "gateway over its quota; asked to slow down");
+        }
+    }
+
+    /// Queues `message` on `gateway`'s control topic (QoS 1, not retained); false, logged, when
+    /// it cannot be queued. Control messages are advisory, so one that is not sent is not
+    /// retried here.
+    fn send_control(&mut self, gateway: &Ident, message: &fieldlink_protocol::Control) -> bool {
+        let payload = match fieldlink_protocol::json::encode(message) {
             Ok(p) => p,
             Err(e) => {
-                tracing::error!(error = %e, "cannot encode a slow-down request");
-                return;
+                tracing::error!(error = %e, "cannot encode a control message");
+                return false;
             }
         };
         let topic = self
@@ -611,13 +627,12 @@ impl Classifier {
             .control
             .try_publish(topic, rumqttc::QoS::AtLeastOnce, false, payload)
         {
-            Ok(()) => {
-                self.metrics.quota_slow_downs.inc();
-                tracing::info!(gateway = ?gateway.as_str(), points_per_s = q.points_per_s,
-                    messages_per_s = q.messages_per_s, "gateway over its quota; asked to slow down");
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, gateway = ?gateway.as_str(),
+                    "could not queue a control message");
+                false
             }
-            Err(e) => tracing::warn!(error = %e, gateway = ?gateway.as_str(),
-                "could not queue a slow-down request"),
         }
     }
 

@@ -337,3 +337,44 @@ pub fn metric_value(text: &str, name: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
+
+/// Listens on a gateway's control topic, as an agent would.
+pub async fn control_listener(
+    broker: &fieldlink_testkit::Mosquitto,
+    gw: &str,
+) -> tokio::sync::mpsc::Receiver<fieldlink_protocol::Control> {
+    let mut o = MqttOptions::new(format!("{gw}-control"), broker.host(), broker.port());
+    o.set_clean_session(true);
+    let (client, mut el) = AsyncClient::new(o, 16);
+    client
+        .subscribe(topic(gw, "control"), QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let mut ready = Some(ready_tx);
+    tokio::spawn(async move {
+        let _client = client;
+        loop {
+            match el.poll().await {
+                Ok(Event::Incoming(Incoming::SubAck(_))) => {
+                    if let Some(r) = ready.take() {
+                        let _ = r.send(());
+                    }
+                }
+                Ok(Event::Incoming(Incoming::Publish(p))) => {
+                    let c =
+                        fieldlink_protocol::json::decode::<fieldlink_protocol::Control>(&p.payload)
+                            .expect("a valid control message");
+                    if tx.send(c).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    });
+    ready_rx.await.unwrap();
+    rx
+}

@@ -5,10 +5,10 @@
 
 use super::reader::Reader;
 use super::timestamps;
-use super::values::{self, Codec};
+use super::values::{self, Codec, RunShared};
 use super::{
-    BinaryError, FLAG_HISTORICAL, HEADER_CODEC, HEADER_QUALITY, HEADER_SAME_TIMESTAMPS, MAGIC,
-    VERSION, VERSION_ALIASED,
+    BinaryError, FLAG_HISTORICAL, HEADER_CODEC, HEADER_PACKED, HEADER_QUALITY,
+    HEADER_SAME_TIMESTAMPS, MAGIC, VERSION, VERSION_ALIASED, VERSION_PACKED,
 };
 use crate::alias::{BirthRef, SeriesAliases};
 use crate::error::DecodeError;
@@ -33,8 +33,8 @@ pub fn decode(bytes: &[u8]) -> Result<TelemetryBatch, DecodeError> {
     decode_with(bytes, None)
 }
 
-/// Reads a batch in either binary form and validates it; `aliases` resolves the aliased form
-/// (version 2) and must be the table of the birth the payload names.
+/// Reads a batch in any binary form and validates it; `aliases` resolves the aliased forms
+/// (versions 2 and 3) and must be the table of the birth the payload names.
 pub fn decode_aliased(
     bytes: &[u8],
     aliases: &SeriesAliases,
@@ -57,7 +57,7 @@ fn decode_with(
     Ok(batch)
 }
 
-/// The birth an aliased payload (version 2) was written against, or `None` for the named
+/// The birth an aliased payload (version 2 or 3) was written against, or `None` for the named
 /// form. Reads the header only; the rest is checked by [`decode_aliased`].
 pub fn birth_ref(bytes: &[u8]) -> Result<Option<BirthRef>, DecodeError> {
     if bytes.len() > MAX_PAYLOAD_BYTES {
@@ -68,7 +68,7 @@ pub fn birth_ref(bytes: &[u8]) -> Result<Option<BirthRef>, DecodeError> {
     }
     let r = &mut Reader::new(bytes);
     let header = read_header(r)?;
-    if header.version != VERSION_ALIASED {
+    if header.version == VERSION {
         return Ok(None);
     }
     Ok(Some(read_birth_ref(r)?))
@@ -87,7 +87,7 @@ fn read_header(r: &mut Reader<'_>) -> Result<Header, BinaryError> {
         return Err(BinaryError::BadMagic);
     }
     let version = r.u8("version")?;
-    if version != VERSION && version != VERSION_ALIASED {
+    if !matches!(version, VERSION | VERSION_ALIASED | VERSION_PACKED) {
         return Err(BinaryError::UnsupportedVersion(version));
     }
     let offset = r.offset();
@@ -130,11 +130,21 @@ struct Body {
 }
 
 impl Body {
-    /// Reads a series' header byte.
-    fn header(&self, r: &mut Reader<'_>, series: usize) -> Result<(u8, Codec), BinaryError> {
+    /// Reads a series' header byte; `packable` allows the packed bit (a run in version 3),
+    /// for decimal series only.
+    fn header(
+        &self,
+        r: &mut Reader<'_>,
+        series: usize,
+        packable: bool,
+    ) -> Result<(u8, Codec), BinaryError> {
         let offset = r.offset();
         let header = r.u8("series header")?;
-        if header & !(HEADER_CODEC | HEADER_QUALITY | HEADER_SAME_TIMESTAMPS) != 0 {
+        let mut allowed = HEADER_CODEC | HEADER_QUALITY | HEADER_SAME_TIMESTAMPS;
+        if packable && header & HEADER_CODEC == Codec::Decimal as u8 {
+            allowed |= HEADER_PACKED;
+        }
+        if header & !allowed != 0 {
             return Err(BinaryError::ReservedBits {
                 what: "series header",
                 offset,
@@ -197,12 +207,12 @@ impl Body {
         &mut self,
         r: &mut Reader<'_>,
         (header, codec): (u8, Codec),
-        shared_scale: Option<u8>,
+        shared: RunShared,
         (device, metric): (&Ident, &Ident),
         series: usize,
     ) -> Result<(), BinaryError> {
         let n = self.ts.len();
-        values::decode_column(r, codec, shared_scale, n, series, &mut self.vals)?;
+        values::decode_column(r, codec, shared, n, series, &mut self.vals)?;
         let quality = if header & HEADER_QUALITY != 0 {
             Some(read_quality(r, n, series)?)
         } else {
@@ -233,7 +243,7 @@ fn read(
         seq,
         gateway,
     } = read_header(r)?;
-    let aliases = if version == VERSION_ALIASED {
+    let aliases = if version != VERSION {
         let found = read_birth_ref(r)?;
         match aliases {
             None => return Err(BinaryError::NeedsBirth(found)),
@@ -294,18 +304,23 @@ fn read(
         let Some(table) = aliases.filter(|_| run > 0) else {
             let device = name(r, series)?;
             let metric = name(r, series)?;
-            let header = body.header(r, series)?;
+            let header = body.header(r, series, false)?;
             body.timestamps(r, header.0, 1, series)?;
-            body.column(r, header, None, (&device, &metric), series)?;
+            body.column(r, header, RunShared::default(), (&device, &metric), series)?;
             series += 1;
             continue;
         };
         let first = r.varint("first alias")?;
-        let header = body.header(r, series)?;
+        let header = body.header(r, series, version == VERSION_PACKED)?;
         body.timestamps(r, header.0, run, series)?;
         let scale = match header.1 {
             Codec::Decimal => Some(values::read_scale(r)?),
             _ => None,
+        };
+        let firsts = if header.0 & HEADER_PACKED != 0 {
+            values::read_packed(r, run)?
+        } else {
+            Vec::new()
         };
         for k in 0..run {
             let alias = first.saturating_add(k as u64);
@@ -314,7 +329,11 @@ fn read(
                 alias,
                 len: table.len(),
             })?;
-            body.column(r, header, scale, (device, metric), series + k)?;
+            let shared = RunShared {
+                scale,
+                first: firsts.get(k).copied(),
+            };
+            body.column(r, header, shared, (device, metric), series + k)?;
         }
         series += run;
     }

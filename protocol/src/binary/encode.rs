@@ -3,10 +3,11 @@
 use std::collections::HashMap;
 
 use super::timestamps;
-use super::values::{self, Codec};
+use super::values::{self, Codec, Frame};
 use super::varint::put_u64;
 use super::{
-    FLAG_HISTORICAL, HEADER_QUALITY, HEADER_SAME_TIMESTAMPS, MAGIC, VERSION, VERSION_ALIASED,
+    FLAG_HISTORICAL, HEADER_PACKED, HEADER_QUALITY, HEADER_SAME_TIMESTAMPS, MAGIC, VERSION,
+    VERSION_ALIASED, VERSION_PACKED,
 };
 use crate::alias::SeriesAliases;
 use crate::error::EncodeError;
@@ -177,9 +178,27 @@ impl<'s, 'p> Column<'s, 'p> {
 /// Validates `batch` and writes it in the aliased binary form (version 2): series that
 /// `aliases` knows are named by alias, in runs of consecutive aliases that share a timestamp
 /// column, a codec and a decimal scale; any other series by name, as in version 1.
-pub fn encode_aliased<'a>(
+pub fn encode_aliased(
+    batch: &TelemetryBatch,
+    aliases: &SeriesAliases,
+) -> Result<Vec<u8>, EncodeError> {
+    write_aliased(batch, aliases, VERSION_ALIASED)
+}
+
+/// [`encode_aliased`] in the packed form (version 3): as version 2, but a run of decimal
+/// series writes the first values of its columns together, bit-packed over their common
+/// base, and each column only its deltas. Only for a receiver that said it reads version 3.
+pub fn encode_packed(
+    batch: &TelemetryBatch,
+    aliases: &SeriesAliases,
+) -> Result<Vec<u8>, EncodeError> {
+    write_aliased(batch, aliases, VERSION_PACKED)
+}
+
+fn write_aliased<'a>(
     batch: &'a TelemetryBatch,
     aliases: &SeriesAliases,
+    version: u8,
 ) -> Result<Vec<u8>, EncodeError> {
     batch.validate_points()?;
     validate::label(aliases.config_hash(), MAX_CONFIG_HASH_LEN, || {
@@ -194,7 +213,7 @@ pub fn encode_aliased<'a>(
         .collect();
 
     let mut out = Vec::with_capacity(64 + points.len() * 3);
-    out.extend_from_slice(&[MAGIC, VERSION_ALIASED]);
+    out.extend_from_slice(&[MAGIC, version]);
     out.push(if batch.historical { FLAG_HISTORICAL } else { 0 });
     put_u64(&mut out, batch.boot_epoch);
     put_u64(&mut out, batch.seq);
@@ -282,19 +301,30 @@ pub fn encode_aliased<'a>(
             }
             end += 1;
         }
+        let packed = (version == VERSION_PACKED && c.codec == Codec::Decimal)
+            .then(|| {
+                let columns: Vec<&[&Value]> = cols[i..end].iter().map(|m| &m.vals[..]).collect();
+                values::first_mantissas(&columns, scale)
+            })
+            .filter(|firsts| values::packed_len(firsts) < values::unpacked_len(firsts));
         put_u64(&mut out, (end - i) as u64);
         put_u64(&mut out, u64::from(first));
-        out.push(c.header(same));
+        out.push(c.header(same) | if packed.is_some() { HEADER_PACKED } else { 0 });
         if !same {
             put_u64(&mut out, c.ts.len() as u64);
             timestamps::encode(&mut out, &c.ts, prev_ts.first().copied().unwrap_or(0));
             prev_ts = &c.ts;
         }
+        let mut frame = Frame::InRun;
         if c.codec == Codec::Decimal {
             out.push(scale);
         }
+        if let Some(firsts) = &packed {
+            values::put_packed(&mut out, firsts);
+            frame = Frame::InPackedRun;
+        }
         for m in &cols[i..end] {
-            values::encode_column(&mut out, m.codec, scale, false, &m.vals);
+            values::encode_column(&mut out, m.codec, scale, frame, &m.vals);
             if m.quality {
                 put_quality(&mut out, m.series.points.iter().map(|&i| points[i].quality));
             }

@@ -8,7 +8,7 @@
 pub enum BinaryError {
     #[error("payload does not start with the magic byte {:#04x}", super::MAGIC)]
     BadMagic,
-    #[error("binary version {0} is not supported (this build reads versions {v} and {a})", v = super::VERSION, a = super::VERSION_ALIASED)]
+    #[error("binary version {0} is not supported (this build reads versions {v}, {a} and {p})", v = super::VERSION, a = super::VERSION_ALIASED, p = super::VERSION_PACKED)]
     UnsupportedVersion(u8),
     #[error("truncated at offset {offset}: {what} needs {needed} more bytes")]
     Truncated {

@@ -77,7 +77,7 @@ fn binary_err(bytes: &[u8]) -> BinaryError {
 #[test]
 fn malformed_payloads_give_reasons() {
     assert_eq!(binary_err(&[0x7b]), BinaryError::BadMagic);
-    assert_eq!(binary_err(&[MAGIC, 3]), BinaryError::UnsupportedVersion(3));
+    assert_eq!(binary_err(&[MAGIC, 4]), BinaryError::UnsupportedVersion(4));
     assert!(matches!(
         binary_err(&[MAGIC, VERSION, 0x02]),
         BinaryError::ReservedBits { what: "flags", .. }
@@ -308,6 +308,86 @@ fn aliased_layout_is_exact() {
     .concat();
     assert_eq!(bytes, want);
     assert_eq!(decode_aliased(&bytes, &a).unwrap(), b.in_series_order());
+}
+
+#[test]
+fn packed_layout_is_exact() {
+    let mut b = TelemetryBatch::new(id("gw"), 3, 9);
+    for (m, v) in [("a", 50.0), ("b", 50.3), ("c", 50.1), ("e", 50.7)] {
+        b.points.push(Point::new(id("d"), id(m), 1000, v));
+    }
+    let a = birth_aliases("c1", &[("d", &["a", "b", "c", "e"])]);
+    let bytes = encode_packed(&b, &a).unwrap();
+    let check = a.check().to_le_bytes();
+    #[rustfmt::skip]
+    let want: Vec<u8> = [
+        &[0xFB, 0x03, 0x00,           // magic, version 3, live
+          3, 9,                       // boot epoch, seq
+          2, b'g', b'w',              // gateway
+          2, b'c', b'1'][..],         // config hash of the birth
+        &check,                       // alias table check
+        &[0,                          // no names: every series is in the birth
+          4,                          // four series
+          4, 0, 0x20,                 // a run of 4 from alias 0, decimal, packed
+          1, 0xd0, 0x0f,              // 1 point at 1000
+          1,                          // scale 1, shared
+          0xe8, 0x07,                 // packed first values: base 500 (50.0)
+          3,                          // 3 bits each
+          0x58, 0x0e][..],            // 0, 3, 1, 7: 50.0, 50.3, 50.1, 50.7
+                                      // no deltas: one point per series
+    ]
+    .concat();
+    assert_eq!(bytes, want);
+    assert_eq!(decode_aliased(&bytes, &a).unwrap(), b.in_series_order());
+    // Version 2 writes the four first values as varints of two bytes each.
+    assert_eq!(encode_aliased(&b, &a).unwrap().len(), bytes.len() + 3);
+    // Without the birth it is refused like version 2, naming the birth.
+    assert!(matches!(binary_err(&bytes), BinaryError::NeedsBirth(r) if r == a.birth_ref()));
+    // The packed bit is refused where it has no meaning: in version 2, and on a boolean run.
+    let mut v2 = bytes.clone();
+    v2[1] = VERSION_ALIASED;
+    assert!(matches!(
+        decode_aliased(&v2, &a),
+        Err(DecodeError::Binary(BinaryError::ReservedBits {
+            what: "series header",
+            ..
+        }))
+    ));
+}
+
+#[test]
+fn packed_runs_keep_the_deltas_of_every_column() {
+    let mut b = TelemetryBatch::new(id("gw"), 1, 1);
+    for t in 0..5 {
+        b.points.push(Point::new(
+            id("d"),
+            id("v"),
+            1000 * t,
+            230.0 + t as f64 / 10.0,
+        ));
+        b.points
+            .push(Point::new(id("d"), id("i"), 1000 * t, 5.0 - t as f64));
+    }
+    let a = birth_aliases("c1", &[("d", &["v", "i"])]);
+    let bytes = encode_packed(&b, &a).unwrap();
+    assert_eq!(decode_aliased(&bytes, &a).unwrap(), b.in_series_order());
+    // Two first values are cheaper as varints: the run is not packed, and costs what it does
+    // in version 2.
+    assert_eq!(bytes.len(), encode_aliased(&b, &a).unwrap().len());
+    // Forty series of one device with values around 500 are packed, and smaller for it.
+    let mut b = TelemetryBatch::new(id("gw"), 1, 1);
+    let names: Vec<String> = (0..40).map(|i| format!("r{i}")).collect();
+    for (i, n) in names.iter().enumerate() {
+        b.points
+            .push(Point::new(id("d"), id(n), 1000, 50.0 + i as f64 / 10.0));
+    }
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let a = birth_aliases("c1", &[("d", &refs)]);
+    let bytes = encode_packed(&b, &a).unwrap();
+    assert_eq!(decode_aliased(&bytes, &a).unwrap(), b.in_series_order());
+    let v2 = encode_aliased(&b, &a).unwrap().len();
+    // 40 first values of 2 bytes each against a base, a width and 40 × 6 bits.
+    assert_eq!(v2 - bytes.len(), 80 - (2 + 1 + 30));
 }
 
 #[test]

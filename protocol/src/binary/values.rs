@@ -136,27 +136,40 @@ fn number(v: &Value) -> f64 {
 
 /// Appends `values` coded with `codec` (as chosen by [`choose`]).
 pub(crate) fn encode(out: &mut Vec<u8>, codec: Codec, scale: u8, values: &[&Value]) {
-    encode_column(out, codec, scale, true, values);
+    encode_column(out, codec, scale, Frame::Alone, values);
 }
 
-/// [`encode`]; with `write_scale` false the decimal scale byte is left out (a run of aliased
-/// series writes it once before its columns) and `values` must fit `scale`.
+/// How a value column is framed inside its series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Frame {
+    /// On its own: a decimal column starts with its scale byte.
+    Alone,
+    /// In a run of aliased series (version 2): the run wrote the decimal scale once.
+    InRun,
+    /// In a packed run (version 3): the run also wrote the decimal first values, so a decimal
+    /// column holds only its deltas.
+    InPackedRun,
+}
+
+/// [`encode`] framed as `frame` says; in a run, `values` must fit `scale`.
 pub(crate) fn encode_column(
     out: &mut Vec<u8>,
     codec: Codec,
     scale: u8,
-    write_scale: bool,
+    frame: Frame,
     values: &[&Value],
 ) {
     match codec {
         Codec::Decimal => {
-            if write_scale {
+            if frame == Frame::Alone {
                 out.push(scale);
             }
             let mut prev = 0i64;
-            for v in values {
+            for (i, v) in values.iter().enumerate() {
                 let n = scaled(number(v), scale).unwrap_or(0);
-                put_i64(out, n.wrapping_sub(prev));
+                if i > 0 || frame != Frame::InPackedRun {
+                    put_i64(out, n.wrapping_sub(prev));
+                }
                 prev = n;
             }
         }
@@ -205,6 +218,115 @@ pub(crate) fn encode_column(
     }
 }
 
+/// The mantissa of each of `columns`' first values at `scale` (every value fits it).
+pub(crate) fn first_mantissas(columns: &[&[&Value]], scale: u8) -> Vec<i64> {
+    columns
+        .iter()
+        .map(|c| {
+            c.first()
+                .and_then(|v| scaled(number(v), scale))
+                .unwrap_or(0)
+        })
+        .collect()
+}
+
+/// Writes the first mantissas of a run's decimal columns together (the packed form, version
+/// 3): zvarint base (the smallest), a width byte `w`, then every mantissa minus the base in `w`
+/// bits, least significant bit first, the last byte padded with zero bits. Readings of one
+/// device tend to share a magnitude, so `w` is well below the two varint bytes a register
+/// count of three or more digits takes on its own.
+pub(crate) fn put_packed(out: &mut Vec<u8>, firsts: &[i64]) {
+    let (base, width) = packing(firsts);
+    let offsets = firsts.iter().map(|n| n.wrapping_sub(base) as u64);
+    put_i64(out, base);
+    out.push(width as u8);
+    let mut acc: u128 = 0;
+    let mut bits = 0u32;
+    for o in offsets {
+        acc |= u128::from(o) << bits;
+        bits += width;
+        while bits >= 8 {
+            out.push(acc as u8);
+            acc >>= 8;
+            bits -= 8;
+        }
+    }
+    if bits > 0 {
+        out.push(acc as u8);
+    }
+}
+
+/// The base and bit width [`put_packed`] uses for `firsts`.
+fn packing(firsts: &[i64]) -> (i64, u32) {
+    let base = firsts.iter().copied().min().unwrap_or(0);
+    let width = firsts
+        .iter()
+        .map(|n| 64 - (n.wrapping_sub(base) as u64).leading_zeros())
+        .max()
+        .unwrap_or(0);
+    (base, width)
+}
+
+/// Bytes [`put_packed`] writes for `firsts`.
+pub(crate) fn packed_len(firsts: &[i64]) -> usize {
+    let (base, width) = packing(firsts);
+    varint_len(super::varint::zigzag(base)) + 1 + (firsts.len() * width as usize).div_ceil(8)
+}
+
+/// Bytes the same first values take as the columns' own leading zigzag varints.
+pub(crate) fn unpacked_len(firsts: &[i64]) -> usize {
+    firsts
+        .iter()
+        .map(|n| varint_len(super::varint::zigzag(*n)))
+        .sum()
+}
+
+/// Reads what [`put_packed`] wrote for `count` columns.
+pub(crate) fn read_packed(r: &mut Reader<'_>, count: usize) -> Result<Vec<i64>, BinaryError> {
+    let base = r.zigzag("packed base")?;
+    let offset = r.offset();
+    let width = r.u8("packed width")?;
+    if width > 64 {
+        return Err(BinaryError::TooLarge {
+            what: "packed width",
+            offset,
+            value: width.into(),
+            max: 64,
+        });
+    }
+    let width = u32::from(width);
+    let offset = r.offset();
+    let packed = r.bytes((count * width as usize).div_ceil(8), "packed first values")?;
+    let mask = if width == 64 {
+        u64::MAX
+    } else {
+        (1u64 << width) - 1
+    };
+    let mut out = Vec::with_capacity(count);
+    let mut bytes = packed.iter();
+    let mut acc: u128 = 0;
+    let mut bits = 0u32;
+    for _ in 0..count {
+        while bits < width {
+            // The length was checked above, so the bytes cannot run out here.
+            acc |= u128::from(*bytes.next().unwrap_or(&0)) << bits;
+            bits += 8;
+        }
+        out.push(base.wrapping_add((acc as u64 & mask) as i64));
+        acc = if width == 0 { acc } else { acc >> width };
+        bits -= width;
+    }
+    if acc != 0 {
+        let last = packed.len().saturating_sub(1);
+        return Err(BinaryError::ReservedBits {
+            what: "packed padding",
+            offset: offset + last,
+            value: packed.get(last).copied().unwrap_or(0),
+        });
+    }
+    Ok(out)
+}
+
 fn put_str(out: &mut Vec<u8>, s: &str) {
     put_u64(out, s.len() as u64);
     out.extend_from_slice(s.as_bytes());
@@ -238,13 +360,20 @@ pub(crate) fn read_scale(r: &mut Reader<'_>) -> Result<u8, BinaryError> {
     Ok(scale)
 }
 
-/// Reads `n` values coded with `codec` into `out`. `shared_scale` is the decimal scale of a
-/// run of aliased series, read before its columns, in which case the column has no scale byte
-/// of its own.
+/// What a run read before its columns: the decimal scale (version 2 and 3) and, in a packed
+/// run (version 3), this column's first decimal mantissa.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RunShared {
+    pub scale: Option<u8>,
+    pub first: Option<i64>,
+}
+
+/// Reads `n` values coded with `codec` into `out`. `shared` holds what the column's run read
+/// before it; a column on its own (`RunShared::default()`) has its scale byte and first value.
 pub(crate) fn decode_column(
     r: &mut Reader<'_>,
     codec: Codec,
-    shared_scale: Option<u8>,
+    shared: RunShared,
     n: usize,
     series: usize,
     out: &mut Vec<Value>,
@@ -253,13 +382,16 @@ pub(crate) fn decode_column(
     out.reserve(n);
     match codec {
         Codec::Decimal => {
-            let scale = match shared_scale {
+            let scale = match shared.scale {
                 Some(k) => k,
                 None => read_scale(r)?,
             };
             let mut n_prev = 0i64;
-            for _ in 0..n {
-                n_prev = n_prev.wrapping_add(r.zigzag("decimal delta")?);
+            for i in 0..n {
+                n_prev = match shared.first {
+                    Some(first) if i == 0 => first,
+                    _ => n_prev.wrapping_add(r.zigzag("decimal delta")?),
+                };
                 out.push(Value::Number(n_prev as f64 / POW10[scale as usize]));
             }
         }
@@ -356,7 +488,15 @@ mod tests {
         encode(&mut out, codec, scale, &refs);
         let mut r = Reader::new(&out);
         let mut back = Vec::new();
-        decode_column(&mut r, codec, None, values.len(), 0, &mut back).unwrap();
+        decode_column(
+            &mut r,
+            codec,
+            RunShared::default(),
+            values.len(),
+            0,
+            &mut back,
+        )
+        .unwrap();
         assert_eq!(r.remaining(), 0);
         assert_eq!(back.len(), values.len());
         for (a, b) in back.iter().zip(values) {
@@ -368,7 +508,15 @@ mod tests {
         // Every strict prefix is an error, never a panic.
         for cut in 0..out.len() {
             let mut r = Reader::new(&out[..cut]);
-            assert!(decode_column(&mut r, codec, None, values.len(), 0, &mut back).is_err());
+            assert!(decode_column(
+                &mut r,
+                codec,
+                RunShared::default(),
+                values.len(),
+                0,
+                &mut back
+            )
+            .is_err());
         }
         (codec, out.len())
     }
@@ -423,7 +571,14 @@ mod tests {
     fn malformed_columns_are_typed_errors() {
         let mut v = Vec::new();
         let dec = |bytes: &[u8], codec, n, v: &mut Vec<Value>| {
-            decode_column(&mut Reader::new(bytes), codec, None, n, 0, v)
+            decode_column(
+                &mut Reader::new(bytes),
+                codec,
+                RunShared::default(),
+                n,
+                0,
+                v,
+            )
         };
         assert!(matches!(
             dec(&[16, 0], Codec::Decimal, 1, &mut v),
@@ -448,6 +603,59 @@ mod tests {
         ));
         assert!(matches!(
             dec(&[3, 0xc3], Codec::Str, 1, &mut v),
+            Err(BinaryError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn packed_first_values_round_trip_at_every_width() {
+        let cases: Vec<Vec<i64>> = vec![
+            vec![500],
+            vec![7, 7, 7],
+            vec![500, 501, 499, 530, 512],
+            (0..100).map(|i| (i * 37) % 1001).collect(),
+            vec![i64::MIN, i64::MAX, 0, -1],
+            vec![-(1 << 53), 1 << 53],
+        ];
+        for firsts in cases {
+            let mut out = Vec::new();
+            put_packed(&mut out, &firsts);
+            let mut r = Reader::new(&out);
+            assert_eq!(read_packed(&mut r, firsts.len()).unwrap(), firsts);
+            assert_eq!(r.remaining(), 0);
+            for cut in 0..out.len() {
+                let mut r = Reader::new(&out[..cut]);
+                assert!(
+                    read_packed(&mut r, firsts.len()).is_err(),
+                    "{firsts:?} cut {cut}"
+                );
+            }
+        }
+        // 100 values spread over 0..=1000 take 10 bits each.
+        let mut out = Vec::new();
+        put_packed(&mut out, &(0..100).map(|i| i * 10).collect::<Vec<i64>>());
+        assert_eq!(out.len(), 1 + 1 + 125);
+    }
+
+    #[test]
+    fn malformed_packed_values_are_typed_errors() {
+        // Width above 64.
+        assert!(matches!(
+            read_packed(&mut Reader::new(&[0, 65, 0]), 1),
+            Err(BinaryError::TooLarge { .. })
+        ));
+        // Three values of 3 bits use 9 bits: the seven padding bits must be zero.
+        assert!(matches!(
+            read_packed(&mut Reader::new(&[0, 3, 0xff, 0x03]), 3),
+            Err(BinaryError::ReservedBits { .. })
+        ));
+        assert_eq!(
+            read_packed(&mut Reader::new(&[0, 3, 0xff, 0x01]), 3).unwrap(),
+            vec![7, 7, 7]
+        );
+        // A count the bytes cannot hold.
+        assert!(matches!(
+            read_packed(&mut Reader::new(&[0, 8, 1]), 2),
             Err(BinaryError::Truncated { .. })
         ));
     }
