@@ -6,7 +6,10 @@
 //! Reports (goals in `docs`/design.md):
 //! - A1/A2: agent RSS and CPU share of one core in steady state;
 //! - A3: Modbus requests per second served by the simulator;
-//! - A4: telemetry payload bytes per point, binary and JSON;
+//! - A4: bytes per point on the wire, binary (the aliased layout every cloud reads, and the
+//!   packed layout a cloud that announces it gets) and JSON: each telemetry PUBLISH packet
+//!   whole (fixed header, topic, packet id, payload) and the payload alone; the birth's size,
+//!   sent once per connection, separately with its share over an hour's connection;
 //! - A6: a one-hour backlog (3.6 million points, written into the agent's journal while the
 //!   broker is down): time to drain it after the broker returns, delay to the first backlog
 //!   point, and the delay of live points meanwhile;
@@ -19,12 +22,14 @@
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use fieldlink_buffer::{BlockingJournal, JournalConfig, Wait};
 use fieldlink_protocol::{
-    binary, decode_telemetry, decode_telemetry_aliased, json, Ident, Point, SeriesAliases, Status,
+    binary, decode_telemetry, decode_telemetry_aliased, json, Control, Ident, Point, SeriesAliases,
+    Status,
 };
 use fieldlink_sim::{SimConfig, Simulator};
 use fieldlink_testkit::Mosquitto;
@@ -96,6 +101,12 @@ fn agent_config(dir: &Path, url: &str, sim_port: u16) -> std::path::PathBuf {
 struct Seen {
     live_points: u64,
     live_bytes: u64,
+    /// Whole PUBLISH packets of live telemetry: fixed header, topic, packet id, payload.
+    live_packet_bytes: u64,
+    /// The newest birth's PUBLISH packet.
+    birth_packet_bytes: u64,
+    /// Binary layout versions of live telemetry payloads seen, by version.
+    layouts: std::collections::BTreeMap<u8, u64>,
     /// `(point timestamp, arrival minus timestamp)` of live points, ms.
     live_delay_ms: Vec<(i64, i64)>,
     historical_points: u64,
@@ -105,7 +116,19 @@ struct Seen {
     last_historical: Option<Instant>,
 }
 
-fn subscriber(port: u16, seen: Arc<Mutex<Seen>>) -> rumqttc::Client {
+/// Bytes of a QoS 1 PUBLISH packet with this topic and payload length.
+fn publish_packet_len(topic: &str, payload: usize) -> u64 {
+    let remaining = 2 + topic.len() + 2 + payload;
+    let mut len_bytes = 1;
+    while remaining >= 128usize.pow(len_bytes) {
+        len_bytes += 1;
+    }
+    (1 + len_bytes as usize + remaining) as u64
+}
+
+/// The subscriber stands in for the cloud: with `announce` set it answers every birth, as a
+/// cloud does, with the layouts it reads (which lets the agent write the packed layout).
+fn subscriber(port: u16, seen: Arc<Mutex<Seen>>, announce: Arc<AtomicBool>) -> rumqttc::Client {
     let mut o = rumqttc::MqttOptions::new("bench-sub", "127.0.0.1", port);
     o.set_clean_session(false)
         .set_keep_alive(Duration::from_secs(10))
@@ -130,6 +153,16 @@ fn subscriber(port: u16, seen: Arc<Mutex<Seen>>) -> rumqttc::Client {
                 {
                     if let Ok(Status::Online(b)) = json::decode::<Status>(&p.payload) {
                         births.push(SeriesAliases::from_birth(&b));
+                        seen.lock().unwrap().birth_packet_bytes =
+                            publish_packet_len(&p.topic, p.payload.len());
+                        if announce.load(Ordering::Relaxed) {
+                            let _ = c.try_publish(
+                                format!("fieldlink/v1/{GW}/control"),
+                                rumqttc::QoS::AtLeastOnce,
+                                false,
+                                json::encode(&Control::accepts_all()).unwrap(),
+                            );
+                        }
                     }
                 }
                 Ok(rumqttc::Event::Incoming(rumqttc::Incoming::Publish(p))) => {
@@ -159,6 +192,10 @@ fn subscriber(port: u16, seen: Arc<Mutex<Seen>>) -> rumqttc::Client {
                             .collect();
                         s.live_points += ours.len() as u64;
                         s.live_bytes += p.payload.len() as u64;
+                        s.live_packet_bytes += publish_packet_len(&p.topic, p.payload.len());
+                        if p.payload.first() == Some(&binary::MAGIC) {
+                            *s.layouts.entry(p.payload[1]).or_default() += 1;
+                        }
                         s.live_delay_ms
                             .extend(ours.iter().map(|p| (p.ts_ms, now_ms - p.ts_ms)));
                     }
@@ -264,6 +301,8 @@ fn steady(
     let requests = sim.stats().requests_total() - req0;
     let s = seen.lock().unwrap();
     let bytes_per_point = s.live_bytes as f64 / s.live_points.max(1) as f64;
+    let packet_bytes_per_point = s.live_packet_bytes as f64 / s.live_points.max(1) as f64;
+    let birth_per_point_hour = s.birth_packet_bytes as f64 / (s.live_points as f64 / wall * 3600.0);
     let mut delays: Vec<i64> = s.live_delay_ms.iter().map(|d| d.1).collect();
     let p50 = percentile(&mut delays, 0.5);
     let p99 = percentile(&mut delays, 0.99);
@@ -284,8 +323,14 @@ fn steady(
         requests as f64 / wall
     );
     println!(
-        "[{label}] A4 {bytes_per_point:.2} payload bytes per point ({} payloads undecodable)",
-        s.undecodable
+        "[{label}] A4 {packet_bytes_per_point:.2} bytes per point in PUBLISH packets, \
+         {bytes_per_point:.2} in payloads ({} payloads undecodable; binary layouts seen {:?})",
+        s.undecodable, s.layouts
+    );
+    println!(
+        "[{label}] A4 birth {} bytes once per connection: {birth_per_point_hour:.3} bytes per \
+         point over an hour's connection",
+        s.birth_packet_bytes
     );
     println!("[{label}] A7 poll → subscriber latency p50 {p50} ms, p99 {p99} ms");
     (bytes_per_point, cpu)
@@ -310,12 +355,20 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = agent_config(dir.path(), &broker.url(), tcp.local_addr().port());
     let seen = Arc::new(Mutex::new(Seen::default()));
-    let _sub = subscriber(broker.port(), seen.clone());
+    let announce = Arc::new(AtomicBool::new(false));
+    let _sub = subscriber(broker.port(), seen.clone(), announce.clone());
     std::thread::sleep(Duration::from_millis(500));
 
-    // Steady state, binary encoding (the default).
+    // Steady state, binary encoding (the default), to a receiver that does not announce what
+    // it reads: the aliased layout (version 2), as to a cloud that predates the packed one.
     let mut agent = start_agent(&cfg, &dir.path().join("agent.log"), &[]);
-    steady("binary", &agent, &sim, &seen, steady_s);
+    steady("binary v2", &agent, &sim, &seen, steady_s);
+    terminate(&mut agent);
+
+    // The same to a receiver that announces the packed layout, as the cloud does.
+    announce.store(true, Ordering::Relaxed);
+    let mut agent = start_agent(&cfg, &dir.path().join("agent-v3.log"), &[]);
+    steady("binary v3", &agent, &sim, &seen, steady_s);
     terminate(&mut agent);
 
     // Steady state, JSON (bytes per point only; shorter).
