@@ -129,7 +129,7 @@ mod tests {
     fn the_example_map_is_valid() {
         let config: PointMapConfig = toml::from_str(EXAMPLE_TOML).expect("example parses");
         let map = PointMap::from_config(&config).expect("example validates");
-        assert_eq!(map.devices.len(), 4);
+        assert_eq!(map.devices.len(), 5);
         let DeviceKind::Modbus(m) = &map.device("meter-1").unwrap().kind else {
             panic!("meter-1 is Modbus")
         };
@@ -141,5 +141,25 @@ mod tests {
             map.device("weather").unwrap().kind,
             DeviceKind::SerialLine(_)
         ));
+        let DeviceKind::Modbus(sub) = &map.device("submeter-1").unwrap().kind else {
+            panic!("submeter-1 is Modbus")
+        };
+        let phases: Vec<(&str, u16)> = sub
+            .points
+            .iter()
+            .map(|p| (p.name.as_str(), p.address))
+            .collect();
+        assert_eq!(
+            phases,
+            [
+                ("phase_1_voltage", 0),
+                ("phase_2_voltage", 2),
+                ("phase_3_voltage", 4)
+            ]
+        );
+        assert_eq!(
+            map.device("submeter-1").unwrap().poll_interval,
+            Duration::from_secs(5)
+        );
     }
 }
