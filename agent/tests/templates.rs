@@ -126,6 +126,19 @@ fn check_config_points_lists_every_expanded_point() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--points goes with check-config"));
 }
 
+/// `check-config` on `file`, which must refuse it with exit code 2; returns what it said.
+fn refused(file: &std::path::Path) -> String {
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(file)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    stderr
+}
+
 #[test]
 fn mistakes_in_templates_and_blocks_are_named_by_key_and_exit_2() {
     let dir = tempfile::tempdir().unwrap();
@@ -152,14 +165,7 @@ points = [{ name = "hr", count = 2, table = "holding_register", address = 0, str
 "#,
     )
     .unwrap();
-    let out = Command::new(BIN)
-        .arg("--config")
-        .arg(&file)
-        .arg("check-config")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let stderr = refused(&file);
     for e in [
         "templates[meter].points[r{n:03}]: the block's 100 points run past address 65535 (the last would start at 65599)",
         "devices[m2].template: no template \"metre\" (defined: meter)",
@@ -178,14 +184,7 @@ points = [{ name = "hr", count = 2, table = "holding_register", address = 0, str
          points = [{ name = \"r{n}\", count = \"100\", table = \"coil\", address = 0 }]\n",
     )
     .unwrap();
-    let out = Command::new(BIN)
-        .arg("--config")
-        .arg(&file)
-        .arg("check-config")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let stderr = refused(&file);
     assert!(stderr.contains("templates[0].points[0].count"), "{stderr}");
 }
 
