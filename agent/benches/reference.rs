@@ -71,28 +71,34 @@ fn sim_config() -> String {
     s
 }
 
+/// The shipped reference-workload configuration (ten meters from one template, 28 lines), with
+/// this run's gateway id, broker, journal, log level and the simulator as the meters' address.
 fn agent_config(dir: &Path, url: &str, sim_port: u16) -> std::path::PathBuf {
-    let mut s = format!(
-        "[gateway]\nid = \"{GW}\"\n[mqtt]\nurl = \"{url}\"\n[journal]\npath = \"{}\"\n\
-         [logging]\nlevel = \"warn\"\n",
-        dir.join("journal.db").display()
-    );
-    for unit in 1..=DEVICES {
-        let _ = writeln!(
-            s,
-            "[[devices]]\nname = \"meter-{unit}\"\npoll_interval_ms = 1000\n\
-             transport = {{ kind = \"tcp\", host = \"127.0.0.1\", port = {sim_port}, unit_id = {unit} }}"
-        );
-        for r in 0..REGISTERS {
-            let _ = writeln!(
-                s,
-                "[[devices.points]]\nname = \"r{r:03}\"\nunit = \"kW\"\ntable = \"holding_register\"\n\
-                 address = {r}\nscale = 0.1"
-            );
-        }
+    let example = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../docs/examples/agent/reference-workload.toml");
+    let text = std::fs::read_to_string(&example).unwrap();
+    let mut doc: toml::Table = toml::from_str(&text).unwrap();
+    let mut set = |section: &str, key: &str, value: toml::Value| {
+        doc.entry(section)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .unwrap()
+            .insert(key.to_owned(), value);
+    };
+    set("gateway", "id", GW.into());
+    set("mqtt", "url", url.into());
+    let journal = dir.join("journal.db");
+    set("journal", "path", journal.to_str().unwrap().into());
+    set("logging", "level", "warn".into());
+    let devices = doc["devices"].as_array_mut().unwrap();
+    assert_eq!(devices.len(), usize::from(DEVICES));
+    for d in devices {
+        let transport = d["transport"].as_table_mut().unwrap();
+        transport.insert("host".into(), "127.0.0.1".into());
+        transport.insert("port".into(), i64::from(sim_port).into());
     }
     let path = dir.join("agent.toml");
-    std::fs::write(&path, s).unwrap();
+    std::fs::write(&path, toml::to_string(&doc).unwrap()).unwrap();
     path
 }
 

@@ -1,21 +1,25 @@
-//! `fieldlink-agent [--config FILE] [run | check-config | print-default-config] [--version]`
+//! `fieldlink-agent [--config FILE] [run | check-config [--points] | print-default-config]
+//! [--version]`
 //!
 //! Exit codes: 0 stopped cleanly, 1 failed while running, 2 bad usage or configuration.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use fieldlink_agent::config::{self, DEFAULT_PATH};
 
 const USAGE: &str =
-    "usage: fieldlink-agent [--config FILE] [run | check-config | print-default-config]
+    "usage: fieldlink-agent [--config FILE] [run | check-config [--points] | print-default-config]
        fieldlink-agent --version
+check-config --points lists every point, templates applied and blocks expanded, one a line.
 The configuration file defaults to /etc/fieldlink/agent.toml; any key can be overridden with
 FIELDLINK_AGENT__SECTION__KEY environment variables (e.g. FIELDLINK_AGENT__MQTT__URL).";
 
 enum Mode {
     Run,
-    Check,
+    /// With `true`, the point list instead of the summary.
+    Check(bool),
     PrintDefault,
     Version,
     Help,
@@ -24,6 +28,7 @@ enum Mode {
 fn parse_args() -> Result<(Mode, PathBuf), String> {
     let mut mode = None;
     let mut path = None;
+    let mut points = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let m = match a.as_str() {
@@ -35,8 +40,12 @@ fn parse_args() -> Result<(Mode, PathBuf), String> {
                 path = Some(PathBuf::from(&s["--config=".len()..]));
                 continue;
             }
+            "--points" => {
+                points = true;
+                continue;
+            }
             "run" => Mode::Run,
-            "check-config" => Mode::Check,
+            "check-config" => Mode::Check(false),
             "print-default-config" => Mode::PrintDefault,
             "--version" | "-V" => Mode::Version,
             "--help" | "-h" | "help" => Mode::Help,
@@ -46,10 +55,17 @@ fn parse_args() -> Result<(Mode, PathBuf), String> {
             return Err("more than one command given".into());
         }
     }
-    Ok((
-        mode.unwrap_or(Mode::Run),
-        path.unwrap_or_else(|| PathBuf::from(DEFAULT_PATH)),
-    ))
+    let mode = match (mode.unwrap_or(Mode::Run), points) {
+        (Mode::Check(_), true) => Mode::Check(true),
+        (_, true) => return Err("--points goes with check-config only".into()),
+        (m, false) => m,
+    };
+    Ok((mode, path.unwrap_or_else(|| PathBuf::from(DEFAULT_PATH))))
+}
+
+/// Writes to stdout; a reader that went away (`check-config --points | head`) is not an error.
+fn stdout(text: &str) {
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
 fn main() -> ExitCode {
@@ -73,7 +89,7 @@ fn main() -> ExitCode {
             print!("{}", config::EXAMPLE);
             ExitCode::SUCCESS
         }
-        Mode::Check => match config::load(&path) {
+        Mode::Check(points) => match config::load(&path) {
             Ok(c) => {
                 let tls = c
                     .mqtt
@@ -84,10 +100,21 @@ fn main() -> ExitCode {
                     eprintln!("{}: {key}: {e}", path.display());
                     return ExitCode::from(2);
                 }
-                print!("{}", fieldlink_agent::summary::summary(&c));
-                println!("configuration OK: {}", path.display());
-                if let Some(note) = config::applied::describe(&path, &c) {
-                    println!("{note}");
+                let verdict = format!("configuration OK: {}", path.display());
+                let note = config::applied::describe(&path, &c);
+                if points {
+                    // The list alone on stdout, for tools; the verdict on stderr.
+                    stdout(&fieldlink_agent::summary::point_list(&c));
+                    eprintln!("{verdict}");
+                    if let Some(note) = note {
+                        eprintln!("{note}");
+                    }
+                } else {
+                    stdout(&fieldlink_agent::summary::summary(&c));
+                    stdout(&format!("{verdict}\n"));
+                    if let Some(note) = note {
+                        stdout(&format!("{note}\n"));
+                    }
                 }
                 ExitCode::SUCCESS
             }

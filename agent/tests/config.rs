@@ -41,8 +41,25 @@ fn print_default_config_is_the_example_and_validates() {
     assert_eq!(text, std::fs::read_to_string(EXAMPLE).unwrap());
     let c = config::parse(&text).unwrap();
     assert_eq!(c.gateway.as_str(), "site-1-gw");
-    assert_eq!(c.point_map.devices.len(), 4);
+    assert_eq!(c.point_map.devices.len(), 6);
     assert!(c.mqtt.tls.is_some());
+    // The template's two interleaved blocks, its plain point, and inverter-2's own block.
+    let inverter = c.point_map.device("inverter-2").unwrap();
+    assert_eq!(inverter.poll_interval, std::time::Duration::from_secs(10));
+    let fieldlink_drivers::pointmap::DeviceKind::Modbus(m) = &inverter.kind else {
+        panic!("inverter-2 is Modbus")
+    };
+    let at = |name: &str| m.point(name).map(|p| p.address);
+    assert_eq!(m.points.len(), 19);
+    assert_eq!(
+        [
+            at("string_1_voltage"),
+            at("string_1_current"),
+            at("string_8_current")
+        ],
+        [Some(100), Some(102), Some(130)]
+    );
+    assert_eq!([at("fan_1"), at("fan_2")], [Some(200), Some(201)]);
 }
 
 #[test]

@@ -107,7 +107,7 @@ pub struct PointFailure {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PointError {
     /// The device refused to read the point's registers.
-    #[error("device answered with exception {0}")]
+    #[error("device answered {}", crate::modbus::describe_exception(*.0))]
     Exception(ExceptionCode),
     /// The registers were read but do not make a valid value.
     #[error(transparent)]

@@ -10,7 +10,8 @@
 //! - [`modbus`]: links with timeouts, one owner task per link ([`modbus::station`]), polling and
 //!   decoding with [`codec`]; [`write`](mod@write) for the way back.
 //! - [`serial_line`]: sensors that print lines of text.
-//! - [`health`] and [`event`]: what the agent hears about each device.
+//! - [`health`] and [`event`]: what the agent hears about each device; [`io_fault`]: stream
+//!   failures worded as what happened to the device.
 //! - [`acquisition`]: starts all of the above for a point map.
 //!
 //! Everything that touches a device is generic over the byte stream it runs on
@@ -23,6 +24,7 @@ pub mod backoff;
 pub mod codec;
 pub mod event;
 pub mod health;
+pub mod io_fault;
 pub mod modbus;
 pub mod plan;
 pub mod pointmap;

@@ -28,7 +28,7 @@ pub enum WriteError {
     ReadOnlyDevice(String),
     #[error("value refused: {0}")]
     Value(#[from] ValueError),
-    #[error("device answered with exception {0}")]
+    #[error("device answered {}", crate::modbus::describe_exception(*.0))]
     Exception(ExceptionCode),
     #[error(transparent)]
     Link(#[from] LinkError),

@@ -252,8 +252,12 @@ async fn a_timeout_resets_the_connection_so_a_late_answer_is_never_taken_for_the
             .await
             .unwrap();
         match answer.await.unwrap() {
-            Err(ReadNowError::Link(LinkError::Timeout(t))) => {
-                assert_eq!(t, Duration::from_millis(150))
+            Err(ReadNowError::Link(e @ LinkError::Timeout { after, .. })) => {
+                assert_eq!(after, Duration::from_millis(150));
+                assert_eq!(
+                    e.to_string(),
+                    format!("no answer from unit 2 at 127.0.0.1:{port} within 150 ms")
+                );
             }
             other => panic!("slow unit should time out, got {other:?}"),
         }
@@ -301,12 +305,15 @@ async fn health_goes_offline_without_a_server_and_online_when_it_appears() {
     };
     let acq = Acquisition::start(&map, options, tx, cancel.clone());
     let down = wait_health(&mut rx, "plc", HealthState::Offline).await;
-    assert!(
-        down.last_error
-            .as_deref()
-            .unwrap()
-            .contains("cannot connect"),
-        "{down:?}"
+    assert_eq!(
+        down.last_error.as_deref(),
+        Some(
+            format!(
+                "cannot connect to 127.0.0.1:{port}: connection refused (nothing listens on \
+                 that port, or a firewall rejects it)"
+            )
+            .as_str()
+        ),
     );
 
     let sim = Simulator::from_config(SimConfig::from_toml_str(SIM).unwrap()).unwrap();
@@ -501,7 +508,9 @@ async fn a_corrupted_answer_is_a_link_error_never_a_value_and_the_link_recovers(
     let connections = sim.stats().tcp_connections;
     corrupt_next.store(true, Ordering::SeqCst);
     match read_now().await {
-        Err(ReadNowError::Link(LinkError::Mismatch(_))) => {}
+        Err(ReadNowError::Link(LinkError::Mismatch { target, .. })) => {
+            assert_eq!(target, format!("garbled 127.0.0.1:{port}"));
+        }
         other => panic!("a corrupted answer must be a link error, got {other:?}"),
     }
     let r = read_now()
@@ -532,7 +541,16 @@ async fn dropped_connections_are_survived() {
         ..StationOptions::default()
     };
     let acq = Acquisition::start(&map, options, tx, cancel.clone());
-    wait_health(&mut rx, "meter-1", HealthState::Offline).await;
+    // Regression: this was reported as "Resource temporarily unavailable (os error 11)", the
+    // errno tokio-modbus picks up when the device closes the connection.
+    let down = wait_health(&mut rx, "meter-1", HealthState::Offline).await;
+    assert_eq!(
+        down.last_error,
+        Some(format!(
+            "127.0.0.1:{}: connection closed by the device",
+            tcp.local_addr().port()
+        ))
+    );
     // After drops the device keeps delivering complete, correct readings.
     let mut complete = 0;
     while complete < 5 {

@@ -175,7 +175,11 @@ async fn the_port_vanishing_and_coming_back_is_survived() {
     drop(port);
     pty.kill();
     let down = wait_health(&mut rx, "wx", HealthState::Offline).await;
-    assert!(down.last_error.is_some());
+    let why = down.last_error.expect("a reason");
+    assert!(
+        why.starts_with(&format!("{}: the serial port is gone", pty.b())),
+        "{why}"
+    );
 
     // It comes back at the same path; the reader reopens it by itself.
     pty.start();

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use fieldlink_drivers::pointmap::config::DeviceConfig;
+use fieldlink_drivers::pointmap::config::{DeviceConfig, TemplateConfig};
 use serde::{Deserialize, Serialize};
 
 /// The whole file.
@@ -23,6 +23,9 @@ pub struct RawConfig {
     pub reporting: RawReporting,
     #[serde(default)]
     pub logging: RawLogging,
+    /// Kinds of device described once, for `devices` to use by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub templates: Vec<TemplateConfig>,
     #[serde(default)]
     pub devices: Vec<DeviceConfig>,
 }

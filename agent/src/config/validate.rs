@@ -36,6 +36,7 @@ pub fn validate(raw: RawConfig) -> Result<AgentConfig, ConfigError> {
     let mqtt = mqtt(&raw, gateway.as_ref(), &mut p);
     let journal = journal(&raw, &mut p);
     let point_map = match PointMap::from_config(&PointMapConfig {
+        templates: raw.templates.clone(),
         devices: raw.devices.clone(),
     }) {
         Ok(map) => Some(map),

@@ -43,7 +43,7 @@ pub async fn poll_plan<C: Connector>(
         match result {
             Err(e) => {
                 DeviceCounters::add(&counters.link_errors_total, 1);
-                if matches!(e, LinkError::Timeout(_)) {
+                if matches!(e, LinkError::Timeout { .. }) {
                     DeviceCounters::add(&counters.timeouts_total, 1);
                 }
                 return Err(e);

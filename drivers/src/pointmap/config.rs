@@ -16,12 +16,31 @@ fn one() -> f64 {
     1.0
 }
 
-/// The whole map: every device the gateway talks to.
+/// The whole map: every device the gateway talks to, and the device templates they use.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PointMapConfig {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub templates: Vec<TemplateConfig>,
     #[serde(default)]
     pub devices: Vec<DeviceConfig>,
+}
+
+/// A kind of device described once (its points, timing and gaps) for many devices to use by
+/// name. Templates do not build on one another: a device names one template, or none.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateConfig {
+    /// What devices give as `template`; must be a valid identifier.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll_interval_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_gap: Option<u16>,
+    #[serde(default)]
+    pub points: Vec<PointConfig>,
 }
 
 /// One field device.
@@ -30,32 +49,33 @@ pub struct PointMapConfig {
 pub struct DeviceConfig {
     /// Becomes the `device` of every reading; must be a valid identifier.
     pub name: String,
+    /// The [`TemplateConfig`] whose points and settings the device takes. Its own points are
+    /// added to the template's; its own settings override the template's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
     pub transport: TransportConfig,
-    /// Default poll interval of the device's points, in milliseconds.
-    #[serde(default = "DeviceConfig::default_poll_ms")]
-    pub poll_interval_ms: u64,
+    /// Default poll interval of the device's points, in milliseconds; 1,000 when neither the
+    /// device nor its template sets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll_interval_ms: Option<u64>,
     /// Per-request timeout in milliseconds; a request that takes longer resets the connection.
-    #[serde(default = "DeviceConfig::default_timeout_ms")]
-    pub timeout_ms: u64,
+    /// 1,000 when neither the device nor its template sets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
     /// Registers (or coils) a merged read may read through between two points and discard.
     /// Some devices refuse reads that touch unmapped addresses; the planner copes with that by
-    /// splitting, but `0` avoids the round trip for devices known to be strict.
-    #[serde(default = "DeviceConfig::default_max_gap")]
-    pub max_gap: u16,
+    /// splitting, but `0` avoids the round trip for devices known to be strict. 8 when neither
+    /// the device nor its template sets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_gap: Option<u16>,
     #[serde(default)]
     pub points: Vec<PointConfig>,
 }
 
 impl DeviceConfig {
-    fn default_poll_ms() -> u64 {
-        1_000
-    }
-    fn default_timeout_ms() -> u64 {
-        1_000
-    }
-    fn default_max_gap() -> u16 {
-        8
-    }
+    pub const DEFAULT_POLL_INTERVAL_MS: u64 = 1_000;
+    pub const DEFAULT_TIMEOUT_MS: u64 = 1_000;
+    pub const DEFAULT_MAX_GAP: u16 = 8;
 }
 
 /// How a device is reached.
@@ -220,13 +240,27 @@ impl std::fmt::Display for Table {
     }
 }
 
-/// One point of a device. Modbus devices use every field; serial-line devices use `name`,
-/// `unit`, `field`, `scale` and `offset`.
+/// One point of a device, or with `count` a block of consecutive points. Modbus devices use
+/// every field; serial-line devices use `name`, `unit`, `field`, `scale` and `offset`.
+///
+/// A block is `count` points of the same table, type, scale, unit and writability, the first at
+/// `address` and each next one `stride` registers (or bits) further. Its `name` is a pattern:
+/// `{n}` stands for the point's number (`number_from`, `number_from + 1`, …) and `{address}`
+/// for its address; `{n:03}` and `{address:05}` pad with zeros to that many digits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PointConfig {
-    /// Becomes the reading's `metric`; must be a valid identifier.
+    /// Becomes the reading's `metric`; must be a valid identifier (once expanded, for a block).
     pub name: String,
+    /// Makes the entry a block of this many points.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    /// Blocks: registers (or bits) from one point to the next; the width of the type by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stride: Option<u16>,
+    /// Blocks: the number `{n}` takes for the first point; 0 by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number_from: Option<u32>,
     #[serde(default)]
     pub unit: Option<String>,
     #[serde(default)]

@@ -31,6 +31,14 @@ impl fmt::Display for InvalidPointMap {
     }
 }
 
+fn known_templates(known: &[String]) -> String {
+    if known.is_empty() {
+        "the map defines no templates".to_owned()
+    } else {
+        format!("defined: {}", known.join(", "))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PointMapErrorKind {
     #[error("name is not a valid identifier: {0}")]
@@ -39,6 +47,37 @@ pub enum PointMapErrorKind {
     DuplicateDevice,
     #[error("a point of this name is already defined on the device")]
     DuplicatePoint,
+    /// A point that collides with one written elsewhere: in the template, or in a block.
+    #[error("a point of this name is already defined at {first}")]
+    DuplicateOf { first: String },
+    /// A problem of one point of a block, at the block's path.
+    #[error("block point {point:?}: {kind}")]
+    InBlock {
+        point: String,
+        kind: Box<PointMapErrorKind>,
+    },
+    #[error("a template of this name is already defined")]
+    DuplicateTemplate,
+    #[error("no template {name:?} ({})", known_templates(.known))]
+    UnknownTemplate { name: String, known: Vec<String> },
+    #[error("`{0}` applies to blocks only; add `count` to make the entry a block")]
+    BlockOnly(&'static str),
+    #[error("name pattern: {0}")]
+    NamePattern(String),
+    #[error(
+        "the name has no `{{n}}` or `{{address}}`: all {count} points of the block would bear it"
+    )]
+    NoPlaceholder { count: u32 },
+    #[error("stride {stride} is less than the {width} registers a {data_type} spans: the block's points would overlap")]
+    StrideTooShort {
+        stride: u16,
+        data_type: DataType,
+        width: u16,
+    },
+    #[error("the block's {count} points run past address 65535 (the last would start at {last})")]
+    BlockPastEnd { count: u32, last: u64 },
+    #[error("the block's points share address {address} with those of block {other}")]
+    BlocksOverlap { address: u16, other: String },
     #[error("{0}")]
     DataType(DataTypeParseError),
     #[error("`{0}` is required for Modbus points")]

@@ -1,7 +1,9 @@
 //! Point maps: what to read from each device and how to make sense of it.
 //!
 //! The configuration file is read into [`config::PointMapConfig`] and validated once by
-//! [`PointMap::from_config`] into the types below, whose invariants the rest of the crate relies
+//! [`PointMap::from_config`] into the types below. Validation applies device templates and
+//! expands point blocks (one entry standing for a run of consecutive points), so nothing after
+//! it knows either exists. The validated types hold invariants the rest of the crate relies
 //! on: names are identifiers, every Modbus point fits the address space and one read request,
 //! types suit their table, writable points do not overlap, scales can be inverted, and devices
 //! sharing a serial bus agree on its settings and have distinct unit ids.
@@ -9,9 +11,12 @@
 //! [`EXAMPLE_TOML`] is an annotated map with every kind of device, fit for a
 //! `print-default-config` command; a test keeps it valid.
 
+mod block;
 pub mod config;
 mod error;
+mod pattern;
 pub(crate) mod point;
+mod template;
 mod validate;
 
 use std::time::Duration;
@@ -19,7 +24,7 @@ use std::time::Duration;
 use fieldlink_protocol::Ident;
 use regex::Regex;
 
-pub use config::{LineFraming, Parity, PointMapConfig, SerialSettings, Table};
+pub use config::{LineFraming, Parity, PointMapConfig, SerialSettings, Table, TemplateConfig};
 pub use error::{InvalidPointMap, PointMapError, PointMapErrorKind};
 pub use point::{ModbusPoint, ValueError};
 
@@ -124,7 +129,7 @@ mod tests {
     fn the_example_map_is_valid() {
         let config: PointMapConfig = toml::from_str(EXAMPLE_TOML).expect("example parses");
         let map = PointMap::from_config(&config).expect("example validates");
-        assert_eq!(map.devices.len(), 4);
+        assert_eq!(map.devices.len(), 5);
         let DeviceKind::Modbus(m) = &map.device("meter-1").unwrap().kind else {
             panic!("meter-1 is Modbus")
         };
@@ -136,5 +141,25 @@ mod tests {
             map.device("weather").unwrap().kind,
             DeviceKind::SerialLine(_)
         ));
+        let DeviceKind::Modbus(sub) = &map.device("submeter-1").unwrap().kind else {
+            panic!("submeter-1 is Modbus")
+        };
+        let phases: Vec<(&str, u16)> = sub
+            .points
+            .iter()
+            .map(|p| (p.name.as_str(), p.address))
+            .collect();
+        assert_eq!(
+            phases,
+            [
+                ("phase_1_voltage", 0),
+                ("phase_2_voltage", 2),
+                ("phase_3_voltage", 4)
+            ]
+        );
+        assert_eq!(
+            map.device("submeter-1").unwrap().poll_interval,
+            Duration::from_secs(5)
+        );
     }
 }

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backoff::Backoff;
 use crate::event::{hand_over, now_ms, DriverEvent, PointError, PointFailure, Readings};
 use crate::health::{DeviceCounters, HealthTracker, Observation};
+use crate::io_fault::{IoFault, Medium};
 use crate::modbus::connector::open_serial;
 use crate::pointmap::point::scale_decimal;
 use crate::pointmap::{SerialLineDevice, SerialSettings};
@@ -111,7 +112,11 @@ impl<O: LineOpener> LineReader<O> {
                         Err(()) => return,
                     }
                 }
-                Err(e) => format!("cannot open {}: {e}", self.opener.target()),
+                Err(e) => format!(
+                    "cannot open {}: {}",
+                    self.opener.target(),
+                    IoFault::classify(e, Medium::Serial)
+                ),
             };
             if self
                 .report(Observation::LinkDown(error.clone()), &events)
@@ -145,9 +150,14 @@ impl<O: LineOpener> LineReader<O> {
             let n = tokio::select! {
                 _ = cancel.cancelled() => return Ok(None),
                 r = io.read(&mut buf) => match r {
-                    Ok(0) => return Ok(Some("port closed".into())),
-                    Ok(n) => n,
-                    Err(e) => return Ok(Some(format!("port failed: {e}"))),
+                    Ok(n) if n > 0 => n,
+                    ended => {
+                        let fault = match ended {
+                            Err(e) => IoFault::classify(e, Medium::Serial),
+                            Ok(_) => IoFault::closed(Medium::Serial),
+                        };
+                        return Ok(Some(format!("{}: {fault}", self.opener.target())));
+                    }
                 },
             };
             framer.push(&buf[..n], &mut frames);
