@@ -22,7 +22,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -109,8 +109,8 @@ struct Seen {
     live_bytes: u64,
     /// Whole PUBLISH packets of live telemetry: fixed header, topic, packet id, payload.
     live_packet_bytes: u64,
-    /// The newest birth's PUBLISH packet.
-    birth_packet_bytes: u64,
+    /// The first payload that did not decode, and why.
+    first_undecodable: Option<String>,
     /// Binary layout versions of live telemetry payloads seen, by version.
     layouts: std::collections::BTreeMap<u8, u64>,
     /// `(point timestamp, arrival minus timestamp)` of live points, ms.
@@ -134,7 +134,12 @@ fn publish_packet_len(topic: &str, payload: usize) -> u64 {
 
 /// The subscriber stands in for the cloud: with `announce` set it answers every birth, as a
 /// cloud does, with the layouts it reads (which lets the agent write the packed layout).
-fn subscriber(port: u16, seen: Arc<Mutex<Seen>>, announce: Arc<AtomicBool>) -> rumqttc::Client {
+fn subscriber(
+    port: u16,
+    seen: Arc<Mutex<Seen>>,
+    announce: Arc<AtomicBool>,
+    birth_bytes: Arc<AtomicU64>,
+) -> rumqttc::Client {
     let mut o = rumqttc::MqttOptions::new("bench-sub", "127.0.0.1", port);
     o.set_clean_session(false)
         .set_keep_alive(Duration::from_secs(10))
@@ -159,8 +164,10 @@ fn subscriber(port: u16, seen: Arc<Mutex<Seen>>, announce: Arc<AtomicBool>) -> r
                 {
                     if let Ok(Status::Online(b)) = json::decode::<Status>(&p.payload) {
                         births.push(SeriesAliases::from_birth(&b));
-                        seen.lock().unwrap().birth_packet_bytes =
-                            publish_packet_len(&p.topic, p.payload.len());
+                        birth_bytes.store(
+                            publish_packet_len(&p.topic, p.payload.len()),
+                            Ordering::Relaxed,
+                        );
                         if announce.load(Ordering::Relaxed) {
                             let _ = c.try_publish(
                                 format!("fieldlink/v1/{GW}/control"),
@@ -181,9 +188,20 @@ fn subscriber(port: u16, seen: Arc<Mutex<Seen>>, announce: Arc<AtomicBool>) -> r
                         },
                         _ => decode_telemetry(&p.payload),
                     };
-                    let Ok(b) = decoded else {
-                        s_undecodable(&seen);
-                        continue;
+                    let b = match decoded {
+                        Ok(b) => b,
+                        Err(e) => {
+                            let mut s = seen.lock().unwrap();
+                            s.undecodable += 1;
+                            s.first_undecodable.get_or_insert_with(|| {
+                                format!(
+                                    "{e} ({} bytes: {:02x?})",
+                                    p.payload.len(),
+                                    &p.payload[..p.payload.len().min(48)]
+                                )
+                            });
+                            continue;
+                        }
                     };
                     let mut s = seen.lock().unwrap();
                     if b.historical {
@@ -214,10 +232,6 @@ fn subscriber(port: u16, seen: Arc<Mutex<Seen>>, announce: Arc<AtomicBool>) -> r
     client
 }
 
-fn s_undecodable(seen: &Mutex<Seen>) {
-    seen.lock().unwrap().undecodable += 1;
-}
-
 fn proc_figures(pid: u32) -> (u64, u64, Duration) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let kb = |key: &str| {
@@ -239,6 +253,19 @@ fn proc_figures(pid: u32) -> (u64, u64, Duration) {
         kb("VmHWM:") * 1024,
         Duration::from_millis(ticks * 10),
     )
+}
+
+/// RSS by kind (heap and stacks, file-backed code and data, shared memory), from
+/// `/proc/PID/status`.
+fn rss_parts(pid: u32) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let mut parts = Vec::new();
+    for key in ["RssAnon:", "RssFile:", "RssShmem:", "Threads:"] {
+        if let Some(l) = status.lines().find(|l| l.starts_with(key)) {
+            parts.push(l.split_whitespace().collect::<Vec<_>>().join(" "));
+        }
+    }
+    parts.join(", ")
 }
 
 fn percentile(v: &mut [i64], p: f64) -> i64 {
@@ -286,6 +313,7 @@ fn steady(
     child: &Child,
     sim: &Simulator,
     seen: &Arc<Mutex<Seen>>,
+    birth_bytes: &AtomicU64,
     secs: u64,
 ) -> (f64, f64) {
     // Warm up: connections made, first polls through.
@@ -308,7 +336,8 @@ fn steady(
     let s = seen.lock().unwrap();
     let bytes_per_point = s.live_bytes as f64 / s.live_points.max(1) as f64;
     let packet_bytes_per_point = s.live_packet_bytes as f64 / s.live_points.max(1) as f64;
-    let birth_per_point_hour = s.birth_packet_bytes as f64 / (s.live_points as f64 / wall * 3600.0);
+    let birth = birth_bytes.load(Ordering::Relaxed);
+    let birth_per_point_hour = birth as f64 / (s.live_points as f64 / wall * 3600.0);
     let mut delays: Vec<i64> = s.live_delay_ms.iter().map(|d| d.1).collect();
     let p50 = percentile(&mut delays, 0.5);
     let p99 = percentile(&mut delays, 0.99);
@@ -323,6 +352,7 @@ fn steady(
         rss_max as f64 / 1048576.0,
         hwm as f64 / 1048576.0
     );
+    println!("[{label}] A1 of which {}", rss_parts(child.id()));
     println!("[{label}] A2 CPU {cpu:.2} % of one core");
     println!(
         "[{label}] A3 Modbus requests {:.2} per second",
@@ -333,10 +363,13 @@ fn steady(
          {bytes_per_point:.2} in payloads ({} payloads undecodable; binary layouts seen {:?})",
         s.undecodable, s.layouts
     );
+    if let Some(e) = &s.first_undecodable {
+        println!("[{label}] first undecodable payload: {e}");
+    }
     println!(
         "[{label}] A4 birth {} bytes once per connection: {birth_per_point_hour:.3} bytes per \
          point over an hour's connection",
-        s.birth_packet_bytes
+        birth
     );
     println!("[{label}] A7 poll → subscriber latency p50 {p50} ms, p99 {p99} ms");
     (bytes_per_point, cpu)
@@ -362,19 +395,25 @@ fn main() {
     let cfg = agent_config(dir.path(), &broker.url(), tcp.local_addr().port());
     let seen = Arc::new(Mutex::new(Seen::default()));
     let announce = Arc::new(AtomicBool::new(false));
-    let _sub = subscriber(broker.port(), seen.clone(), announce.clone());
+    let birth_bytes = Arc::new(AtomicU64::new(0));
+    let _sub = subscriber(
+        broker.port(),
+        seen.clone(),
+        announce.clone(),
+        birth_bytes.clone(),
+    );
     std::thread::sleep(Duration::from_millis(500));
 
     // Steady state, binary encoding (the default), to a receiver that does not announce what
     // it reads: the aliased layout (version 2), as to a cloud that predates the packed one.
     let mut agent = start_agent(&cfg, &dir.path().join("agent.log"), &[]);
-    steady("binary v2", &agent, &sim, &seen, steady_s);
+    steady("binary v2", &agent, &sim, &seen, &birth_bytes, steady_s);
     terminate(&mut agent);
 
     // The same to a receiver that announces the packed layout, as the cloud does.
     announce.store(true, Ordering::Relaxed);
     let mut agent = start_agent(&cfg, &dir.path().join("agent-v3.log"), &[]);
-    steady("binary v3", &agent, &sim, &seen, steady_s);
+    steady("binary v3", &agent, &sim, &seen, &birth_bytes, steady_s);
     terminate(&mut agent);
 
     // Steady state, JSON (bytes per point only; shorter).
@@ -383,7 +422,7 @@ fn main() {
         &dir.path().join("agent-json.log"),
         &[("FIELDLINK_AGENT__MQTT__ENCODING", "json")],
     );
-    steady("json", &agent, &sim, &seen, steady_s.min(20));
+    steady("json", &agent, &sim, &seen, &birth_bytes, steady_s.min(20));
     terminate(&mut agent);
 
     // A6: the broker is down; an hour of readings sits in the journal.
