@@ -261,3 +261,84 @@ fn check_config_opens_every_tls_file_it_names() {
         assert!(stderr.contains(want), "{want}: {stderr}");
     }
 }
+
+#[test]
+fn check_config_refuses_certificates_out_of_their_dates_and_warns_of_one_expiring_soon() {
+    const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);
+    let dir = tempfile::tempdir().unwrap();
+    let now = std::time::SystemTime::now();
+    let pki = fieldlink_testkit::tls::TestPki::new(dir.path(), "ca").unwrap();
+    let valid = pki.client("g").unwrap();
+    let expired = pki
+        .client_valid_between("expired", now - 400 * DAY, now - 3 * DAY)
+        .unwrap();
+    let future = pki
+        .client_valid_between("future", now + 3 * DAY, now + 400 * DAY)
+        .unwrap();
+    let soon = pki
+        .client_valid_between("soon", now - DAY, now + 12 * DAY + DAY / 2)
+        .unwrap();
+    let check = |ca: &std::path::Path, cert: &std::path::Path, key: &std::path::Path| {
+        let path = dir.path().join("agent.toml");
+        let mqtt = format!(
+            "url = \"mqtts://b:8883\"\nca_file = {:?}\nclient_cert = {:?}\nclient_key = {:?}",
+            ca.display().to_string(),
+            cert.display().to_string(),
+            key.display().to_string()
+        );
+        std::fs::write(&path, file_with(&mqtt, TCP)).unwrap();
+        let out = Command::new(BIN)
+            .args(["--config", path.to_str().unwrap(), "check-config"])
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let (code, text) = check(pki.ca_cert(), &valid.cert, &valid.key);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(!text.contains("warning"), "{text}");
+
+    // An expired or not-yet-valid certificate, as the CA file or as the client certificate:
+    // exit 2, naming the key, the file and the dates (not before, not after, now).
+    let ca = pki.ca_cert();
+    for (key, bad, word) in [
+        ("mqtt.ca_file", &expired, "expired on"),
+        ("mqtt.client_cert", &expired, "expired on"),
+        ("mqtt.ca_file", &future, "not valid before"),
+        ("mqtt.client_cert", &future, "not valid before"),
+    ] {
+        let (code, text) = if key == "mqtt.ca_file" {
+            check(&bad.cert, &valid.cert, &valid.key)
+        } else {
+            check(ca, &bad.cert, &bad.key)
+        };
+        assert_eq!(code, Some(2), "{key}: {text}");
+        assert!(text.contains(&format!("{key}: ")), "{key}: {text}");
+        assert!(text.contains(bad.cert.to_str().unwrap()), "{key}: {text}");
+        assert!(text.contains(word), "{key}: {text}");
+        assert_eq!(rfc3339_stamps(&text), 4, "{key}: {text}");
+    }
+
+    // One that expires within 30 days passes with a warning naming it.
+    let (code, text) = check(pki.ca_cert(), &soon.cert, &soon.key);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("warning: mqtt.client_cert: ") && text.contains("in 12 days"),
+        "{text}"
+    );
+    assert!(text.contains(soon.cert.to_str().unwrap()), "{text}");
+}
+
+/// How many RFC 3339 UTC stamps (`2025-01-31T12:00:00Z`) `text` holds.
+fn rfc3339_stamps(text: &str) -> usize {
+    text.split(|c: char| c.is_whitespace() || "(),;".contains(c))
+        .filter(|w| {
+            let b = w.trim_end_matches(':').as_bytes();
+            b.len() == 20 && b[4] == b'-' && b[10] == b'T' && b[19] == b'Z'
+        })
+        .count()
+}

@@ -170,6 +170,82 @@ fn check_config_and_serve_open_every_tls_file() {
     }
 }
 
+#[test]
+fn check_config_and_serve_refuse_certificates_out_of_their_dates() {
+    const DAY: Duration = Duration::from_secs(86_400);
+    let tmp = tempfile::tempdir().unwrap();
+    let now = std::time::SystemTime::now();
+    let pki = TestPki::new(tmp.path(), "fleet").unwrap();
+    let client = pki.client("fieldlink-cloud").unwrap();
+    let expired = pki
+        .client_valid_between("expired", now - 400 * DAY, now - 2 * DAY)
+        .unwrap();
+    let future = pki
+        .client_valid_between("future", now + 2 * DAY, now + 400 * DAY)
+        .unwrap();
+    let soon = pki
+        .client_valid_between("soon", now - DAY, now + 20 * DAY + DAY / 2)
+        .unwrap();
+    let path = |p: &Path| p.to_str().unwrap().to_string();
+    let example = examples().join("cloud/cluster-timescaledb.toml");
+    let env = |ca: &Path, cert: &Path, key: &Path| {
+        [
+            ("MQTT__CA_FILE", path(ca)),
+            ("MQTT__CLIENT_CERT_FILE", path(cert)),
+            ("MQTT__CLIENT_KEY_FILE", path(key)),
+        ]
+    };
+    for (bad, as_ca, word) in [
+        (&expired, true, "expired on"),
+        (&expired, false, "expired on"),
+        (&future, true, "not valid before"),
+        (&future, false, "not valid before"),
+    ] {
+        let (env, want) = if as_ca {
+            (env(&bad.cert, &client.cert, &client.key), "mqtt.ca_file")
+        } else {
+            (
+                env(pki.ca_cert(), &bad.cert, &bad.key),
+                "mqtt.client_cert_file",
+            )
+        };
+        for command in ["check-config", "serve"] {
+            let out = cloud(&["--config", example.to_str().unwrap(), command], &env)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{command} {want}: {stderr}");
+            for part in [
+                want,
+                bad.cert.to_str().unwrap(),
+                word,
+                "valid from",
+                "until",
+            ] {
+                assert!(
+                    stderr.contains(part),
+                    "{command} {want}: {part} in {stderr}"
+                );
+            }
+        }
+    }
+    let out = cloud(
+        &["--config", example.to_str().unwrap(), "check-config"],
+        &env(pki.ca_cert(), &soon.cert, &soon.key),
+    )
+    .output()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("warning: mqtt.client_cert_file: ")
+            && stdout.contains(soon.cert.to_str().unwrap())
+            && stdout.contains("in 20 days"),
+        "{stdout}"
+    );
+}
+
 /// The cloud process; killed on drop, its log kept for failure messages.
 struct Service {
     child: Child,

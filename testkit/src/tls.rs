@@ -2,6 +2,7 @@
 //! for `localhost` and `127.0.0.1` signed by it, and client certificates on demand.
 
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -60,6 +61,7 @@ impl TestPki {
             name,
             vec!["localhost".into(), "127.0.0.1".into()],
             ExtendedKeyUsagePurpose::ServerAuth,
+            None,
         )?;
         Ok(TlsFiles {
             ca_cert: self.ca_cert.clone(),
@@ -70,7 +72,24 @@ impl TestPki {
 
     /// A client certificate whose common name is `name`.
     pub fn client(&self, name: &str) -> Result<ClientFiles> {
-        let (cert, key) = self.leaf(name, Vec::new(), ExtendedKeyUsagePurpose::ClientAuth)?;
+        let (cert, key) = self.leaf(name, Vec::new(), ExtendedKeyUsagePurpose::ClientAuth, None)?;
+        Ok(ClientFiles { cert, key })
+    }
+
+    /// A client certificate valid only from `not_before` until `not_after` (expired or not yet
+    /// valid ones for tests of the checks).
+    pub fn client_valid_between(
+        &self,
+        name: &str,
+        not_before: SystemTime,
+        not_after: SystemTime,
+    ) -> Result<ClientFiles> {
+        let (cert, key) = self.leaf(
+            name,
+            Vec::new(),
+            ExtendedKeyUsagePurpose::ClientAuth,
+            Some((not_before, not_after)),
+        )?;
         Ok(ClientFiles { cert, key })
     }
 
@@ -79,9 +98,14 @@ impl TestPki {
         name: &str,
         sans: Vec<String>,
         usage: ExtendedKeyUsagePurpose,
+        validity: Option<(SystemTime, SystemTime)>,
     ) -> Result<(PathBuf, PathBuf)> {
         let mut params = CertificateParams::new(sans).map_err(err)?;
         params.distinguished_name = dn(name);
+        if let Some((not_before, not_after)) = validity {
+            params.not_before = not_before.into();
+            params.not_after = not_after.into();
+        }
         params.extended_key_usages = vec![usage];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         let key = KeyPair::generate().map_err(err)?;
