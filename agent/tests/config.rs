@@ -1,7 +1,8 @@
 //! Configuration: the shipped example, environment overrides, errors that name their key, and
 //! the binary's subcommands and exit codes.
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Output};
 
 use fieldlink_agent::config::{self, ConfigError};
 
@@ -215,20 +216,7 @@ fn check_config_opens_every_tls_file_it_names() {
     let client = pki.client("g").unwrap();
     let not_pem = dir.path().join("not-a-certificate.pem");
     std::fs::write(&not_pem, "hello\n").unwrap();
-    let run = |ca: &std::path::Path, cert: &std::path::Path, key: &std::path::Path| {
-        let path = dir.path().join("agent.toml");
-        let mqtt = format!(
-            "url = \"mqtts://b:8883\"\nca_file = {:?}\nclient_cert = {:?}\nclient_key = {:?}",
-            ca.display().to_string(),
-            cert.display().to_string(),
-            key.display().to_string()
-        );
-        std::fs::write(&path, file_with(&mqtt, TCP)).unwrap();
-        Command::new(BIN)
-            .args(["--config", path.to_str().unwrap(), "check-config"])
-            .output()
-            .unwrap()
-    };
+    let run = |ca: &Path, cert: &Path, key: &Path| check_config_with_tls(dir.path(), ca, cert, key);
     let ok = run(pki.ca_cert(), &client.cert, &client.key);
     assert!(
         ok.status.success(),
@@ -264,33 +252,13 @@ fn check_config_opens_every_tls_file_it_names() {
 
 #[test]
 fn check_config_refuses_certificates_out_of_their_dates_and_warns_of_one_expiring_soon() {
-    const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);
     let dir = tempfile::tempdir().unwrap();
-    let now = std::time::SystemTime::now();
     let pki = fieldlink_testkit::tls::TestPki::new(dir.path(), "ca").unwrap();
     let valid = pki.client("g").unwrap();
-    let expired = pki
-        .client_valid_between("expired", now - 400 * DAY, now - 3 * DAY)
-        .unwrap();
-    let future = pki
-        .client_valid_between("future", now + 3 * DAY, now + 400 * DAY)
-        .unwrap();
-    let soon = pki
-        .client_valid_between("soon", now - DAY, now + 12 * DAY + DAY / 2)
-        .unwrap();
-    let check = |ca: &std::path::Path, cert: &std::path::Path, key: &std::path::Path| {
-        let path = dir.path().join("agent.toml");
-        let mqtt = format!(
-            "url = \"mqtts://b:8883\"\nca_file = {:?}\nclient_cert = {:?}\nclient_key = {:?}",
-            ca.display().to_string(),
-            cert.display().to_string(),
-            key.display().to_string()
-        );
-        std::fs::write(&path, file_with(&mqtt, TCP)).unwrap();
-        let out = Command::new(BIN)
-            .args(["--config", path.to_str().unwrap(), "check-config"])
-            .output()
-            .unwrap();
+    let dated = pki.dated_clients(std::time::SystemTime::now(), 12).unwrap();
+    let (expired, future, soon) = (dated.expired, dated.not_yet_valid, dated.expiring);
+    let check = |ca: &Path, cert: &Path, key: &Path| {
+        let out = check_config_with_tls(dir.path(), ca, cert, key);
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -341,4 +309,20 @@ fn rfc3339_stamps(text: &str) -> usize {
             b.len() == 20 && b[4] == b'-' && b[10] == b'T' && b[19] == b'Z'
         })
         .count()
+}
+
+/// `check-config` of a minimal file in `dir` whose broker uses TLS with these files.
+fn check_config_with_tls(dir: &Path, ca: &Path, cert: &Path, key: &Path) -> Output {
+    let path = dir.join("agent.toml");
+    let mqtt = format!(
+        "url = \"mqtts://b:8883\"\nca_file = {:?}\nclient_cert = {:?}\nclient_key = {:?}",
+        ca.display().to_string(),
+        cert.display().to_string(),
+        key.display().to_string()
+    );
+    std::fs::write(&path, file_with(&mqtt, TCP)).unwrap();
+    Command::new(BIN)
+        .args(["--config", path.to_str().unwrap(), "check-config"])
+        .output()
+        .unwrap()
 }

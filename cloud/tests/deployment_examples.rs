@@ -150,42 +150,17 @@ fn check_config_and_serve_open_every_tls_file() {
     ] {
         let mut env = good.clone();
         env[i].1 = path(bad);
-        for command in ["check-config", "serve"] {
-            let out = cloud(&["--config", example.to_str().unwrap(), command], &env)
-                .stdin(Stdio::null())
-                .output()
-                .unwrap();
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            assert_eq!(
-                out.status.code(),
-                Some(2),
-                "{command} with a bad {want}: {stderr}"
-            );
-            assert!(stderr.contains(want), "{command}: {stderr}");
-            assert!(
-                stderr.contains(bad.to_str().unwrap()),
-                "{command}: {stderr}"
-            );
-        }
+        refused_by_check_config_and_serve(&example, &env, &[want, bad.to_str().unwrap()]);
     }
 }
 
 #[test]
 fn check_config_and_serve_refuse_certificates_out_of_their_dates() {
-    const DAY: Duration = Duration::from_secs(86_400);
     let tmp = tempfile::tempdir().unwrap();
-    let now = std::time::SystemTime::now();
     let pki = TestPki::new(tmp.path(), "fleet").unwrap();
     let client = pki.client("fieldlink-cloud").unwrap();
-    let expired = pki
-        .client_valid_between("expired", now - 400 * DAY, now - 2 * DAY)
-        .unwrap();
-    let future = pki
-        .client_valid_between("future", now + 2 * DAY, now + 400 * DAY)
-        .unwrap();
-    let soon = pki
-        .client_valid_between("soon", now - DAY, now + 20 * DAY + DAY / 2)
-        .unwrap();
+    let dated = pki.dated_clients(std::time::SystemTime::now(), 20).unwrap();
+    let (expired, future, soon) = (dated.expired, dated.not_yet_valid, dated.expiring);
     let path = |p: &Path| p.to_str().unwrap().to_string();
     let example = examples().join("cloud/cluster-timescaledb.toml");
     let env = |ca: &Path, cert: &Path, key: &Path| {
@@ -209,26 +184,17 @@ fn check_config_and_serve_refuse_certificates_out_of_their_dates() {
                 "mqtt.client_cert_file",
             )
         };
-        for command in ["check-config", "serve"] {
-            let out = cloud(&["--config", example.to_str().unwrap(), command], &env)
-                .stdin(Stdio::null())
-                .output()
-                .unwrap();
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            assert_eq!(out.status.code(), Some(2), "{command} {want}: {stderr}");
-            for part in [
+        refused_by_check_config_and_serve(
+            &example,
+            &env,
+            &[
                 want,
                 bad.cert.to_str().unwrap(),
                 word,
                 "valid from",
                 "until",
-            ] {
-                assert!(
-                    stderr.contains(part),
-                    "{command} {want}: {part} in {stderr}"
-                );
-            }
-        }
+            ],
+        );
     }
     let out = cloud(
         &["--config", example.to_str().unwrap(), "check-config"],
@@ -244,6 +210,21 @@ fn check_config_and_serve_refuse_certificates_out_of_their_dates() {
             && stdout.contains("in 20 days"),
         "{stdout}"
     );
+}
+
+/// `check-config` and `serve` of `example` with `env` both exit 2 saying every one of `parts`.
+fn refused_by_check_config_and_serve(example: &Path, env: &[(&str, String)], parts: &[&str]) {
+    for command in ["check-config", "serve"] {
+        let out = cloud(&["--config", example.to_str().unwrap(), command], env)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{command}: {stderr}");
+        for part in parts {
+            assert!(stderr.contains(part), "{command}: {part} in {stderr}");
+        }
+    }
 }
 
 /// The cloud process; killed on drop, its log kept for failure messages.

@@ -2,7 +2,7 @@
 //! for `localhost` and `127.0.0.1` signed by it, and client certificates on demand.
 
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -24,6 +24,14 @@ pub struct TlsFiles {
 pub struct ClientFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
+}
+
+/// See [`TestPki::dated_clients`].
+#[derive(Clone, Debug)]
+pub struct DatedClients {
+    pub expired: ClientFiles,
+    pub not_yet_valid: ClientFiles,
+    pub expiring: ClientFiles,
 }
 
 /// A throwaway certificate authority that writes its files into `dir`.
@@ -91,6 +99,22 @@ impl TestPki {
             Some((not_before, not_after)),
         )?;
         Ok(ClientFiles { cert, key })
+    }
+
+    /// Client certificates dated around `now`, for tests of the validity checks: one expired
+    /// three days ago, one valid only from three days on, and one that expires in
+    /// `expiring_in_days` and a half.
+    pub fn dated_clients(&self, now: SystemTime, expiring_in_days: u64) -> Result<DatedClients> {
+        const DAY: Duration = Duration::from_secs(86_400);
+        Ok(DatedClients {
+            expired: self.client_valid_between("expired", now - 400 * DAY, now - 3 * DAY)?,
+            not_yet_valid: self.client_valid_between("future", now + 3 * DAY, now + 400 * DAY)?,
+            expiring: self.client_valid_between(
+                "soon",
+                now - DAY,
+                now + expiring_in_days as u32 * DAY + DAY / 2,
+            )?,
+        })
     }
 
     fn leaf(
