@@ -24,6 +24,12 @@ pub const BUILD_MS: i64 = match i64::from_str_radix(env!("FIELDLINK_BUILD_MS"), 
     Err(_) => 0,
 };
 
+/// The system clock, when it is plausible (past [`BUILD_MS`]); `None` while it is not, so
+/// that dates checked against it (certificates) are not judged by a clock stuck in 1970.
+pub fn trusted_now() -> Option<SystemTime> {
+    (wall_ms() >= BUILD_MS).then(SystemTime::now)
+}
+
 struct Held {
     points: Vec<Point>,
     wall_ms: i64,

@@ -44,8 +44,7 @@ impl Outbox {
         &self.journal
     }
 
-    /// Journals an event; returns once it is committed.
-    pub async fn event(&self, kind: EventKind) -> Result<(), OutboxError> {
+    fn encode(&self, kind: EventKind) -> Result<Vec<u8>, OutboxError> {
         let event = Event {
             gateway: self.gateway.clone(),
             boot_epoch: self.boot_epoch,
@@ -53,9 +52,24 @@ impl Outbox {
             ts_ms: wall_ms().max(0),
             kind,
         };
-        let payload = json::encode(&event)?;
+        Ok(json::encode(&event)?)
+    }
+
+    /// Journals an event; returns once it is committed.
+    pub async fn event(&self, kind: EventKind) -> Result<(), OutboxError> {
+        let payload = self.encode(kind)?;
         self.journal
             .append_record(RecordClass::Event, payload, Wait::Commit)
+            .await?;
+        Ok(())
+    }
+
+    /// Journals a drop report (a `telemetry_dropped` event) together with the journal drop
+    /// total it covers, in one commit (see `Journal::append_drop_report`).
+    pub async fn drop_report(&self, kind: EventKind, covers: u64) -> Result<(), OutboxError> {
+        let payload = self.encode(kind)?;
+        self.journal
+            .append_drop_report(payload, covers, Wait::Commit)
             .await?;
         Ok(())
     }

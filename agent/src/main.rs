@@ -91,14 +91,24 @@ fn main() -> ExitCode {
         }
         Mode::Check(points) => match config::load(&path) {
             Ok(c) => {
-                let tls = c
-                    .mqtt
-                    .tls
-                    .as_ref()
-                    .map(fieldlink_agent::uplink::tls::check_files);
-                if let Some(Err((key, e))) = tls {
-                    eprintln!("{}: {key}: {e}", path.display());
-                    return ExitCode::from(2);
+                if let Some(tls) = &c.mqtt.tls {
+                    // A gateway without an RTC reads 1970 until NTP: certificate dates are
+                    // only checked against a clock that is at least past this build.
+                    let now = fieldlink_agent::clock::trusted_now();
+                    if now.is_none() {
+                        println!("note: the clock is not set; certificate dates not checked");
+                    }
+                    match fieldlink_agent::uplink::tls::check_files(tls, now) {
+                        Ok(check) => {
+                            for (key, soon) in check.expiring {
+                                println!("warning: {key}: {soon}");
+                            }
+                        }
+                        Err((key, e)) => {
+                            eprintln!("{}: {key}: {e}", path.display());
+                            return ExitCode::from(2);
+                        }
+                    }
                 }
                 let verdict = format!("configuration OK: {}", path.display());
                 let note = config::applied::describe(&path, &c);

@@ -1,7 +1,8 @@
 //! Configuration: the shipped example, environment overrides, errors that name their key, and
 //! the binary's subcommands and exit codes.
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Output};
 
 use fieldlink_agent::config::{self, ConfigError};
 
@@ -232,20 +233,7 @@ fn check_config_opens_every_tls_file_it_names() {
     let client = pki.client("g").unwrap();
     let not_pem = dir.path().join("not-a-certificate.pem");
     std::fs::write(&not_pem, "hello\n").unwrap();
-    let run = |ca: &std::path::Path, cert: &std::path::Path, key: &std::path::Path| {
-        let path = dir.path().join("agent.toml");
-        let mqtt = format!(
-            "url = \"mqtts://b:8883\"\nca_file = {:?}\nclient_cert = {:?}\nclient_key = {:?}",
-            ca.display().to_string(),
-            cert.display().to_string(),
-            key.display().to_string()
-        );
-        std::fs::write(&path, file_with(&mqtt, TCP)).unwrap();
-        Command::new(BIN)
-            .args(["--config", path.to_str().unwrap(), "check-config"])
-            .output()
-            .unwrap()
-    };
+    let run = |ca: &Path, cert: &Path, key: &Path| check_config_with_tls(dir.path(), ca, cert, key);
     let ok = run(pki.ca_cert(), &client.cert, &client.key);
     assert!(
         ok.status.success(),
@@ -277,4 +265,81 @@ fn check_config_opens_every_tls_file_it_names() {
         assert_eq!(out.status.code(), Some(2), "{want}: {stderr}");
         assert!(stderr.contains(want), "{want}: {stderr}");
     }
+}
+
+#[test]
+fn check_config_refuses_certificates_out_of_their_dates_and_warns_of_one_expiring_soon() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = fieldlink_testkit::tls::TestPki::new(dir.path(), "ca").unwrap();
+    let valid = pki.client("g").unwrap();
+    let dated = pki.dated_clients(std::time::SystemTime::now(), 12).unwrap();
+    let (expired, future, soon) = (dated.expired, dated.not_yet_valid, dated.expiring);
+    let check = |ca: &Path, cert: &Path, key: &Path| {
+        let out = check_config_with_tls(dir.path(), ca, cert, key);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let (code, text) = check(pki.ca_cert(), &valid.cert, &valid.key);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(!text.contains("warning"), "{text}");
+
+    // An expired or not-yet-valid certificate, as the CA file or as the client certificate:
+    // exit 2, naming the key, the file and the dates (not before, not after, now).
+    let ca = pki.ca_cert();
+    for (key, bad, word) in [
+        ("mqtt.ca_file", &expired, "expired on"),
+        ("mqtt.client_cert", &expired, "expired on"),
+        ("mqtt.ca_file", &future, "not valid before"),
+        ("mqtt.client_cert", &future, "not valid before"),
+    ] {
+        let (code, text) = if key == "mqtt.ca_file" {
+            check(&bad.cert, &valid.cert, &valid.key)
+        } else {
+            check(ca, &bad.cert, &bad.key)
+        };
+        assert_eq!(code, Some(2), "{key}: {text}");
+        assert!(text.contains(&format!("{key}: ")), "{key}: {text}");
+        assert!(text.contains(bad.cert.to_str().unwrap()), "{key}: {text}");
+        assert!(text.contains(word), "{key}: {text}");
+        assert_eq!(rfc3339_stamps(&text), 4, "{key}: {text}");
+    }
+
+    // One that expires within 30 days passes with a warning naming it.
+    let (code, text) = check(pki.ca_cert(), &soon.cert, &soon.key);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("warning: mqtt.client_cert: ") && text.contains("in 12 days"),
+        "{text}"
+    );
+    assert!(text.contains(soon.cert.to_str().unwrap()), "{text}");
+}
+
+/// How many RFC 3339 UTC stamps (`2025-01-31T12:00:00Z`) `text` holds.
+fn rfc3339_stamps(text: &str) -> usize {
+    text.split(|c: char| c.is_whitespace() || "(),;".contains(c))
+        .filter(|w| {
+            let b = w.trim_end_matches(':').as_bytes();
+            b.len() == 20 && b[4] == b'-' && b[10] == b'T' && b[19] == b'Z'
+        })
+        .count()
+}
+
+/// `check-config` of a minimal file in `dir` whose broker uses TLS with these files.
+fn check_config_with_tls(dir: &Path, ca: &Path, cert: &Path, key: &Path) -> Output {
+    let path = dir.join("agent.toml");
+    let mqtt = format!(
+        "url = \"mqtts://b:8883\"\nca_file = {:?}\nclient_cert = {:?}\nclient_key = {:?}",
+        ca.display().to_string(),
+        cert.display().to_string(),
+        key.display().to_string()
+    );
+    std::fs::write(&path, file_with(&mqtt, TCP)).unwrap();
+    Command::new(BIN)
+        .args(["--config", path.to_str().unwrap(), "check-config"])
+        .output()
+        .unwrap()
 }

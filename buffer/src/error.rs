@@ -6,7 +6,8 @@
 //! not an error at all: the file is salvaged and quarantined and the journal goes on with what
 //! was saved (see `salvage`, `integrity`).
 
-use std::path::PathBuf;
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
 
 /// Why a journal operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -51,12 +52,27 @@ pub enum JournalError {
     #[error("committed but not synced: {0}")]
     NotSynced(String),
 
-    /// Any other SQLite failure.
-    #[error("sqlite: {0}")]
-    Sqlite(#[source] rusqlite::Error),
+    /// Any other SQLite failure, naming the file and what failed (boxed: it is the largest).
+    #[error(transparent)]
+    Sqlite(Box<SqliteFailure>),
+}
+
+/// An SQLite failure: the journal file, what the journal was doing, SQLite's error and, where
+/// the file or its directory cannot be written, the system's reason (a read-only file system,
+/// a permission).
+#[derive(Debug, thiserror::Error)]
+#[error("journal {}: {op}: sqlite: {source}{}", path.display(),
+    cause.as_ref().map(|c| format!("; {c}")).unwrap_or_default())]
+pub struct SqliteFailure {
+    pub path: PathBuf,
+    pub op: &'static str,
+    #[source]
+    pub source: rusqlite::Error,
+    pub cause: Option<String>,
 }
 
 impl From<rusqlite::Error> for JournalError {
+    /// Inside the crate, before [`JournalError::during`] names the file and the operation.
     fn from(e: rusqlite::Error) -> Self {
         use rusqlite::ffi::ErrorCode;
         match e.sqlite_error_code() {
@@ -64,8 +80,71 @@ impl From<rusqlite::Error> for JournalError {
             Some(ErrorCode::DatabaseCorrupt) | Some(ErrorCode::NotADatabase) => {
                 JournalError::Corrupt(e.to_string())
             }
-            _ => JournalError::Sqlite(e),
+            _ => JournalError::Sqlite(Box::new(SqliteFailure {
+                path: PathBuf::new(),
+                op: "",
+                source: e,
+                cause: None,
+            })),
         }
+    }
+}
+
+impl JournalError {
+    /// Names the journal file `path` and the operation `op` in an SQLite failure, and adds why
+    /// the file cannot be written when an I/O, read-only or cannot-open error suggests it. Every
+    /// error leaving the owner thread passes here.
+    pub(crate) fn during(self, path: &Path, op: &'static str) -> JournalError {
+        use rusqlite::ffi::ErrorCode;
+        match self {
+            JournalError::Sqlite(mut f) => {
+                if f.cause.is_none() {
+                    f.cause = match f.source.sqlite_error_code() {
+                        Some(ErrorCode::SystemIoFailure)
+                        | Some(ErrorCode::ReadOnly)
+                        | Some(ErrorCode::CannotOpen)
+                        | Some(ErrorCode::PermissionDenied) => unwritable(path),
+                        _ => None,
+                    };
+                }
+                f.path = path.to_path_buf();
+                f.op = op;
+                JournalError::Sqlite(f)
+            }
+            other => other,
+        }
+    }
+}
+
+/// Why the journal (its file, its WAL, or for a new journal its directory) cannot be written,
+/// as the system says it; `None` if everything opens for writing. The files are opened for
+/// writing without changing them; the directory is probed by creating and removing a file.
+fn unwritable(path: &Path) -> Option<String> {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    for file in [path, Path::new(&wal)] {
+        match OpenOptions::new().write(true).open(file) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Some(format!("{} cannot be written: {e}", file.display())),
+        }
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut probe = path.as_os_str().to_owned();
+    probe.push(".probe");
+    match OpenOptions::new().write(true).create_new(true).open(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            None
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => None,
+        Err(e) => Some(format!(
+            "its directory {} cannot be written: {e}",
+            dir.display()
+        )),
     }
 }
 

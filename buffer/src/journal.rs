@@ -88,6 +88,27 @@ impl Journal {
         self.call(|reply| Request::AppendRecord {
             class,
             payload,
+            reported: None,
+            wait,
+            reply,
+        })
+        .await
+    }
+
+    /// Stores an event payload that reports dropped telemetry, and records in the same commit
+    /// that drop reports now cover a drop total ([`crate::Dropped::total`]) of `reported`, so
+    /// that after a restart [`Stats::drops_reported`] says exactly what is left to report: a
+    /// report is journaled if and only if its count is recorded as reported.
+    pub async fn append_drop_report(
+        &self,
+        payload: Vec<u8>,
+        reported: u64,
+        wait: Wait,
+    ) -> Result<Appended> {
+        self.call(|reply| Request::AppendRecord {
+            class: RecordClass::Event,
+            payload,
+            reported: Some(reported),
             wait,
             reply,
         })
@@ -185,6 +206,23 @@ impl BlockingJournal {
         self.call(|reply| Request::AppendRecord {
             class,
             payload,
+            reported: None,
+            wait,
+            reply,
+        })
+    }
+
+    /// See [`Journal::append_drop_report`].
+    pub fn append_drop_report(
+        &self,
+        payload: Vec<u8>,
+        reported: u64,
+        wait: Wait,
+    ) -> Result<Appended> {
+        self.call(|reply| Request::AppendRecord {
+            class: RecordClass::Event,
+            payload,
+            reported: Some(reported),
             wait,
             reply,
         })

@@ -12,7 +12,10 @@
 //! transaction that changes them, so a salvage can count what damage lost). Row ids give the
 //! order within a class. `PRAGMA user_version` is the schema version. Beside the database,
 //! `journal.db.created` is written once a journal exists, so that a journal later found missing
-//! or zero-length is reported instead of silently starting afresh.
+//! or zero-length is reported instead of silently starting afresh, and `journal.db.refused`
+//! counts the points refused while the disk was full (see `store::refused`). Two rows of
+//! `totals` besides the data totals: `refused_saved`, how much of that count is already in
+//! `drops`, and `drops_reported`, the drop total that journaled drop reports cover.
 //! Nothing about delivery is on disk: which batches are in flight lives in memory only.
 //!
 //! **When a record is committed.** An append is one transaction. When `append_*` returns `Ok`,
@@ -80,7 +83,16 @@
 //!
 //! Disk full (or the configured file limit) makes appends fail with [`JournalError::DiskFull`];
 //! the agent keeps running, the refused points are counted under `Dropped::disk_full`, and
-//! appends succeed again once space returns. Acknowledging still works while full.
+//! appends succeed again once space returns. Acknowledging still works while full. The refused
+//! count survives a kill or restart while still full: it is written where no free space is
+//! needed (the refusal log, overwritten in place), and folded into `drops` by the first commit
+//! once there is room, in the same transaction as `refused_saved`.
+//!
+//! **Reporting drops.** [`Journal::append_drop_report`] journals a drop event and sets
+//! `drops_reported` to the drop total it covers in one transaction, so after any crash
+//! [`Stats::drops_reported`] is exactly what the journaled events cover: reporting
+//! `dropped.total() - drops_reported` at the next chance loses and repeats nothing. A file from
+//! a release without these rows counts everything it dropped as reported.
 
 mod batch;
 mod clock;
@@ -100,7 +112,7 @@ mod store;
 pub use batch::{Appended, Batch, BatchBody, BatchId, RecordClass};
 pub use clock::Clock;
 pub use config::{BatchLimits, Caps, Durability, JournalConfig, Wait};
-pub use error::JournalError;
+pub use error::{JournalError, SqliteFailure};
 pub use integrity::Quarantine;
 pub use journal::{BlockingJournal, Journal};
 pub use salvage::Salvage;

@@ -33,6 +33,8 @@ pub(crate) enum Request {
     AppendRecord {
         class: RecordClass,
         payload: Vec<u8>,
+        /// For a drop report: the drop total it covers.
+        reported: Option<u64>,
         wait: Wait,
         reply: Reply<Appended>,
     },
@@ -108,16 +110,20 @@ fn run(
             store
         }
         Err(e) => {
-            let _ = opened.send(Err(e));
+            let _ = opened.send(Err(e.during(&config.path, "open")));
             return;
         }
     };
     let mut owner = Owner {
         store,
+        path: config.path.clone(),
         syncs_on_commit: config.durability == Durability::Full,
     };
     let close = runtime.block_on(owner.serve(requests, config.sync_interval));
-    let result = owner.store.sync();
+    let result = owner
+        .store
+        .sync()
+        .map_err(|e| e.during(&config.path, "sync"));
     drop(owner);
     if let Some(reply) = close {
         let _ = reply.send(result);
@@ -126,6 +132,8 @@ fn run(
 
 struct Owner {
     store: Store,
+    /// The journal file, for errors.
+    path: std::path::PathBuf,
     /// Durability FULL: a commit already synced the WAL, so sync waiters need nothing more.
     syncs_on_commit: bool,
 }
@@ -165,6 +173,7 @@ impl Owner {
                 }
                 _ = ticker.tick() => {
                     if let Err(e) = self.store.tick() {
+                        let e = e.during(&self.path, "upkeep");
                         tracing::warn!(error = %e, "journal upkeep failed, retrying next interval");
                     }
                 }
@@ -179,7 +188,7 @@ impl Owner {
         let result = if self.syncs_on_commit {
             Ok(())
         } else {
-            self.store.sync()
+            self.store.sync().map_err(|e| e.during(&self.path, "sync"))
         };
         for (reply, appended) in waiting.drain(..) {
             let _ = reply.send(match &result {
@@ -192,36 +201,55 @@ impl Owner {
     /// Serves one request; a close request is handed back to the caller.
     fn handle(&mut self, req: Request, waiting: &mut Vec<SyncWaiter>) -> Option<Reply<()>> {
         let store = &mut self.store;
+        let path = self.path.as_path();
+        let at = |op| move |e: JournalError| e.during(path, op);
         match req {
             Request::AppendPoints {
                 points,
                 wait,
                 reply,
-            } => finish_append(store.append_points(&points), wait, reply, waiting),
+            } => finish_append(
+                store.append_points(&points).map_err(at("append points")),
+                wait,
+                reply,
+                waiting,
+            ),
             Request::AppendRecord {
                 class,
                 payload,
+                reported,
                 wait,
                 reply,
-            } => finish_append(store.append_record(class, &payload), wait, reply, waiting),
+            } => finish_append(
+                store
+                    .append_record(class, &payload, reported)
+                    .map_err(at("append a record")),
+                wait,
+                reply,
+                waiting,
+            ),
             Request::NextBatch { limits, reply } => {
-                let _ = reply.send(store.next_batch(limits));
+                let _ = reply.send(store.next_batch(limits).map_err(at("read the next batch")));
             }
             Request::Ack { id, reply } => {
-                let _ = reply.send(store.ack(id));
+                let _ = reply.send(store.ack(id).map_err(at("delete an acknowledged batch")));
             }
             Request::Requeue { reply } => {
                 store.requeue_in_flight();
                 let _ = reply.send(Ok(()));
             }
             Request::Sync { reply } => {
-                let _ = reply.send(store.tick());
+                let _ = reply.send(store.tick().map_err(at("sync")));
             }
             Request::Stats { reply } => {
-                let _ = reply.send(store.stats());
+                let _ = reply.send(store.stats().map_err(at("read statistics")));
             }
             Request::SetFileLimit { bytes, reply } => {
-                let _ = reply.send(store.set_file_limit(bytes));
+                let _ = reply.send(
+                    store
+                        .set_file_limit(bytes)
+                        .map_err(at("set the file limit")),
+                );
             }
             Request::Close { reply } => return Some(reply),
         }

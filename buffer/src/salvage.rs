@@ -243,6 +243,12 @@ fn copy(src: &Connection, dst: &rusqlite::Transaction<'_>, limit: i64) -> Result
         )?;
     }
     copy_drops(src, dst)?;
+    // What was reported and saved carries over with the drops it describes.
+    for what in [crate::store::DROPS_REPORTED, crate::store::REFUSED_SAVED] {
+        if let Ok(Some(value)) = crate::store::read_counter(src, what) {
+            crate::store::write_counter(dst, what, value)?;
+        }
+    }
     Ok(copied)
 }
 

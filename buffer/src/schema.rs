@@ -14,8 +14,10 @@
 //!
 //! Version 2:
 //! - `totals`: the telemetry points (`points`) and records (`records`) the data tables hold,
-//!   rewritten by every transaction that changes them. Nothing reads it while the journal is
-//!   sound; salvage compares it with what it could copy out of a damaged file to count the loss.
+//!   rewritten by every transaction that changes them. Nothing reads them while the journal is
+//!   sound; salvage compares them with what it could copy out of a damaged file to count the
+//!   loss. The same table holds `drops_reported` and `refused_saved` (see the crate docs),
+//!   added by the first open of a release that keeps them; no schema step is needed for rows.
 
 use rusqlite::Connection;
 

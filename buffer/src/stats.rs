@@ -19,7 +19,8 @@ pub struct Dropped {
     pub max_bytes: u64,
     /// Dropped for being older than `caps.max_age`.
     pub max_age: u64,
-    /// Refused because the disk was full (counted when space returns; in memory until then).
+    /// Refused because the disk was full. Durable at once through the refusal log (a full
+    /// disk cannot commit), and in `drops` from the first commit once space returns.
     pub disk_full: u64,
     /// Stored segments that no longer decoded and were removed so draining could go on.
     pub corrupt: u64,
@@ -42,6 +43,9 @@ pub struct Stats {
     /// Bytes of the database file plus its WAL.
     pub file_bytes: u64,
     pub dropped: Dropped,
+    /// The drop total ([`Dropped::total`]) that the drop reports journaled so far cover
+    /// ([`crate::Journal::append_drop_report`]); durable, so a restart knows what is unreported.
+    pub drops_reported: u64,
     /// Batches handed out and not yet acknowledged.
     pub in_flight_batches: usize,
     /// WAL syncs (checkpoints) done since open.

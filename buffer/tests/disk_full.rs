@@ -102,3 +102,89 @@ fn reopening_a_journal_larger_than_its_limit_still_drains() {
         stored.len()
     );
 }
+
+/// Regression: points refused while the disk was full were counted in memory only until a
+/// commit could save them, so a restart while still full lost them from every drop count.
+#[test]
+fn refusals_survive_a_restart_while_still_full_and_reports_are_recorded_with_their_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.db");
+    let mut cfg = config(&path);
+    cfg.file_limit_bytes = Some(64 * 1024);
+    let fill = |j: &BlockingJournal, from: u64| {
+        let mut refused = 0;
+        for c in 0..200 {
+            let n = from + c * 100;
+            match j.append_points(points(n..n + 100), Wait::Commit) {
+                Ok(_) => {}
+                Err(JournalError::DiskFull) => refused += 100,
+                Err(e) => panic!("unexpected error {e}"),
+            }
+        }
+        refused
+    };
+    let j = BlockingJournal::open(cfg.clone()).unwrap();
+    let first = fill(&j, 0);
+    assert!(first > 0, "the limit was never reached");
+    assert!(matches!(
+        j.append_drop_report(vec![0; 8_000], first, Wait::Commit),
+        Err(JournalError::DiskFull)
+    ));
+    assert_eq!(j.stats().unwrap().drops_reported, 0);
+    // Closing commits nothing (the disk is full); the crash test covers kills at any instant.
+    j.close().unwrap();
+
+    let j = BlockingJournal::open(cfg.clone()).unwrap();
+    assert_eq!(j.stats().unwrap().dropped.disk_full, first);
+    let second = fill(&j, 1_000_000);
+    assert_eq!(second, 200 * 100, "still full");
+    let total = first + second;
+    assert_eq!(j.stats().unwrap().dropped.disk_full, total);
+    j.close().unwrap();
+
+    // Room returns: the first commit saves every refusal, the report records what it covers.
+    cfg.file_limit_bytes = None;
+    let j = BlockingJournal::open(cfg.clone()).unwrap();
+    assert_eq!(j.stats().unwrap().dropped.disk_full, total);
+    j.append_drop_report(b"dropped".to_vec(), total, Wait::Commit)
+        .unwrap();
+    assert_eq!(j.stats().unwrap().drops_reported, total);
+    j.close().unwrap();
+    let j = open(&path);
+    let s = j.stats().unwrap();
+    assert_eq!((s.dropped.disk_full, s.drops_reported), (total, total));
+    let (_, records) = drain_all(&j);
+    assert_eq!(records, [(RecordClass::Event, b"dropped".to_vec())]);
+}
+
+#[test]
+fn a_journal_from_before_the_reporting_counters_counts_its_drops_as_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.db");
+    let mut cfg = config(&path);
+    cfg.caps.max_bytes = 16 * 1024;
+    let j = BlockingJournal::open(cfg.clone()).unwrap();
+    for c in 0..50 {
+        append(&j, c * 100..c * 100 + 100);
+    }
+    let dropped = j.stats().unwrap().dropped.total();
+    assert!(dropped > 0);
+    j.close().unwrap();
+    // As an older release left it: no counters, and a refusal log from some other file.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute(
+        "DELETE FROM totals WHERE what IN ('drops_reported', 'refused_saved')",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    std::fs::write(dir.path().join("j.db.refused"), 999u64.to_le_bytes()).unwrap();
+    let j = BlockingJournal::open(cfg).unwrap();
+    let s = j.stats().unwrap();
+    assert_eq!(s.drops_reported, dropped);
+    assert_eq!(
+        s.dropped.total(),
+        dropped,
+        "the stray refusal log was not taken over"
+    );
+}

@@ -69,10 +69,24 @@ fn main() -> ExitCode {
     // Every TLS file is opened and parsed before anything runs, by check-config and serve
     // alike: a CA file that is not a certificate would otherwise leave the service running,
     // never ready, with nothing in its log naming the file.
+    // A certificate out of its validity dates is refused the same way; one that expires soon
+    // is a warning, on stdout for check-config and in the log for serve.
     if let Some(tls) = &settings.mqtt.tls {
-        if let Err((key, why)) = fieldlink_cloud::ingest::check_tls_files(tls) {
-            eprintln!("fieldlink-cloud: configuration error: {key}: {why}");
-            return ExitCode::from(2);
+        match fieldlink_cloud::ingest::check_tls_files(tls, std::time::SystemTime::now()) {
+            Ok(expiring) => {
+                for (key, soon) in expiring {
+                    if let Command::CheckConfig = cli.command {
+                        println!("warning: {key}: {soon}");
+                    } else {
+                        tracing::warn!(key, file = %soon.path.display(), not_after = %soon.not_after,
+                            days_left = soon.days_left, "certificate expires soon: {soon}");
+                    }
+                }
+            }
+            Err((key, why)) => {
+                eprintln!("fieldlink-cloud: configuration error: {key}: {why}");
+                return ExitCode::from(2);
+            }
         }
     }
     if let Command::CheckConfig = cli.command {

@@ -150,22 +150,79 @@ fn check_config_and_serve_open_every_tls_file() {
     ] {
         let mut env = good.clone();
         env[i].1 = path(bad);
-        for command in ["check-config", "serve"] {
-            let out = cloud(&["--config", example.to_str().unwrap(), command], &env)
-                .stdin(Stdio::null())
-                .output()
-                .unwrap();
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            assert_eq!(
-                out.status.code(),
-                Some(2),
-                "{command} with a bad {want}: {stderr}"
-            );
-            assert!(stderr.contains(want), "{command}: {stderr}");
-            assert!(
-                stderr.contains(bad.to_str().unwrap()),
-                "{command}: {stderr}"
-            );
+        refused_by_check_config_and_serve(&example, &env, &[want, bad.to_str().unwrap()]);
+    }
+}
+
+#[test]
+fn check_config_and_serve_refuse_certificates_out_of_their_dates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = TestPki::new(tmp.path(), "fleet").unwrap();
+    let client = pki.client("fieldlink-cloud").unwrap();
+    let dated = pki.dated_clients(std::time::SystemTime::now(), 20).unwrap();
+    let (expired, future, soon) = (dated.expired, dated.not_yet_valid, dated.expiring);
+    let path = |p: &Path| p.to_str().unwrap().to_string();
+    let example = examples().join("cloud/cluster-timescaledb.toml");
+    let env = |ca: &Path, cert: &Path, key: &Path| {
+        [
+            ("MQTT__CA_FILE", path(ca)),
+            ("MQTT__CLIENT_CERT_FILE", path(cert)),
+            ("MQTT__CLIENT_KEY_FILE", path(key)),
+        ]
+    };
+    for (bad, as_ca, word) in [
+        (&expired, true, "expired on"),
+        (&expired, false, "expired on"),
+        (&future, true, "not valid before"),
+        (&future, false, "not valid before"),
+    ] {
+        let (env, want) = if as_ca {
+            (env(&bad.cert, &client.cert, &client.key), "mqtt.ca_file")
+        } else {
+            (
+                env(pki.ca_cert(), &bad.cert, &bad.key),
+                "mqtt.client_cert_file",
+            )
+        };
+        refused_by_check_config_and_serve(
+            &example,
+            &env,
+            &[
+                want,
+                bad.cert.to_str().unwrap(),
+                word,
+                "valid from",
+                "until",
+            ],
+        );
+    }
+    let out = cloud(
+        &["--config", example.to_str().unwrap(), "check-config"],
+        &env(pki.ca_cert(), &soon.cert, &soon.key),
+    )
+    .output()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("warning: mqtt.client_cert_file: ")
+            && stdout.contains(soon.cert.to_str().unwrap())
+            && stdout.contains("in 20 days"),
+        "{stdout}"
+    );
+}
+
+/// `check-config` and `serve` of `example` with `env` both exit 2 saying every one of `parts`.
+fn refused_by_check_config_and_serve(example: &Path, env: &[(&str, String)], parts: &[&str]) {
+    for command in ["check-config", "serve"] {
+        let out = cloud(&["--config", example.to_str().unwrap(), command], env)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{command}: {stderr}");
+        for part in parts {
+            assert!(stderr.contains(part), "{command}: {part} in {stderr}");
         }
     }
 }

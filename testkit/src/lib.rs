@@ -12,6 +12,7 @@
 //! (latency, jitter, bandwidth, loss, freezes, half-open connections, resets, flapping) between
 //! a client and any of the above, on a thread and small runtime of its own.
 
+pub mod fs;
 pub mod link;
 mod mosquitto;
 mod port;

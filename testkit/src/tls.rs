@@ -2,6 +2,7 @@
 //! for `localhost` and `127.0.0.1` signed by it, and client certificates on demand.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -23,6 +24,14 @@ pub struct TlsFiles {
 pub struct ClientFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
+}
+
+/// See [`TestPki::dated_clients`].
+#[derive(Clone, Debug)]
+pub struct DatedClients {
+    pub expired: ClientFiles,
+    pub not_yet_valid: ClientFiles,
+    pub expiring: ClientFiles,
 }
 
 /// A throwaway certificate authority that writes its files into `dir`.
@@ -60,6 +69,7 @@ impl TestPki {
             name,
             vec!["localhost".into(), "127.0.0.1".into()],
             ExtendedKeyUsagePurpose::ServerAuth,
+            None,
         )?;
         Ok(TlsFiles {
             ca_cert: self.ca_cert.clone(),
@@ -70,8 +80,41 @@ impl TestPki {
 
     /// A client certificate whose common name is `name`.
     pub fn client(&self, name: &str) -> Result<ClientFiles> {
-        let (cert, key) = self.leaf(name, Vec::new(), ExtendedKeyUsagePurpose::ClientAuth)?;
+        let (cert, key) = self.leaf(name, Vec::new(), ExtendedKeyUsagePurpose::ClientAuth, None)?;
         Ok(ClientFiles { cert, key })
+    }
+
+    /// A client certificate valid only from `not_before` until `not_after` (expired or not yet
+    /// valid ones for tests of the checks).
+    pub fn client_valid_between(
+        &self,
+        name: &str,
+        not_before: SystemTime,
+        not_after: SystemTime,
+    ) -> Result<ClientFiles> {
+        let (cert, key) = self.leaf(
+            name,
+            Vec::new(),
+            ExtendedKeyUsagePurpose::ClientAuth,
+            Some((not_before, not_after)),
+        )?;
+        Ok(ClientFiles { cert, key })
+    }
+
+    /// Client certificates dated around `now`, for tests of the validity checks: one expired
+    /// three days ago, one valid only from three days on, and one that expires in
+    /// `expiring_in_days` and a half.
+    pub fn dated_clients(&self, now: SystemTime, expiring_in_days: u64) -> Result<DatedClients> {
+        const DAY: Duration = Duration::from_secs(86_400);
+        Ok(DatedClients {
+            expired: self.client_valid_between("expired", now - 400 * DAY, now - 3 * DAY)?,
+            not_yet_valid: self.client_valid_between("future", now + 3 * DAY, now + 400 * DAY)?,
+            expiring: self.client_valid_between(
+                "soon",
+                now - DAY,
+                now + expiring_in_days as u32 * DAY + DAY / 2,
+            )?,
+        })
     }
 
     fn leaf(
@@ -79,9 +122,14 @@ impl TestPki {
         name: &str,
         sans: Vec<String>,
         usage: ExtendedKeyUsagePurpose,
+        validity: Option<(SystemTime, SystemTime)>,
     ) -> Result<(PathBuf, PathBuf)> {
         let mut params = CertificateParams::new(sans).map_err(err)?;
         params.distinguished_name = dn(name);
+        if let Some((not_before, not_after)) = validity {
+            params.not_before = not_before.into();
+            params.not_after = not_after.into();
+        }
         params.extended_key_usages = vec![usage];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         let key = KeyPair::generate().map_err(err)?;

@@ -15,7 +15,10 @@
 //!
 //! Health changes become events. Every `self_telemetry_interval` the `_gateway` device's points
 //! are journaled like any reading ([`gateway`]), and a growing drop count becomes a
-//! `telemetry_dropped` event.
+//! `telemetry_dropped` event; so it does as soon as room returns after the journal was full.
+//! What the events cover is recorded by the journal with each event, so every drop is reported
+//! once, across restarts too. A full journal is logged once when it fills, once when room
+//! returns and every [`FULL_SUMMARY_EVERY`] in between.
 
 mod gateway;
 mod report;
@@ -34,7 +37,7 @@ pub use gateway::{device_info as gateway_device_info, GATEWAY_DEVICE};
 pub use report::{ReportFilter, ReportPolicy, ReportRules};
 
 use crate::clock::{wall_ms, ClockGuard};
-use crate::events::Outbox;
+use crate::events::{Outbox, OutboxError};
 use crate::health::Heartbeat;
 use crate::uplink::UplinkStats;
 
@@ -64,21 +67,36 @@ pub struct Scheduler {
 struct Totals {
     /// Points lost before reaching the journal (append errors other than disk full).
     lost: u64,
-    /// Last drop total reported in an event (journaled: a refused event leaves this behind,
-    /// so the next one, once there is room, covers every drop).
-    reported_drops: u64,
-    /// The journal refused the last append for lack of space: logged once per spell.
+    /// The journal's drop total that drop events cover. Durable: recorded by the journal in
+    /// the commit of each drop event, and read back at start, so drops not yet reported when
+    /// the agent stopped (a refused event, a full disk) are reported after the restart.
+    journal_reported: u64,
+    /// Of the drops counted here in memory (`lost` and the clock guard's), how many drop
+    /// events covered. Those counts start from zero at each start.
+    memory_reported: u64,
+    /// The journal refused the last append for lack of space: logged once when a spell starts
+    /// and once when it ends, with a summary every [`FULL_SUMMARY_EVERY`] while it lasts.
     full: bool,
+    /// Readings refused in the current full spell.
+    refused_in_spell: u64,
+    /// When the next summary of a full spell is due.
+    next_full_summary: Option<Instant>,
+    /// Room returned: report the drops of the spell at the next tick rather than at the next
+    /// self-telemetry.
+    report_due: bool,
 }
+
+/// How often a journal that stays full is summed up in the log.
+const FULL_SUMMARY_EVERY: Duration = Duration::from_secs(60);
 
 impl Scheduler {
     /// Runs until `cancel`; then drains what the stations already handed over and returns.
     pub async fn run(mut self, cancel: CancellationToken) {
         let mut filter = ReportFilter::default();
         let mut totals = Totals::default();
-        // Drops counted in earlier runs were reported then.
+        // What earlier runs reported; the rest is reported with the first drop event.
         if let Ok(s) = self.journal.stats().await {
-            totals.reported_drops = s.dropped.total();
+            totals.journal_reported = s.drops_reported;
         }
         let mut selft = gateway::SelfTelemetry::new();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -109,6 +127,14 @@ impl Scheduler {
                     if !released.is_empty() {
                         tracing::info!(points = released.len(), "clock is set; held readings re-stamped");
                         self.append(released, &mut totals).await;
+                    }
+                    if std::mem::take(&mut totals.report_due) {
+                        self.report_drops(&mut totals).await;
+                    }
+                    if totals.full && totals.next_full_summary.is_some_and(|t| Instant::now() >= t) {
+                        totals.next_full_summary = Some(Instant::now() + FULL_SUMMARY_EVERY);
+                        tracing::warn!(refused_points = totals.refused_in_spell,
+                            "journal still full: readings dropped until space returns");
                     }
                     if Instant::now() >= next_self {
                         next_self += self.self_telemetry_every;
@@ -156,14 +182,22 @@ impl Scheduler {
         match self.journal.append_points(points, Wait::Commit).await {
             Ok(_) => {
                 if std::mem::take(&mut totals.full) {
-                    tracing::info!("journal has room again: readings are stored");
+                    tracing::info!(
+                        refused_points = std::mem::take(&mut totals.refused_in_spell),
+                        "journal has room again: readings are stored"
+                    );
+                    totals.next_full_summary = None;
+                    totals.report_due = true;
                 }
                 self.uplink_wake.notify_one()
             }
-            // Counted by the journal under `disk_full`; reported with the next drop event that
-            // can be journaled. One line per spell here, a summary every self-telemetry tick.
+            // Counted by the journal under `disk_full` (durably, even while full); reported in
+            // one drop event once there is room again. One line when the spell starts, one when
+            // it ends, a summary every FULL_SUMMARY_EVERY in between.
             Err(JournalError::DiskFull) => {
+                totals.refused_in_spell += n;
                 if !std::mem::replace(&mut totals.full, true) {
+                    totals.next_full_summary = Some(Instant::now() + FULL_SUMMARY_EVERY);
                     tracing::error!(
                         points = n,
                         "journal full: readings dropped until space returns"
@@ -207,31 +241,50 @@ impl Scheduler {
         self.uplink_wake.notify_one();
     }
 
+    /// Journals one drop event covering every drop not yet reported, if there is any; returns
+    /// the journal's statistics and the drop total they were read with.
+    async fn report_drops(
+        &mut self,
+        totals: &mut Totals,
+    ) -> (Option<fieldlink_buffer::Stats>, u64) {
+        let stats = self.journal.stats().await.ok();
+        let journal_drops = stats
+            .as_ref()
+            .map_or(totals.journal_reported, |s| s.dropped.total());
+        let memory_drops = totals.lost + self.clock.dropped;
+        let unreported = journal_drops.saturating_sub(totals.journal_reported)
+            + memory_drops.saturating_sub(totals.memory_reported);
+        if unreported > 0 {
+            let event = EventKind::TelemetryDropped {
+                points: unreported,
+                oldest_ts_ms: None,
+                newest_ts_ms: None,
+            };
+            match self.outbox.drop_report(event, journal_drops).await {
+                Ok(()) => {
+                    totals.journal_reported = journal_drops;
+                    totals.memory_reported = memory_drops;
+                }
+                // Still full: the count stays unreported (durably) and the event after room
+                // returns carries it with whatever is dropped meanwhile. The spell's own lines
+                // say the journal is full.
+                Err(OutboxError::Journal(JournalError::DiskFull)) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, unreported_points = unreported,
+                        "drop event not journaled; the next one carries its count")
+                }
+            }
+        }
+        (stats, journal_drops + memory_drops)
+    }
+
     async fn self_telemetry(
         &mut self,
         selft: &mut gateway::SelfTelemetry,
         active: &Active,
         totals: &mut Totals,
     ) {
-        let stats = self.journal.stats().await.ok();
-        let journal_drops = stats.as_ref().map_or(0, |s| s.dropped.total());
-        let dropped = journal_drops + totals.lost + self.clock.dropped;
-        if dropped > totals.reported_drops {
-            let event = EventKind::TelemetryDropped {
-                points: dropped - totals.reported_drops,
-                oldest_ts_ms: None,
-                newest_ts_ms: None,
-            };
-            match self.outbox.event(event).await {
-                Ok(()) => totals.reported_drops = dropped,
-                // Not journaled (disk full): the count stays unreported and the next tick's event
-                // carries it together with whatever is dropped meanwhile.
-                Err(e) => {
-                    tracing::warn!(error = %e, unreported_points = dropped - totals.reported_drops,
-                    "journal full: drop event deferred until space returns")
-                }
-            }
-        }
+        let (stats, dropped) = self.report_drops(totals).await;
         let ts = wall_ms();
         if !self.clock.is_sane(ts) {
             return;

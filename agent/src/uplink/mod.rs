@@ -262,8 +262,7 @@ impl Uplink {
         };
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        tracing::info!(host = %self.mqtt.host, port = self.mqtt.port,
-            tls = self.mqtt.tls.is_some(),
+        tracing::info!(broker = %self.broker(), tls = self.mqtt.tls.is_some(),
             connect_timeout_s = self.mqtt.connect_timeout.as_secs(), "uplink starting");
         'run: loop {
             self.heartbeat.beat();
@@ -438,6 +437,17 @@ impl Uplink {
         Ok(())
     }
 
+    /// The broker as `host:port` (an IPv6 address in brackets), for the log lines of every
+    /// attempt's outcome: a refused or timed-out connection says where it was going.
+    fn broker(&self) -> String {
+        let host = &self.mqtt.host;
+        if host.contains(':') {
+            format!("[{host}]:{}", self.mqtt.port)
+        } else {
+            format!("{host}:{}", self.mqtt.port)
+        }
+    }
+
     fn report(&self, r: Report) {
         match r {
             Report::Connected {
@@ -448,6 +458,7 @@ impl Uplink {
                 self.stats.connected.store(true, Ordering::Relaxed);
                 self.stats.connects.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(
+                    broker = %self.broker(),
                     attempt,
                     took_ms = took.as_millis() as u64,
                     session_present,
@@ -461,7 +472,8 @@ impl Uplink {
                 retry_in,
             } => {
                 self.stats.connected.store(false, Ordering::Relaxed);
-                tracing::warn!(attempt, took_ms = took.as_millis() as u64, cause = ?cause,
+                tracing::warn!(broker = %self.broker(), attempt,
+                    took_ms = took.as_millis() as u64, cause = ?cause,
                     retry_in_ms = retry_in.as_millis() as u64, "cannot connect to the broker");
             }
             Report::Lost {
@@ -470,7 +482,7 @@ impl Uplink {
                 retry_in,
             } => {
                 self.stats.connected.store(false, Ordering::Relaxed);
-                tracing::warn!(after_s = after.as_secs(), cause = ?cause,
+                tracing::warn!(broker = %self.broker(), after_s = after.as_secs(), cause = ?cause,
                     retry_in_ms = retry_in.as_millis() as u64, "broker connection lost");
             }
             Report::SlowDown {

@@ -4,11 +4,15 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::SystemTime;
+
+use fieldlink_tlsfiles::{
+    check_certificates, read_certificates, read_private_key, Expiring, TlsFileError,
+};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use crate::config::TlsSettings;
@@ -16,44 +20,47 @@ use crate::config::TlsSettings;
 /// Why TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
+    #[error(transparent)]
+    File(#[from] TlsFileError),
     #[error("{path}: {reason}")]
-    File { path: String, reason: String },
+    Roots { path: String, reason: String },
     #[error("no usable root certificates on this system")]
     NoRoots,
     #[error(transparent)]
     Rustls(#[from] rustls::Error),
 }
 
-fn file_err(path: &Path, reason: impl ToString) -> TlsError {
-    TlsError::File {
-        path: path.display().to_string(),
-        reason: reason.to_string(),
-    }
-}
-
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| file_err(path, e))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| file_err(path, e))?;
-    if certs.is_empty() {
-        return Err(file_err(path, "no certificate in file"));
-    }
-    Ok(certs)
+/// What [`check_files`] found wrong, or worth a warning.
+#[derive(Debug, Default)]
+pub struct FileCheck {
+    /// Certificates that expire soon, with the configuration key that names their file.
+    pub expiring: Vec<(&'static str, Expiring)>,
 }
 
 /// Opens and parses every file `settings` names, as `check-config` does before anything runs:
 /// the CA file and the client certificate must hold PEM certificates, the key a PEM private
-/// key. Returns the configuration key of the first file that fails, with why.
-pub fn check_files(settings: &TlsSettings) -> Result<(), (&'static str, TlsError)> {
+/// key. With `now` (a clock the caller trusts), every certificate must also be within its
+/// validity dates. Returns the configuration key of the first file that fails, with why.
+pub fn check_files(
+    settings: &TlsSettings,
+    now: Option<SystemTime>,
+) -> Result<FileCheck, (&'static str, TlsError)> {
+    let mut check = FileCheck::default();
+    let mut certs = |key: &'static str, path: &Path| {
+        let expiring = check_certificates(path, now).map_err(|e| (key, e.into()))?;
+        check
+            .expiring
+            .extend(expiring.into_iter().map(|e| (key, e)));
+        Ok::<_, (&'static str, TlsError)>(())
+    };
     if let Some(ca) = &settings.ca_file {
-        read_certs(ca).map_err(|e| ("mqtt.ca_file", e))?;
+        certs("mqtt.ca_file", ca)?;
     }
     if let Some((cert, key)) = &settings.client_auth {
-        read_certs(cert).map_err(|e| ("mqtt.client_cert", e))?;
-        PrivateKeyDer::from_pem_file(key).map_err(|e| ("mqtt.client_key", file_err(key, e)))?;
+        certs("mqtt.client_cert", cert)?;
+        read_private_key(key).map_err(|e| ("mqtt.client_key", e.into()))?;
     }
-    Ok(())
+    Ok(check)
 }
 
 /// Builds the client configuration for `settings`.
@@ -73,8 +80,11 @@ pub fn client_config(settings: &TlsSettings) -> Result<ClientConfig, TlsError> {
         let mut roots = RootCertStore::empty();
         match &settings.ca_file {
             Some(path) => {
-                for cert in read_certs(path)? {
-                    roots.add(cert).map_err(|e| file_err(path, e))?;
+                for cert in read_certificates(path)? {
+                    roots.add(cert).map_err(|e| TlsError::Roots {
+                        path: path.display().to_string(),
+                        reason: e.to_string(),
+                    })?;
                 }
             }
             None => {
@@ -92,9 +102,7 @@ pub fn client_config(settings: &TlsSettings) -> Result<ClientConfig, TlsError> {
     };
     let config = match &settings.client_auth {
         Some((cert, key)) => {
-            let certs = read_certs(cert)?;
-            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| file_err(key, e))?;
-            builder.with_client_auth_cert(certs, key)?
+            builder.with_client_auth_cert(read_certificates(cert)?, read_private_key(key)?)?
         }
         None => builder.with_no_client_auth(),
     };

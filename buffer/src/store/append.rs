@@ -3,7 +3,9 @@
 use fieldlink_protocol::Point;
 use rusqlite::Transaction;
 
-use super::{write_totals, Store, DROP_DISK_FULL, ROW_OVERHEAD};
+use super::{
+    write_counter, write_totals, Store, DROPS_REPORTED, DROP_DISK_FULL, REFUSED_SAVED, ROW_OVERHEAD,
+};
 use crate::batch::{Appended, RecordClass};
 use crate::codec::SegmentEncoder;
 use crate::error::{JournalError, Result};
@@ -85,8 +87,10 @@ impl Store {
                 self.series.discard_staged();
                 if matches!(e, JournalError::DiskFull) {
                     if self.unsaved_disk_full == 0 {
-                        tracing::warn!("journal full: refusing points until space returns");
+                        tracing::warn!(path = %self.path.display(),
+                            "journal full: refusing points until space returns");
                     }
+                    self.refusals.add(points.len() as u64);
                     self.unsaved_disk_full += points.len() as u64;
                     self.dropped.disk_full += points.len() as u64;
                 }
@@ -95,8 +99,14 @@ impl Store {
         }
     }
 
-    /// Stores one acknowledgement or event payload.
-    pub(crate) fn append_record(&mut self, class: RecordClass, payload: &[u8]) -> Result<Appended> {
+    /// Stores one acknowledgement or event payload. With `reported`, the payload is a drop
+    /// report covering a drop total of `reported`, recorded in the same transaction.
+    pub(crate) fn append_record(
+        &mut self,
+        class: RecordClass,
+        payload: &[u8],
+        reported: Option<u64>,
+    ) -> Result<Appended> {
         let now = self.clock.now_ms();
         let id = self.next_record_id;
         let result = (|| {
@@ -105,6 +115,9 @@ impl Store {
                 "INSERT INTO records (id, class, appended_ms, payload) VALUES (?1, ?2, ?3, ?4)",
             )?
             .execute((id, class.code(), now, payload))?;
+            if let Some(total) = reported {
+                write_counter(&tx, DROPS_REPORTED, total)?;
+            }
             self.save_disk_full_drops(&tx)?;
             let added = payload.len() as u64 + ROW_OVERHEAD;
             let over = (self.stored_bytes() + added).saturating_sub(self.caps.max_bytes);
@@ -118,6 +131,9 @@ impl Store {
             Ok::<_, JournalError>(dropped)
         })();
         let dropped = result?;
+        if let Some(total) = reported {
+            self.drops_reported = total;
+        }
         self.next_record_id += 1;
         self.tally_mut(class)
             .add(1, payload.len() as u64 + ROW_OVERHEAD);
@@ -134,18 +150,22 @@ impl Store {
     pub(super) fn room_returned(&mut self) {
         if self.unsaved_disk_full > 0 {
             tracing::warn!(
+                path = %self.path.display(),
                 refused_points = self.unsaved_disk_full,
                 "journal has room again; points refused while full are counted"
             );
+            self.refused_saved = self.refusals.total();
         }
         self.unsaved_disk_full = 0;
     }
 
-    /// Writes the points refused while the disk was full into `drops`, inside `tx`. The memory
-    /// counter is cleared by the caller once `tx` commits.
+    /// Writes the points refused while the disk was full into `drops`, and how much of the
+    /// refusal log that covers into `totals`, inside `tx`. The memory counters follow once `tx`
+    /// commits ([`Store::room_returned`]).
     pub(super) fn save_disk_full_drops(&self, tx: &Transaction<'_>) -> Result<()> {
         if self.unsaved_disk_full > 0 {
             add_drops(tx, DROP_DISK_FULL, self.unsaved_disk_full)?;
+            write_counter(tx, REFUSED_SAVED, self.refusals.total())?;
         }
         Ok(())
     }

@@ -9,11 +9,14 @@ mod append;
 mod caps;
 mod open;
 mod read;
+mod refused;
 mod totals;
 mod upkeep;
 
 pub(crate) use append::add_drops;
-pub(crate) use totals::{read_totals, write_totals, Totals};
+pub(crate) use totals::{
+    read_counter, read_totals, write_counter, write_totals, Totals, DROPS_REPORTED, REFUSED_SAVED,
+};
 
 use std::path::PathBuf;
 
@@ -71,8 +74,15 @@ pub(crate) struct Store {
     /// Records stored, indexed by `RecordClass::index`.
     records: [Tally; 2],
     dropped: Dropped,
-    /// Points refused while the disk was full and not yet written to `drops`.
+    /// Points refused while the disk was full and not yet written to `drops`: the refusal
+    /// log's total minus `refused_saved`.
     unsaved_disk_full: u64,
+    /// Every refusal, where a full disk cannot stop it from being counted (`refused`).
+    refusals: refused::RefusalLog,
+    /// How much of the refusal log's total is in `drops` (the `totals` row `refused_saved`).
+    refused_saved: u64,
+    /// The drop total the journaled drop reports cover (the `totals` row `drops_reported`).
+    drops_reported: u64,
     /// Something was committed since the last sync.
     dirty: bool,
     syncs: u64,

@@ -6,7 +6,11 @@ use std::path::Path;
 use rusqlite::ffi::ErrorCode;
 use rusqlite::{Connection, OpenFlags};
 
-use super::{Store, Tally, DROP_CORRUPT, DROP_DISK_FULL, DROP_MAX_AGE, DROP_MAX_BYTES};
+use super::refused::RefusalLog;
+use super::{
+    read_counter, write_counter, Store, Tally, DROPS_REPORTED, DROP_CORRUPT, DROP_DISK_FULL,
+    DROP_MAX_AGE, DROP_MAX_BYTES, REFUSED_SAVED,
+};
 use crate::batch::RecordClass;
 use crate::config::{Durability, JournalConfig};
 use crate::drain::DrainState;
@@ -202,7 +206,14 @@ impl Store {
         }
         let max_record: i64 =
             conn.query_row("SELECT coalesce(max(id), 0) FROM records", [], |r| r.get(0))?;
-        let dropped = read_drops(&conn)?;
+        let mut dropped = read_drops(&conn)?;
+        let (drops_reported, refused_saved, refusals) = open_counters(&conn, path, &dropped)?;
+        let unsaved_disk_full = refusals.total() - refused_saved;
+        if unsaved_disk_full > 0 {
+            dropped.disk_full += unsaved_disk_full;
+            tracing::warn!(path = %path.display(), refused_points = unsaved_disk_full,
+                "points refused while the disk was full before this start are counted");
+        }
         let next_segment_id = max_segment + 1;
         Ok(Store {
             conn,
@@ -217,7 +228,10 @@ impl Store {
             telemetry,
             records,
             dropped,
-            unsaved_disk_full: 0,
+            unsaved_disk_full,
+            refusals,
+            refused_saved,
+            drops_reported,
             dirty: false,
             syncs: 0,
         })
@@ -231,6 +245,37 @@ impl Store {
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// The counters of `totals` that say what has been reported and saved, and the refusal log.
+/// A file without them (a new journal, or one written by an older release) gets them now: its
+/// drops count as reported, as older releases assumed at every start, and a refusal log left
+/// from another journal file at this path is not trusted. If there is no room to write them,
+/// the journal runs with them in memory and the next open tries again.
+fn open_counters(
+    conn: &Connection,
+    path: &Path,
+    dropped: &Dropped,
+) -> rusqlite::Result<(u64, u64, RefusalLog)> {
+    let reported = read_counter(conn, DROPS_REPORTED)?;
+    let saved = read_counter(conn, REFUSED_SAVED)?;
+    let trusted = saved.is_some();
+    let missing = reported.is_none() || saved.is_none();
+    let (reported, saved) = (reported.unwrap_or(dropped.total()), saved.unwrap_or(0));
+    if missing {
+        let write = || -> Result<()> {
+            let tx = conn.unchecked_transaction()?;
+            write_counter(&tx, DROPS_REPORTED, reported)?;
+            write_counter(&tx, REFUSED_SAVED, saved)?;
+            tx.commit()?;
+            Ok(())
+        };
+        if let Err(e) = write() {
+            tracing::warn!(path = %path.display(), error = %e,
+                "cannot record the journal's reporting counters yet");
+        }
+    }
+    Ok((reported, saved, RefusalLog::open(path, saved, trusted)))
 }
 
 /// Puts a salvage left by a crash between quarantine and rename in place, or deletes one whose

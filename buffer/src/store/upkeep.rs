@@ -12,6 +12,7 @@ impl Store {
     /// Makes every commit so far survive a power cut: a checkpoint fsyncs the WAL, copies it into
     /// the main file and fsyncs that. Nothing to do when nothing was committed since the last sync.
     pub(crate) fn sync(&mut self) -> Result<()> {
+        self.refusals.sync();
         if !self.dirty {
             return Ok(());
         }
@@ -70,6 +71,7 @@ impl Store {
             stored_bytes: self.stored_bytes(),
             file_bytes: file_len(self.path()) + file_len(&wal_path(self.path())),
             dropped: self.dropped,
+            drops_reported: self.drops_reported,
             in_flight_batches: self.drain.in_flight_len(),
             syncs: self.syncs,
             series: self.series.len(),

@@ -12,7 +12,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::NoTls;
 
 use crate::store::StoreSpec;
 
@@ -21,6 +20,8 @@ use crate::store::StoreSpec;
 pub enum DbError {
     #[error("postgres: {0}")]
     Postgres(#[from] tokio_postgres::Error),
+    #[error(transparent)]
+    Unreachable(#[from] crate::store::PgUnreachable),
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("the sqlite worker stopped")]
@@ -36,7 +37,9 @@ impl crate::store::Classify for DbError {
         match self {
             DbError::Postgres(e) => crate::store::failure::postgres(e),
             DbError::Sqlite(e) => crate::store::failure::sqlite(e),
-            DbError::SqliteGone | DbError::Timeout(_) => crate::store::Failure::Unavailable,
+            DbError::SqliteGone | DbError::Timeout(_) | DbError::Unreachable(_) => {
+                crate::store::Failure::Unavailable
+            }
             DbError::ColumnType(_) => crate::store::Failure::Internal { code: None },
         }
     }
@@ -425,7 +428,7 @@ async fn connected<'a>(
     slot: &'a mut Option<tokio_postgres::Client>,
 ) -> Result<&'a tokio_postgres::Client, DbError> {
     if slot.as_ref().is_none_or(|c| c.is_closed()) {
-        let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+        let (client, connection) = crate::store::pg_connect(url).await?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::warn!(error = ?e.to_string(), "api database connection ended");

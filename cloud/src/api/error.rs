@@ -53,10 +53,12 @@ impl ApiError {
         let failure = e.failure();
         tracing::warn!(error = ?e.to_string(), failure = ?failure, "api database call failed");
         match failure {
+            // Without the error's text: it names the database's address, which is the
+            // operator's business (the log line above, the readiness check), not a client's.
             Failure::Unavailable => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
-                format!("the database did not answer: {e}"),
+                "the database did not answer",
             ),
             Failure::Refused { code } => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

@@ -8,7 +8,9 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+use fieldlink_tlsfiles::{check_certificates, read_private_key, Expiring};
 
 use rumqttc::{
     AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, Incoming, MqttOptions,
@@ -48,27 +50,25 @@ pub struct MqttSettings {
 }
 
 /// Opens and parses every file `tls` names, before anything connects: the CA file and the
-/// client certificate must hold PEM certificates, the key a PEM private key. A failure gives
-/// the configuration key and why, naming the file.
-pub fn check_tls_files(tls: &TlsSettings) -> Result<(), (&'static str, String)> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs = |key: &'static str, path: &PathBuf| {
-        let found = CertificateDer::pem_file_iter(path)
-            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| (key, format!("{}: {e}", path.display())))?;
-        if found.is_empty() {
-            return Err((key, format!("{}: holds no PEM certificate", path.display())));
-        }
-        Ok(())
+/// client certificate must hold PEM certificates within their validity dates at `now`, the key
+/// a PEM private key. A failure gives the configuration key and why, naming the file; on
+/// success, the certificates that expire soon, each with its key.
+pub fn check_tls_files(
+    tls: &TlsSettings,
+    now: SystemTime,
+) -> Result<Vec<(&'static str, Expiring)>, (&'static str, String)> {
+    let mut expiring = Vec::new();
+    let mut certs = |key: &'static str, path: &PathBuf| {
+        let soon = check_certificates(path, Some(now)).map_err(|e| (key, e.to_string()))?;
+        expiring.extend(soon.into_iter().map(|e| (key, e)));
+        Ok::<_, (&'static str, String)>(())
     };
     certs("mqtt.ca_file", &tls.ca_file)?;
     if let Some((cert, key)) = &tls.client_cert {
         certs("mqtt.client_cert_file", cert)?;
-        PrivateKeyDer::from_pem_file(key)
-            .map_err(|e| ("mqtt.client_key_file", format!("{}: {e}", key.display())))?;
+        read_private_key(key).map_err(|e| ("mqtt.client_key_file", e.to_string()))?;
     }
-    Ok(())
+    Ok(expiring)
 }
 
 /// Socket options of every cloud MQTT connection. Nagle's algorithm is off: a command or a

@@ -45,7 +45,11 @@ use std::sync::Arc;
 pub use failure::{Classify, Failure};
 pub use health::{DeviceHealth, DeviceState, HealthReport, ReportedState};
 pub use migrations::{Flavour, Migration};
-pub use postgres::{channel as pg_channel, InsertPath, PgStore, DEFAULT_STATEMENT_ROWS};
+pub(crate) use postgres::connect as pg_connect;
+pub use postgres::{
+    channel as pg_channel, target as pg_target, InsertPath, PgStore, Unreachable as PgUnreachable,
+    DEFAULT_STATEMENT_ROWS,
+};
 pub use sqlite::SqliteStore;
 pub use types::*;
 
@@ -56,6 +60,8 @@ use fieldlink_protocol::Ident;
 pub enum StoreError {
     #[error("postgres: {0}")]
     Postgres(#[from] tokio_postgres::Error),
+    #[error(transparent)]
+    Unreachable(#[from] postgres::Unreachable),
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("the sqlite thread has stopped")]
@@ -95,6 +101,7 @@ impl StoreError {
                     .iter()
                     .any(|class| code.code().starts_with(class)),
             },
+            StoreError::Unreachable(_) => true,
             StoreError::SqliteGone => false,
             StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
                 e.code,

@@ -22,7 +22,7 @@ use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use tokio_postgres::{AsyncMessage, Client, NoTls, Statement};
+use tokio_postgres::{AsyncMessage, Client, Statement};
 use tokio_util::sync::CancellationToken;
 
 /// Why a send failed or a listening connection ended.
@@ -30,6 +30,8 @@ use tokio_util::sync::CancellationToken;
 pub enum ChannelError {
     #[error("postgres: {0}")]
     Postgres(#[from] tokio_postgres::Error),
+    #[error(transparent)]
+    Unreachable(#[from] super::Unreachable),
     #[error("{0} took longer than {1:?}")]
     Timeout(&'static str, Duration),
     #[error("the connection closed")]
@@ -93,7 +95,7 @@ impl NotifySender {
     async fn send_now(&mut self, channel: &str, payloads: &[String]) -> Result<(), ChannelError> {
         if self.conn.as_ref().is_none_or(|(c, _)| c.is_closed()) {
             self.conn = None;
-            let (client, connection) = tokio_postgres::connect(&self.url, NoTls).await?;
+            let (client, connection) = super::connect(&self.url).await?;
             tokio::spawn(async move {
                 if let Err(e) = connection.await {
                     tracing::debug!(error = %e, "notifying connection ended");
@@ -196,7 +198,7 @@ async fn session(
 ) -> Result<(), ChannelError> {
     let (client, mut connection) = tokio::select! {
         _ = stop.cancelled() => return Ok(()),
-        c = tokio_postgres::connect(url, NoTls) => c?,
+        c = super::connect(url) => c?,
     };
     let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
     // The connection is driven only by polling `messages`, so the LISTEN and every heartbeat

@@ -60,8 +60,68 @@ impl Held<'_> {
     }
 }
 
+/// A connection to PostgreSQL that could not be opened, naming where it was going.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot connect to the database at {target}: {source}")]
+pub struct Unreachable {
+    /// `host:port` from the connection string ([`target`]); never its user or password.
+    pub target: String,
+    #[source]
+    pub source: tokio_postgres::Error,
+}
+
+/// Where a connection string points, for messages: `host:port` (several joined by commas, a
+/// Unix socket by its directory), never the user, the password or any other parameter.
+pub fn target(url: &str) -> String {
+    let Ok(config) = url.parse::<tokio_postgres::Config>() else {
+        return "an unparsable connection string".to_string();
+    };
+    let ports = config.get_ports();
+    let port = |i: usize| match ports {
+        [] => 5432,
+        [one] => *one,
+        many => many.get(i).copied().unwrap_or(5432),
+    };
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, host)| match host {
+            tokio_postgres::config::Host::Tcp(h) if h.contains(':') => format!("[{h}]:{}", port(i)),
+            tokio_postgres::config::Host::Tcp(h) => format!("{h}:{}", port(i)),
+            tokio_postgres::config::Host::Unix(dir) => {
+                format!("{}/.s.PGSQL.{}", dir.display(), port(i))
+            }
+        })
+        .collect();
+    if hosts.is_empty() {
+        "no host".to_string()
+    } else {
+        hosts.join(",")
+    }
+}
+
+/// Opens a connection without TLS. Every connection the cloud makes to PostgreSQL (the store's,
+/// the API's, the fan-out's) opens here, so a failure always names the database's address.
+pub(crate) async fn connect(
+    url: &str,
+) -> Result<
+    (
+        Client,
+        tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
+    ),
+    Unreachable,
+> {
+    tokio_postgres::connect(url, NoTls)
+        .await
+        .map_err(|source| Unreachable {
+            target: target(url),
+            source,
+        })
+}
+
 async fn open_client(url: &str) -> Result<Client, StoreError> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+    let (client, connection) = connect(url).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::warn!(error = %e, "postgres connection ended");
@@ -76,7 +136,7 @@ impl PgStore {
     pub async fn connect(url: &str, timescale: TimescaleMode) -> Result<PgStore, StoreError> {
         let client = open_client(url).await?;
         let backend = migrate::detect(&client, timescale).await?;
-        tracing::info!(backend = %backend, "connected to the database");
+        tracing::info!(backend = %backend, database = %target(url), "connected to the database");
         Ok(PgStore {
             url: url.to_string(),
             backend,
@@ -125,14 +185,22 @@ impl PgStore {
             guard.client = None;
             guard.staging_ready = false;
             guard.client = Some(open_client(&self.url).await?);
-            tracing::info!("reconnected to the database");
+            tracing::info!(database = %target(&self.url), "reconnected to the database");
         }
         Ok(Held { guard })
     }
 
+    /// Whether the database answers (readiness). A connection that broke since the last call
+    /// fails this one naming the database's address, as the reconnect of the next one does.
     pub async fn ping(&self) -> Result<(), StoreError> {
         let mut held = self.hold().await?;
-        held.client().simple_query("SELECT 1").await?;
+        held.client()
+            .simple_query("SELECT 1")
+            .await
+            .map_err(|source| Unreachable {
+                target: target(&self.url),
+                source,
+            })?;
         Ok(())
     }
 }
