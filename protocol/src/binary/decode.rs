@@ -26,6 +26,9 @@ const MIN_SERIES_BYTES: usize = 4;
 /// Fewest bytes a series of a run takes in the aliased form: one value byte.
 const MIN_ALIASED_SERIES_BYTES: usize = 1;
 
+/// In the packed form the first values of a run's series can take no bits at all (all equal).
+const MIN_PACKED_SERIES_BYTES: usize = 0;
+
 /// Reads a batch in the named binary form (version 1) and validates it. A payload in the
 /// aliased form (version 2) is refused with [`BinaryError::NeedsBirth`], naming the birth it
 /// needs; read it with [`decode_aliased`].
@@ -178,8 +181,14 @@ impl Body {
             if n == 0 {
                 return Err(BinaryError::EmptySeries { series });
             }
-            // Even bit-packed booleans take a bit per point.
-            if n.saturating_mul(columns).div_ceil(8) > r.remaining() {
+            // Even bit-packed booleans take a bit per point; packed decimals only a delta byte
+            // for every point after the first of each column.
+            let least = if header & HEADER_PACKED != 0 {
+                (n - 1).saturating_mul(columns)
+            } else {
+                n.saturating_mul(columns).div_ceil(8)
+            };
+            if least > r.remaining() {
                 return Err(BinaryError::CountExceedsInput {
                     what: "points in series",
                     offset,
@@ -276,10 +285,10 @@ fn read(
             })
     };
 
-    let min_series_bytes = if aliases.is_some() {
-        MIN_ALIASED_SERIES_BYTES
-    } else {
-        MIN_SERIES_BYTES
+    let min_series_bytes = match version {
+        VERSION => MIN_SERIES_BYTES,
+        VERSION_ALIASED => MIN_ALIASED_SERIES_BYTES,
+        _ => MIN_PACKED_SERIES_BYTES,
     };
     let n_series = bounded_count(r, MAX_SERIES_PER_BATCH, min_series_bytes, "series count")?;
     let mut body = Body::default();

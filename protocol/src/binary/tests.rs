@@ -561,3 +561,31 @@ fn packed_reference_batches_round_trip() {
         assert!(bytes.len() < encode_aliased(&b, &a).unwrap().len());
     }
 }
+
+/// Regression: a run of 100 packed series within 6 bits took 77 bytes, and the decoder,
+/// counting a byte per series as in version 2, refused the series count.
+#[test]
+fn packed_runs_smaller_than_a_byte_a_series_are_read() {
+    let names: Vec<String> = (0..100).map(|r| format!("r{r:03}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let a = birth_aliases("c1", &[("meter", &refs)]);
+    for spread in [0u32, 1, 40] {
+        let mut b = TelemetryBatch::new(id("gw"), 1, 1);
+        for (i, n) in names.iter().enumerate() {
+            let count = 500 + (i as u32 * 7) % (spread + 1);
+            b.points.push(Point::new(
+                id("meter"),
+                id(n),
+                1_000,
+                f64::from(count) / 10.0,
+            ));
+        }
+        let bytes = encode_packed(&b, &a).unwrap();
+        assert!(bytes.len() < 30 + 100 * 6 / 8 + 1, "{} bytes", bytes.len());
+        assert_eq!(
+            decode_aliased(&bytes, &a).unwrap(),
+            b.in_series_order(),
+            "spread {spread}"
+        );
+    }
+}
