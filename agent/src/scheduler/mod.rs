@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fieldlink_buffer::{Journal, JournalError, Wait};
-use fieldlink_drivers::{DeviceCounters, DriverEvent, HealthEvent, HealthState, Readings};
+use fieldlink_drivers::{DeviceCounters, DriverEvent, HealthEvent, HealthState, Readings, Receipt};
 use fieldlink_protocol::limits::MAX_TEXT_LEN;
 use fieldlink_protocol::{EventKind, Ident, Point};
 use tokio::sync::{mpsc, watch, Notify};
@@ -86,6 +86,9 @@ struct Totals {
     report_due: bool,
 }
 
+/// Points at most in one journal commit of polls that were waiting together.
+const GROUP_MAX_POINTS: usize = 10_000;
+
 /// How often a journal that stays full is summed up in the log.
 const FULL_SUMMARY_EVERY: Duration = Duration::from_secs(60);
 
@@ -116,8 +119,12 @@ impl Scheduler {
                 }
                 ev = self.events.recv() => match ev {
                     Some(DriverEvent::Readings(r, receipt)) => {
-                        self.readings(r, &active, &mut filter, &mut totals).await;
-                        receipt.confirm();
+                        let health = self
+                            .readings_waiting(r, receipt, &active, &mut filter, &mut totals)
+                            .await;
+                        if let Some(h) = health {
+                            self.health(h).await;
+                        }
                     }
                     Some(DriverEvent::Health(h)) => self.health(h).await,
                     None => break,
@@ -166,12 +173,52 @@ impl Scheduler {
         filter: &mut ReportFilter,
         totals: &mut Totals,
     ) {
+        let points = self.admit(r, active, filter);
+        self.append(points, totals).await;
+    }
+
+    fn admit(&mut self, r: Readings, active: &Active, filter: &mut ReportFilter) -> Vec<Point> {
         if r.points.is_empty() {
-            return;
+            return Vec::new();
         }
         let mut points = self.clock.admit(r.points, wall_ms(), Instant::now());
         filter.retain(&active.rules, &mut points);
+        points
+    }
+
+    /// Journals `first` together with every poll already waiting behind it, in one commit:
+    /// stations polled at the same moment would otherwise each wait for the commits of those
+    /// ahead of them. Stops at a health change, which is returned to be handled after the
+    /// readings that came before it, and at [`GROUP_MAX_POINTS`].
+    async fn readings_waiting(
+        &mut self,
+        first: Readings,
+        receipt: Receipt,
+        active: &Active,
+        filter: &mut ReportFilter,
+        totals: &mut Totals,
+    ) -> Option<HealthEvent> {
+        let mut points = self.admit(first, active, filter);
+        let mut receipts = vec![receipt];
+        let mut health = None;
+        while points.len() < GROUP_MAX_POINTS {
+            match self.events.try_recv() {
+                Ok(DriverEvent::Readings(r, receipt)) => {
+                    points.extend(self.admit(r, active, filter));
+                    receipts.push(receipt);
+                }
+                Ok(DriverEvent::Health(h)) => {
+                    health = Some(h);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
         self.append(points, totals).await;
+        for r in receipts {
+            r.confirm();
+        }
+        health
     }
 
     async fn append(&mut self, points: Vec<Point>, totals: &mut Totals) {
