@@ -541,5 +541,5 @@ fn readme_json_blocks_are_exact() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 1 + 2 + 9 + 6 + 3 + 1);
+    assert_eq!(checked, 1 + 2 + 9 + 6 + 3 + 2);
 }
