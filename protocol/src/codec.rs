@@ -6,7 +6,7 @@
 
 use crate::error::{DecodeError, EncodeError};
 use crate::limits::MAX_PAYLOAD_BYTES;
-use crate::{binary, json, SeriesAliases, TelemetryBatch};
+use crate::{binary, json, BirthRef, SeriesAliases, TelemetryBatch};
 
 /// The two encodings of a telemetry batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -42,7 +42,8 @@ pub fn encode_telemetry(
 }
 
 /// [`encode_telemetry`], naming the series of a birth by their aliases in the binary
-/// encoding (JSON always names series).
+/// encoding (version 2; JSON names series here: its aliased form, [`json::encode_aliased`],
+/// is sent only where it was announced).
 pub fn encode_telemetry_aliased(
     batch: &TelemetryBatch,
     encoding: Encoding,
@@ -82,7 +83,17 @@ fn decode_telemetry_with(
     match (detect(payload)?, aliases) {
         (Encoding::Binary, None) => binary::decode(payload),
         (Encoding::Binary, Some(a)) => binary::decode_aliased(payload, a),
-        (Encoding::Json, _) => json::decode(payload),
+        (Encoding::Json, None) => json::decode(payload),
+        (Encoding::Json, Some(a)) => json::decode_aliased(payload, a),
+    }
+}
+
+/// The birth a telemetry payload in an aliased form (binary versions 2 and 3, JSON version 2)
+/// was written against, or `None` when it names every series.
+pub fn telemetry_birth_ref(payload: &[u8]) -> Result<Option<BirthRef>, DecodeError> {
+    match detect(payload)? {
+        Encoding::Binary => binary::birth_ref(payload),
+        Encoding::Json => json::birth_ref(payload),
     }
 }
 

@@ -25,7 +25,7 @@ pub mod validate;
 pub use alias::{BirthRef, SeriesAliases};
 pub use codec::{
     decode_telemetry, decode_telemetry_aliased, detect, encode_telemetry, encode_telemetry_aliased,
-    Encoding,
+    telemetry_birth_ref, Encoding,
 };
 pub use error::{DecodeError, EncodeError, ValidationError};
 pub use ident::{Ident, IdentError};

@@ -111,6 +111,18 @@ proptest! {
     }
 
     #[test]
+    fn damaged_json_aliased_telemetry(b in batch(), a in aliases(), d in vec(damage(), 1..4)) {
+        let bytes = apply(json::encode_aliased(&b, &a).unwrap(), &d);
+        decode_all(&bytes);
+        let _ = telemetry_birth_ref(&bytes);
+        if let Ok(b) = decode_telemetry_aliased(&bytes, &a) {
+            assert_eq!(b.validate(), Ok(()));
+            let again = json::encode_aliased(&b, &a).unwrap();
+            assert_eq!(decode_telemetry_aliased(&again, &a).unwrap(), b.in_series_order());
+        }
+    }
+
+    #[test]
     fn arbitrary_bytes_after_an_aliased_header(
         a in aliases(),
         version in prop_oneof![Just(binary::VERSION_ALIASED), Just(binary::VERSION_PACKED)],

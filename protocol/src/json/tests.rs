@@ -543,3 +543,118 @@ fn readme_json_blocks_are_exact() {
     }
     assert_eq!(checked, 1 + 2 + 9 + 6 + 3 + 2);
 }
+
+fn aliases_of(devices: &[(&str, &[&str])]) -> crate::SeriesAliases {
+    crate::SeriesAliases::from_birth(&Birth {
+        gateway: id("gw-01"),
+        boot_epoch: 7,
+        ts_ms: 0,
+        agent_version: "0.1.0".into(),
+        config_hash: "c1".into(),
+        devices: devices
+            .iter()
+            .map(|(d, points)| DeviceInfo {
+                name: id(d),
+                points: points
+                    .iter()
+                    .map(|p| PointInfo {
+                        name: id(p),
+                        unit: None,
+                        kind: DataKind::Number,
+                        writable: false,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    })
+}
+
+#[test]
+fn aliased_telemetry_example_is_exact() {
+    // meter-01's two series are in the birth (aliases 0 and 1), but voltage_l1 has an
+    // uncertain point: it goes by name, breaker_open as a run; meter-02/state is not in the
+    // birth.
+    let a = aliases_of(&[("meter-01", &["voltage_l1", "breaker_open"])]);
+    let b = batch();
+    let bytes = encode_aliased(&b, &a).unwrap();
+    let want = format!(
+        "{{\"gateway\":\"gw-01\",\"boot_epoch\":7,\"seq\":42,\"historical\":false,\
+         \"birth\":{{\"config_hash\":\"c1\",\"check\":{}}},\"groups\":[\
+         {{\"device\":\"meter-01\",\"t0\":1700000000000,\"dt\":[1000,1000],\
+         \"values\":{{\"voltage_l1\":[230.1,230.2,230.2]}},\
+         \"quality\":{{\"voltage_l1\":[\"good\",\"uncertain\",\"good\"]}}}},\
+         {{\"from\":1,\"t0\":1700000000000,\"dt\":[1000,1000],\"values\":[false,false,true]}},\
+         {{\"device\":\"meter-02\",\"t0\":1700000000500,\"values\":{{\"state\":[\"running\"]}}}}]}}",
+        a.check()
+    );
+    assert_eq!(String::from_utf8(bytes.clone()).unwrap(), want);
+    assert_eq!(decode_aliased(&bytes, &a).unwrap(), b.in_series_order());
+    assert_eq!(birth_ref(&bytes).unwrap(), Some(a.birth_ref()));
+    assert_eq!(birth_ref(&encode(&b).unwrap()).unwrap(), None);
+}
+
+#[test]
+fn aliased_runs_are_refused_without_their_birth() {
+    let a = aliases_of(&[("meter-01", &["voltage_l1", "breaker_open"])]);
+    let bytes = encode_aliased(&batch(), &a).unwrap();
+    // A receiver reading names only (an older cloud, or no birth at hand) refuses the batch
+    // instead of dropping the run.
+    let e = decode::<TelemetryBatch>(&bytes).unwrap_err().to_string();
+    assert!(e.contains("needs the batch's birth"), "{e}");
+    // Another birth's table.
+    let other = aliases_of(&[("meter-01", &["breaker_open", "voltage_l1"])]);
+    let e = decode_aliased(&bytes, &other).unwrap_err().to_string();
+    assert!(e.contains("not the one"), "{e}");
+    // Malformed runs say what is wrong.
+    let run = |body: &str| {
+        format!(
+            "{{\"gateway\":\"g\",\"boot_epoch\":1,\"seq\":1,\"birth\":{{\"config_hash\":\"c1\",\
+             \"check\":{}}},\"groups\":[{body}]}}",
+            a.check()
+        )
+    };
+    for (body, says) in [
+        (r#"{"from":1,"t0":1,"values":[1,2]}"#, "beyond the birth"),
+        (
+            r#"{"from":0,"t0":1,"dt":[1],"values":[1,2,3]}"#,
+            "whole number",
+        ),
+        (r#"{"from":0,"t0":1,"values":{"x":[1]}}"#, "one array"),
+        (r#"{"device":"d","t0":1,"values":[1]}"#, "only a run"),
+        (r#"{"from":0,"device":"d","t0":1,"values":[1]}"#, "neither"),
+        (r#"{"from":0,"t0":1,"values":[]}"#, "whole number"),
+    ] {
+        let e = decode_aliased(run(body).as_bytes(), &a)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(says), "{body}: {e}");
+    }
+    let no_birth =
+        r#"{"gateway":"g","boot_epoch":1,"seq":1,"groups":[{"from":0,"t0":1,"values":[1]}]}"#;
+    let e = decode_aliased(no_birth.as_bytes(), &a)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("names no `birth`"), "{e}");
+}
+
+#[test]
+fn aliased_json_meets_its_size_goal_on_a_poll_cycle() {
+    // One poll cycle of a reference meter: 100 registers at 0.1 kW a count.
+    let names: Vec<String> = (0..100).map(|r| format!("r{r:03}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let a = aliases_of(&[("meter-1", &refs)]);
+    let mut b = TelemetryBatch::new(id("bench-gw"), 1, 1234);
+    for (i, n) in names.iter().enumerate() {
+        let count = 400 + (i * 37) % 600;
+        b.points.push(Point::new(
+            id("meter-1"),
+            id(n),
+            1_700_000_000_123,
+            count as f64 / 10.0,
+        ));
+    }
+    let named = encode(&b).unwrap().len() as f64 / 100.0;
+    let aliased = encode_aliased(&b, &a).unwrap().len() as f64 / 100.0;
+    assert!(aliased <= 7.0, "{aliased} bytes a point (named {named})");
+    assert!(named > 12.0, "{named}");
+}

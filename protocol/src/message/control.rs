@@ -35,7 +35,7 @@ pub enum Control {
         for_ms: u64,
     },
     /// The telemetry layouts this cloud reads: binary layout versions (1 named, 2 aliased,
-    /// 3 packed) and JSON versions (1).
+    /// 3 packed) and JSON versions (1 named, 2 aliased).
     Accepts { binary: Vec<u8>, json: Vec<u8> },
 }
 
@@ -48,7 +48,7 @@ impl Control {
                 crate::binary::VERSION_ALIASED,
                 crate::binary::VERSION_PACKED,
             ],
-            json: vec![1],
+            json: vec![1, crate::json::VERSION_ALIASED],
         }
     }
 }
@@ -140,7 +140,7 @@ mod tests {
         let bytes = json::encode(&Control::accepts_all()).unwrap();
         assert_eq!(
             std::str::from_utf8(&bytes).unwrap(),
-            r#"{"control":"accepts","binary":[1,2,3],"json":[1]}"#
+            r#"{"control":"accepts","binary":[1,2,3],"json":[1,2]}"#
         );
         assert_eq!(
             json::decode::<Control>(&bytes).unwrap(),
