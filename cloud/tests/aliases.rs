@@ -246,8 +246,10 @@ async fn scenario(store: Store) {
     let late_old = batch("gw-a", 2, t0 + 10_000, 2, 5, 2);
     let late_new = batch("gw-a", 3, t0 + 20_000, 2, 5, 2);
     let named = batch("gw-a", 4, t0 + 30_000, 2, 5, 1);
-    // The packed layout (version 3), as an agent writes it once told.
+    // The packed layout (version 3) and aliased JSON (version 2), as an agent writes them once
+    // told.
     let packed = batch("gw-a", 5, t0 + 40_000, 2, 5, 3);
+    let aliased_json = batch("gw-a", 6, t0 + 50_000, 2, 5, 2);
     publish_all(
         &host,
         port,
@@ -260,11 +262,15 @@ async fn scenario(store: Store) {
                 topic("gw-a", "telemetry"),
                 binary::encode_packed(&packed, &SeriesAliases::from_birth(&b2)).unwrap(),
             ),
+            (
+                topic("gw-a", "telemetry"),
+                json::encode_aliased(&aliased_json, &SeriesAliases::from_birth(&b1)).unwrap(),
+            ),
         ],
     )
     .await;
-    wait_points(&store, 10 + 30 + 20 + 20 + 10 + 30).await;
-    for b in [&late_old, &late_new, &named, &packed] {
+    wait_points(&store, 10 + 30 + 20 + 20 + 10 + 30 + 20).await;
+    for b in [&late_old, &late_new, &named, &packed, &aliased_json] {
         let want: Vec<_> = b
             .points
             .iter()
@@ -296,7 +302,7 @@ async fn scenario(store: Store) {
     })
     .await;
     assert_eq!(dead.payload, stray);
-    assert_eq!(store.count_points().await.unwrap(), 120);
+    assert_eq!(store.count_points().await.unwrap(), 140);
     // The other gateway's parked batches expired too, and nothing is left parked.
     wait_for("parked batches expired", 30, || {
         let s = store.clone();

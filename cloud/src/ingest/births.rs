@@ -1,7 +1,7 @@
 //! Aliased telemetry and the births it is read with.
 //!
-//! An aliased batch (binary version 2) names series by their place in a birth, identified by
-//! the birth's config hash and table check. The classifier reads it with the table of that
+//! An aliased batch (binary versions 2 and 3, JSON version 2) names series by their place in a
+//! birth, identified by the birth's config hash and table check. The classifier reads it with the table of that
 //! birth, found here: in the births this instance classified, else in `gateway_births`, where
 //! every instance sharing the database stores the births it received.
 //!
@@ -17,7 +17,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fieldlink_protocol::{binary, BirthRef, Ident, SeriesAliases, TopicKind, TopicPrefix};
+use fieldlink_protocol::{
+    telemetry_birth_ref, BirthRef, Ident, SeriesAliases, TopicKind, TopicPrefix,
+};
 
 use super::classify::BirthRecord;
 use crate::store::{Store, StoreError};
@@ -34,7 +36,7 @@ pub(super) fn needs_birth(prefix: &TopicPrefix, topic: &str, payload: &[u8]) -> 
     if t.kind != TopicKind::Telemetry {
         return None;
     }
-    match binary::birth_ref(payload) {
+    match telemetry_birth_ref(payload) {
         Ok(Some(r)) => Some((t.gateway, r)),
         _ => None,
     }
@@ -148,16 +150,27 @@ mod tests {
             0,
             1.0,
         ));
+        use fieldlink_protocol::{binary, json};
         let aliased = binary::encode_aliased(&batch, &a).unwrap();
-        let named = binary::encode(&batch).unwrap();
-        assert_eq!(
-            needs_birth(&prefix, "fieldlink/v1/gw/telemetry", &aliased),
-            Some((Ident::new("gw").unwrap(), a.birth_ref()))
-        );
-        assert_eq!(
-            needs_birth(&prefix, "fieldlink/v1/gw/telemetry", &named),
-            None
-        );
+        for payload in [
+            aliased.clone(),
+            binary::encode_packed(&batch, &a).unwrap(),
+            json::encode_aliased(&batch, &a).unwrap(),
+        ] {
+            assert_eq!(
+                needs_birth(&prefix, "fieldlink/v1/gw/telemetry", &payload),
+                Some((Ident::new("gw").unwrap(), a.birth_ref()))
+            );
+        }
+        for named in [
+            binary::encode(&batch).unwrap(),
+            json::encode(&batch).unwrap(),
+        ] {
+            assert_eq!(
+                needs_birth(&prefix, "fieldlink/v1/gw/telemetry", &named),
+                None
+            );
+        }
         assert_eq!(
             needs_birth(&prefix, "fieldlink/v1/gw/events", &aliased),
             None
