@@ -7,7 +7,8 @@
 //! - A1/A2: agent RSS and CPU share of one core in steady state;
 //! - A3: Modbus requests per second served by the simulator;
 //! - A4: bytes per point on the wire, binary (the aliased layout every cloud reads, and the
-//!   packed layout a cloud that announces it gets) and JSON: each telemetry PUBLISH packet
+//!   packed layout a cloud that announces it gets) and JSON (named, and aliased when
+//!   announced): each telemetry PUBLISH packet
 //!   whole (fixed header, topic, packet id, payload) and the payload alone; the birth's size,
 //!   sent once per connection, separately with its share over an hour's connection;
 //! - A6: a one-hour backlog (3.6 million points, written into the agent's journal while the
@@ -28,8 +29,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use fieldlink_buffer::{BlockingJournal, JournalConfig, Wait};
 use fieldlink_protocol::{
-    binary, decode_telemetry, decode_telemetry_aliased, json, Control, Ident, Point, SeriesAliases,
-    Status,
+    binary, decode_telemetry, decode_telemetry_aliased, json, telemetry_birth_ref, Control, Ident,
+    Point, SeriesAliases, Status,
 };
 use fieldlink_sim::{SimConfig, Simulator};
 use fieldlink_testkit::Mosquitto;
@@ -181,7 +182,7 @@ fn subscriber(
                 Ok(rumqttc::Event::Incoming(rumqttc::Incoming::Publish(p))) => {
                     let now_ms = wall_ms();
                     let now = Instant::now();
-                    let decoded = match binary::birth_ref(&p.payload) {
+                    let decoded = match telemetry_birth_ref(&p.payload) {
                         Ok(Some(r)) => match births.iter().rev().find(|a| a.matches(&r)) {
                             Some(a) => decode_telemetry_aliased(&p.payload, a),
                             None => decode_telemetry(&p.payload),
@@ -416,14 +417,31 @@ fn main() {
     steady("binary v3", &agent, &sim, &seen, &birth_bytes, steady_s);
     terminate(&mut agent);
 
-    // Steady state, JSON (bytes per point only; shorter).
-    let mut agent = start_agent(
-        &cfg,
-        &dir.path().join("agent-json.log"),
-        &[("FIELDLINK_AGENT__MQTT__ENCODING", "json")],
+    // Steady state, JSON (shorter): the aliased form (version 2) the announcement allows, then
+    // the named form (version 1) to a receiver that announces nothing.
+    let json = [("FIELDLINK_AGENT__MQTT__ENCODING", "json")];
+    let mut agent = start_agent(&cfg, &dir.path().join("agent-json.log"), &json);
+    steady(
+        "json v2",
+        &agent,
+        &sim,
+        &seen,
+        &birth_bytes,
+        steady_s.min(20),
     );
-    steady("json", &agent, &sim, &seen, &birth_bytes, steady_s.min(20));
     terminate(&mut agent);
+    announce.store(false, Ordering::Relaxed);
+    let mut agent = start_agent(&cfg, &dir.path().join("agent-json1.log"), &json);
+    steady(
+        "json v1",
+        &agent,
+        &sim,
+        &seen,
+        &birth_bytes,
+        steady_s.min(20),
+    );
+    terminate(&mut agent);
+    announce.store(true, Ordering::Relaxed);
 
     // A6: the broker is down; an hour of readings sits in the journal.
     broker.stop();

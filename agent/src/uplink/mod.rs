@@ -504,11 +504,12 @@ impl Uplink {
             Report::PaceLapsed => {
                 tracing::info!("the cloud's slow-down lapsed; sending at full rate")
             }
-            Report::Layout(version) => {
+            Report::Layouts(l) => {
                 tracing::info!(
-                    binary_layout = version,
-                    "the cloud announced the telemetry \
-                    layouts it reads; binary telemetry goes out in this layout version"
+                    binary_layout = l.binary,
+                    json_layout = l.json,
+                    "the cloud announced the telemetry layouts it reads; telemetry goes out in \
+                    these layout versions"
                 )
             }
         }
@@ -574,9 +575,14 @@ impl Uplink {
                 };
                 let encoded = match (self.mqtt.encoding, &link.aliases) {
                     (Encoding::Binary, Some(a))
-                        if link.session.binary_layout() == binary::VERSION_PACKED =>
+                        if link.session.layouts().binary == binary::VERSION_PACKED =>
                     {
                         binary::encode_packed(&tb, a)
+                    }
+                    (Encoding::Json, Some(a))
+                        if link.session.layouts().json == json::VERSION_ALIASED =>
+                    {
+                        json::encode_aliased(&tb, a)
                     }
                     (Encoding::Binary, Some(a)) => {
                         encode_telemetry_aliased(&tb, Encoding::Binary, a)

@@ -99,8 +99,8 @@ pub enum Report {
     },
     ControlUndecodable(String),
     PaceLapsed,
-    /// The cloud announced the layouts it reads; telemetry goes out in this binary version.
-    Layout(u8),
+    /// The cloud announced the layouts it reads; telemetry goes out in these versions.
+    Layouts(Layouts),
 }
 
 /// What the adapter must do, in order.
@@ -139,18 +139,43 @@ pub enum Subscription {
     Control,
 }
 
-/// The binary layout every cloud since aliasing reads: what is sent before the cloud says more.
-pub const BASELINE_BINARY_LAYOUT: u8 = fieldlink_protocol::binary::VERSION_ALIASED;
+/// The telemetry layout versions the agent writes, by encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layouts {
+    pub binary: u8,
+    pub json: u8,
+}
 
-/// The newest binary layout both this agent and a cloud reading `accepted` know, never below
-/// the baseline (a cloud that lists only older layouts still reads the aliased form it stores
-/// births for).
-fn newest_known(accepted: &[u8]) -> u8 {
-    let ours = [fieldlink_protocol::binary::VERSION_PACKED];
-    ours.into_iter()
-        .filter(|v| accepted.contains(v))
-        .max()
-        .unwrap_or(BASELINE_BINARY_LAYOUT)
+impl Layouts {
+    /// What every cloud since aliasing reads: sent before the cloud says more.
+    pub const BASELINE: Layouts = Layouts {
+        binary: fieldlink_protocol::binary::VERSION_ALIASED,
+        json: 1,
+    };
+
+    /// The newest layouts both this agent and a cloud reading `binary` and `json` know, never
+    /// below the baseline (a cloud that lists only older layouts still reads those).
+    fn agreed(binary: &[u8], json: &[u8]) -> Layouts {
+        let newest = |ours: &[u8], theirs: &[u8], baseline: u8| {
+            ours.iter()
+                .copied()
+                .filter(|v| theirs.contains(v))
+                .max()
+                .unwrap_or(baseline)
+        };
+        Layouts {
+            binary: newest(
+                &[fieldlink_protocol::binary::VERSION_PACKED],
+                binary,
+                Self::BASELINE.binary,
+            ),
+            json: newest(
+                &[fieldlink_protocol::json::VERSION_ALIASED],
+                json,
+                Self::BASELINE.json,
+            ),
+        }
+    }
 }
 
 /// The session's settings.
@@ -172,8 +197,8 @@ pub struct Session {
     connection: u64,
     window: Window,
     pace: Option<Pace>,
-    /// The newest binary layout the cloud said, on this connection, that it reads.
-    binary_layout: u8,
+    /// The newest layouts the cloud said, on this connection, that it reads.
+    layouts: Layouts,
 }
 
 /// How much the adapter may publish from the journal now.
@@ -202,15 +227,15 @@ impl Session {
             connection: 0,
             window: Window::default(),
             pace: None,
-            binary_layout: BASELINE_BINARY_LAYOUT,
+            layouts: Layouts::BASELINE,
         }
     }
 
-    /// The binary layout version to write telemetry in: the aliased form (version 2), which
-    /// every cloud reads, until the cloud announces on this connection that it reads the
-    /// packed form (version 3).
-    pub fn binary_layout(&self) -> u8 {
-        self.binary_layout
+    /// The layout versions to write telemetry in: binary version 2 (aliased) and JSON version
+    /// 1 (named), which every cloud reads, until the cloud announces on this connection that
+    /// it reads newer ones.
+    pub fn layouts(&self) -> Layouts {
+        self.layouts
     }
 
     pub fn phase(&self) -> Phase {
@@ -350,7 +375,7 @@ impl Session {
         self.connection += 1;
         self.window.clear();
         // The cloud behind this connection may be another (older) one: it must say again.
-        self.binary_layout = BASELINE_BINARY_LAYOUT;
+        self.layouts = Layouts::BASELINE;
         self.phase = Phase::Up { since: now };
         vec![
             Action::Report(Report::Connected {
@@ -445,12 +470,12 @@ impl Session {
                         now,
                     ));
                 }
-                Ok(fieldlink_protocol::Control::Accepts { binary, .. }) => {
-                    let layout = newest_known(&binary);
-                    if layout != self.binary_layout {
-                        out.push(Action::Report(Report::Layout(layout)));
+                Ok(fieldlink_protocol::Control::Accepts { binary, json }) => {
+                    let layouts = Layouts::agreed(&binary, &json);
+                    if layouts != self.layouts {
+                        out.push(Action::Report(Report::Layouts(layouts)));
                     }
-                    self.binary_layout = layout;
+                    self.layouts = layouts;
                 }
                 Err(e) => out.push(Action::Report(Report::ControlUndecodable(e.to_string()))),
             }
@@ -810,7 +835,11 @@ mod tests {
         let t0 = Instant::now();
         let mut s = session(t0);
         up(&mut s, t0);
-        assert_eq!(s.binary_layout(), BASELINE_BINARY_LAYOUT);
+        assert_eq!(s.layouts(), Layouts::BASELINE);
+        let newest = Layouts {
+            binary: fieldlink_protocol::binary::VERSION_PACKED,
+            json: fieldlink_protocol::json::VERSION_ALIASED,
+        };
         let accepts = json::encode(&Control::accepts_all()).unwrap();
         let out = s.on_event(
             Event::Incoming {
@@ -822,15 +851,9 @@ mod tests {
         );
         assert_eq!(
             out,
-            vec![
-                Action::Report(Report::Layout(fieldlink_protocol::binary::VERSION_PACKED)),
-                Action::PubAck(3)
-            ]
+            vec![Action::Report(Report::Layouts(newest)), Action::PubAck(3)]
         );
-        assert_eq!(
-            s.binary_layout(),
-            fieldlink_protocol::binary::VERSION_PACKED
-        );
+        assert_eq!(s.layouts(), newest);
         // A cloud that lists only layouts this agent does not write gets the baseline.
         let older = br#"{"control":"accepts","binary":[1,2],"json":[1]}"#;
         s.on_event(
@@ -841,7 +864,7 @@ mod tests {
             },
             t0,
         );
-        assert_eq!(s.binary_layout(), BASELINE_BINARY_LAYOUT);
+        assert_eq!(s.layouts(), Layouts::BASELINE);
         s.on_event(
             Event::Incoming {
                 topic: CONTROL,
@@ -851,10 +874,7 @@ mod tests {
             t0,
         );
         // A new connection may reach another cloud: back to the baseline until it says.
-        assert_eq!(
-            s.binary_layout(),
-            fieldlink_protocol::binary::VERSION_PACKED
-        );
+        assert_eq!(s.layouts(), newest);
         s.on_event(
             Event::Failed {
                 cause: "reset".into(),
@@ -864,6 +884,6 @@ mod tests {
         let later = t0 + Duration::from_secs(5);
         up(&mut s, later);
         assert!(s.is_up());
-        assert_eq!(s.binary_layout(), BASELINE_BINARY_LAYOUT);
+        assert_eq!(s.layouts(), Layouts::BASELINE);
     }
 }
