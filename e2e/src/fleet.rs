@@ -1,5 +1,5 @@
 //! A small fleet for isolation tests: two honest sites, each a simulated meter behind a real
-//! `fieldlink-agent`, a third registered gateway id (`mallory`) whose credentials the attacker
+//! `fieldlink-agent` (one publishing binary telemetry, the other JSON), a third registered gateway id (`mallory`) whose credentials the attacker
 //! holds, and the `fieldlink-cloud` binary as a child process, on one of two brokers:
 //!
 //! - [`BrokerKind::Mosquitto`]: Mosquitto on the shipped configuration and ACL
@@ -474,6 +474,12 @@ fn agent_config(state: &Path, site: &Site, e: &Endpoint) -> PathBuf {
         ),
         None => format!("url = \"mqtt://127.0.0.1:{}\"", e.port),
     };
+    // One honest gateway in each encoding, each in the newest layout the cloud announces.
+    let encoding = if site.gateway == HONEST[1] {
+        "json"
+    } else {
+        "binary"
+    };
     let text = format!(
         r#"
 [gateway]
@@ -485,6 +491,7 @@ shutdown_grace_s = 5
 {tls}
 username = "{user}"
 password = "{password}"
+encoding = "{encoding}"
 keep_alive_s = 5
 reconnect_min_ms = 100
 reconnect_max_ms = 500

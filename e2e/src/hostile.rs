@@ -634,13 +634,14 @@ pub async fn check_delivery(fleet: &Fleet, cut: SystemTime, limit: Duration, v: 
     }
 }
 
-/// The honest agents heard the cloud's announcement and wrote the packed binary layout.
-pub fn check_packed_layout(fleet: &Fleet, v: &mut Verdict) {
+/// The honest agents heard the cloud's announcement and wrote the newest layouts: packed
+/// binary (version 3) and aliased JSON (version 2; one honest gateway publishes JSON).
+pub fn check_newest_layouts(fleet: &Fleet, v: &mut Verdict) {
     for (i, agent) in fleet.agents.iter().enumerate() {
         let log = agent.log_text();
         v.check(
-            log.contains("binary_layout=3"),
-            format!("honest agent {i} never switched to the packed binary layout (version 3)"),
+            log.contains("binary_layout=3 json_layout=2"),
+            format!("honest agent {i} never switched to binary version 3 and JSON version 2"),
         );
     }
 }

@@ -23,8 +23,8 @@ use std::time::{Duration, SystemTime};
 
 use fieldlink_e2e::fleet::{metric_sum, BrokerKind, Fleet, ATTACKER, CLOUD_CLIENT_ID, HONEST};
 use fieldlink_e2e::hostile::{
-    check_delivery, check_packed_layout, flood, gateway_online_within, mib, payload, response_size,
-    Attacker, LagProbe, Verdict,
+    check_delivery, check_newest_layouts, flood, gateway_online_within, mib, payload,
+    response_size, Attacker, LagProbe, Verdict,
 };
 
 /// Flood tests take it for writing: their load would distort the others' lag.
@@ -61,7 +61,7 @@ async fn conclude(fleet: &Fleet, probe: &LagProbe, start: SystemTime, mut v: Ver
     ));
     // Delivery first: it waits for late readings, whose lag then counts in full.
     check_delivery(fleet, end, STRAGGLERS, &mut v).await;
-    check_packed_layout(fleet, &mut v);
+    check_newest_layouts(fleet, &mut v);
     probe.judge(start, end, &mut v);
     v.finish(&fleet.logs_tail());
 }
