@@ -115,7 +115,7 @@ fn table_check(series: &[(Ident, Ident)]) -> u32 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::{DataKind, DeviceInfo, PointInfo};
 
@@ -124,12 +124,17 @@ mod tests {
     }
 
     pub(crate) fn birth(devices: &[(&str, &[&str])]) -> Birth {
+        birth_with("9f2c4e", devices)
+    }
+
+    /// A birth of gateway `gw` with config hash `hash`; every point a number.
+    pub(crate) fn birth_with(hash: &str, devices: &[(&str, &[&str])]) -> Birth {
         Birth {
             gateway: id("gw"),
             boot_epoch: 1,
             ts_ms: 0,
             agent_version: "0.1.0".into(),
-            config_hash: "9f2c4e".into(),
+            config_hash: hash.into(),
             devices: devices
                 .iter()
                 .map(|(d, ps)| DeviceInfo {

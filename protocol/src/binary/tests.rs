@@ -243,29 +243,7 @@ fn aliased_readme_example_is_exact() {
 }
 
 fn birth_aliases(hash: &str, devices: &[(&str, &[&str])]) -> crate::SeriesAliases {
-    let birth = crate::Birth {
-        gateway: id("gw"),
-        boot_epoch: 3,
-        ts_ms: 0,
-        agent_version: "0.1.0".into(),
-        config_hash: hash.into(),
-        devices: devices
-            .iter()
-            .map(|(d, ps)| crate::DeviceInfo {
-                name: id(d),
-                points: ps
-                    .iter()
-                    .map(|p| crate::PointInfo {
-                        name: id(p),
-                        unit: None,
-                        kind: crate::DataKind::Number,
-                        writable: false,
-                    })
-                    .collect(),
-            })
-            .collect(),
-    };
-    crate::SeriesAliases::from_birth(&birth)
+    crate::SeriesAliases::from_birth(&crate::alias::tests::birth_with(hash, devices))
 }
 
 /// The aliased example of the README: `d/v`, `d/i` and `d/on` are in the birth, `e/v` is not.

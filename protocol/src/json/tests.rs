@@ -545,28 +545,7 @@ fn readme_json_blocks_are_exact() {
 }
 
 fn aliases_of(devices: &[(&str, &[&str])]) -> crate::SeriesAliases {
-    crate::SeriesAliases::from_birth(&Birth {
-        gateway: id("gw-01"),
-        boot_epoch: 7,
-        ts_ms: 0,
-        agent_version: "0.1.0".into(),
-        config_hash: "c1".into(),
-        devices: devices
-            .iter()
-            .map(|(d, points)| DeviceInfo {
-                name: id(d),
-                points: points
-                    .iter()
-                    .map(|p| PointInfo {
-                        name: id(p),
-                        unit: None,
-                        kind: DataKind::Number,
-                        writable: false,
-                    })
-                    .collect(),
-            })
-            .collect(),
-    })
+    crate::SeriesAliases::from_birth(&crate::alias::tests::birth_with("c1", devices))
 }
 
 #[test]
