@@ -206,7 +206,7 @@ pub fn start(
     let (client, mut eventloop) = AsyncClient::new(options, 4_096);
     eventloop.set_network_options(mqtt::network_options());
     let connected = Arc::new(AtomicBool::new(false));
-    let (pub_tx, pub_rx) = mpsc::channel::<Publish>(settings.queue_messages);
+    let (pub_tx, pub_rx) = mpsc::channel::<mqtt::Inbound>(settings.queue_messages);
     let (item_tx, item_rx) = mpsc::channel::<Item>(settings.queue_messages);
     let writer_done = CancellationToken::new();
     let rules = Rules {
@@ -222,7 +222,6 @@ pub fn start(
         client_id: mqtt_settings.client_id.clone(),
         filters,
         inbound: pub_tx,
-        oversized: item_tx.clone(),
         limit: oversize::PacketLimit::new(
             mqtt_settings.max_packet_bytes,
             settings.max_oversized_packet_bytes,
@@ -332,13 +331,14 @@ struct Classifier {
     control: AsyncClient,
 }
 
-async fn run_classifier(mut rx: mpsc::Receiver<Publish>, mut c: Classifier) {
+async fn run_classifier(mut rx: mpsc::Receiver<mqtt::Inbound>, mut c: Classifier) {
     let mut tick = tokio::time::interval(parking::SCAN_BUSY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let open = tokio::select! {
             p = rx.recv() => match p {
-                Some(p) => c.take(p).await,
+                Some(mqtt::Inbound::Publish(p)) => c.take(p).await,
+                Some(mqtt::Inbound::Refused(item)) => c.tx.send(item).await.is_ok(),
                 None => false,
             },
             _ = tick.tick() => c.resolve_parked().await,

@@ -114,8 +114,8 @@ pub(crate) fn options(s: &MqttSettings) -> Result<MqttOptions, IngestError> {
     Ok(o)
 }
 
-/// Runs the event loop: forwards publishes to the classifier (or, over the protocol's payload
-/// limit, straight to the writer as a dead letter), keeps `connected` current, subscribes on
+/// Runs the event loop: forwards publishes to the classifier (over the protocol's payload
+/// limit already cut to a dead letter, which the classifier passes on), keeps `connected` current, subscribes on
 /// fresh sessions, copes with packets over the connection's limit ([`oversize`]) and watches
 /// for takeovers of the session ([`super::session`]). On `stop` it stops forwarding (what
 /// arrives later is not acknowledged, so the broker keeps it) and keeps polling until
@@ -126,9 +126,10 @@ pub(super) struct EventLoopTask {
     pub client: AsyncClient,
     pub client_id: String,
     pub filters: Vec<String>,
-    pub inbound: mpsc::Sender<Publish>,
-    /// The writer's queue, for oversized messages (dead letters need no classification).
-    pub oversized: mpsc::Sender<Item>,
+    /// The classifier's queue. Oversized messages go through it too, already made dead
+    /// letters: one queue keeps every message in arrival order up to the writer, and so its
+    /// acknowledgements too (a broker may close a client that acknowledges out of order).
+    pub inbound: mpsc::Sender<Inbound>,
     pub limit: PacketLimit,
     pub metrics: Arc<Metrics>,
     pub problem: BrokerProblem,
@@ -137,6 +138,15 @@ pub(super) struct EventLoopTask {
     pub stop: CancellationToken,
     pub writer_done: CancellationToken,
     pub grace: Duration,
+}
+
+/// What the event loop hands the classifier, in the order the broker sent it.
+pub(super) enum Inbound {
+    /// A message to classify.
+    Publish(Publish),
+    /// A message refused before classification (over the protocol's payload limit), as the
+    /// dead letter the writer stores; the classifier passes it on in its place in the order.
+    Refused(Item),
 }
 
 /// How long a session that cannot move past a message over the cap waits between attempts.
@@ -175,7 +185,6 @@ pub(super) async fn run_event_loop(task: EventLoopTask) {
         client_id,
         filters,
         inbound,
-        oversized,
         mut limit,
         metrics,
         problem,
@@ -273,7 +282,7 @@ pub(super) async fn run_event_loop(task: EventLoopTask) {
                             "message dead-lettered");
                     }
                     tokio::select! {
-                        sent = oversized.send(item) => if sent.is_err() { inbound = None },
+                        sent = tx.send(Inbound::Refused(item)) => if sent.is_err() { inbound = None },
                         _ = stop.cancelled() => inbound = None,
                     }
                     continue;
@@ -281,7 +290,7 @@ pub(super) async fn run_event_loop(task: EventLoopTask) {
                 // A full queue holds the event loop (backpressure). A stop while waiting
                 // drops the message unacknowledged: the broker keeps it for next time.
                 tokio::select! {
-                    sent = tx.send(p) => if sent.is_err() { inbound = None },
+                    sent = tx.send(Inbound::Publish(p)) => if sent.is_err() { inbound = None },
                     _ = stop.cancelled() => inbound = None,
                 }
             }
