@@ -338,7 +338,7 @@ async fn run_classifier(mut rx: mpsc::Receiver<mqtt::Inbound>, mut c: Classifier
         let open = tokio::select! {
             p = rx.recv() => match p {
                 Some(mqtt::Inbound::Publish(p)) => c.take(p).await,
-                Some(mqtt::Inbound::Refused(item)) => c.tx.send(item).await.is_ok(),
+                Some(mqtt::Inbound::Refused(item)) => c.tx.send(*item).await.is_ok(),
                 None => false,
             },
             _ = tick.tick() => c.resolve_parked().await,

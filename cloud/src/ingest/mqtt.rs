@@ -146,7 +146,7 @@ pub(super) enum Inbound {
     Publish(Publish),
     /// A message refused before classification (over the protocol's payload limit), as the
     /// dead letter the writer stores; the classifier passes it on in its place in the order.
-    Refused(Item),
+    Refused(Box<Item>),
 }
 
 /// How long a session that cannot move past a message over the cap waits between attempts.
@@ -282,7 +282,7 @@ pub(super) async fn run_event_loop(task: EventLoopTask) {
                             "message dead-lettered");
                     }
                     tokio::select! {
-                        sent = tx.send(Inbound::Refused(item)) => if sent.is_err() { inbound = None },
+                        sent = tx.send(Inbound::Refused(Box::new(item))) => if sent.is_err() { inbound = None },
                         _ = stop.cancelled() => inbound = None,
                     }
                     continue;
