@@ -3,10 +3,13 @@
 //! Three tasks joined by bounded queues:
 //!
 //! ```text
-//! MQTT event loop ──Publish──▶ classifier ──Item──▶ writer ──commit──▶ store
+//! MQTT event loop ──Inbound──▶ classifier ──Item──▶ writer ──commit──▶ store
 //!        ▲                                             │
 //!        └──────────── PUBACK (after commit) ◀─────────┘
 //! ```
+//!
+//! Every message takes that one path, in the order the broker sent it (an oversized one as a
+//! dead letter cut at the event loop), so acknowledgements leave in the broker's order too.
 //!
 //! The durable invariant: **a message is acknowledged to the broker only after the transaction
 //! holding its rows (or its dead letter) has committed.** The session is persistent and QoS 1,

@@ -115,12 +115,12 @@ pub(crate) fn options(s: &MqttSettings) -> Result<MqttOptions, IngestError> {
 }
 
 /// Runs the event loop: forwards publishes to the classifier (over the protocol's payload
-/// limit already cut to a dead letter, which the classifier passes on), keeps `connected` current, subscribes on
-/// fresh sessions, copes with packets over the connection's limit ([`oversize`]) and watches
-/// for takeovers of the session ([`super::session`]). On `stop` it stops forwarding (what
-/// arrives later is not acknowledged, so the broker keeps it) and keeps polling until
-/// `writer_done` fires, so the writer's last acknowledgements reach the broker; then it
-/// disconnects.
+/// limit already cut to a dead letter, which the classifier passes on), keeps `connected`
+/// current, subscribes on fresh sessions, copes with packets over the connection's limit
+/// ([`oversize`]) and watches for takeovers of the session ([`super::session`]). On `stop`
+/// it stops forwarding (what arrives later is not acknowledged, so the broker keeps it) and
+/// keeps polling until `writer_done` fires, so the writer's last acknowledgements reach the
+/// broker; then it disconnects.
 pub(super) struct EventLoopTask {
     pub eventloop: EventLoop,
     pub client: AsyncClient,
