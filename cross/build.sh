@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds Fieldlink's release binaries for Raspberry Pi gateways from an x86 Debian machine:
+# Builds Fieldlink's shipped binaries for Raspberry Pi gateways from an x86 Debian machine:
 # arm64 (aarch64-unknown-linux-gnu, Pi 3/4/5 on a 64-bit OS) and armhf
 # (armv7-unknown-linux-gnueabihf, 32-bit OS), with Debian's cross compilers, no Docker.
 #
@@ -63,9 +63,10 @@ mapfile -t bins < <(jq -r --argjson want "$pkg_json" \
 # its package (cargo-deb builds one package) will ship.
 for t in "${targets[@]}"; do
   for p in "${packages[@]}"; do
-    echo "== cargo build --release --target $t -p $p"
+    prof=$(fieldlink_ship_profile "$p")
+    echo "== cargo build --profile $prof --target $t -p $p"
     start=$(date +%s)
-    nice -n 10 cargo build --release --locked --bins --target "$t" -p "$p"
+    nice -n 10 cargo build --profile "$prof" --locked --bins --target "$t" -p "$p"
     echo "   took $(( $(date +%s) - start )) s"
   done
 done
@@ -77,7 +78,8 @@ for t in "${targets[@]}"; do
   dist="$target_dir/dist/$t"
   mkdir -p "$dist"
   for b in "${bins[@]}"; do
-    built="$target_dir/$t/release/$b"
+    # Every binary is named like its package.
+    built="$target_dir/$t/$(fieldlink_ship_profile "$b")/$b"
     [ -f "$built" ] || { echo "missing $built" >&2; exit 1; }
     # The release profile already strips; stripping again with the target's binutils makes the
     # reported size independent of that setting.

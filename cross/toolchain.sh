@@ -82,3 +82,13 @@ fieldlink_bin_packages() {
     | jq -r '.packages[] | select(any(.targets[]; .kind | index("bin"))) | .name' \
     | sort
 }
+
+# The cargo profile a package's shipped binaries are built with: the agent's is `gateway` (every
+# crate optimized for size, for a Raspberry Pi's memory), the cloud's `release` (full speed). A
+# custom profile's output directory has its name; release's is `release`.
+fieldlink_ship_profile() {
+  case $1 in
+    fieldlink-agent) echo gateway ;;
+    *) echo release ;;
+  esac
+}

@@ -19,6 +19,9 @@
 //!
 //! `cargo bench -p fieldlink-agent --bench reference`; `BENCH_STEADY_S` sets the steady-state
 //! window (default 60 s), `BENCH_BACKLOG_S` the backlog length in seconds (default 3600).
+//! `BENCH_AGENT` names another agent binary to measure instead of this build's, so an earlier
+//! build (kept aside) is measured as a baseline in the same session, against the same
+//! simulator, broker and subscriber code.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -278,9 +281,14 @@ fn percentile(v: &mut [i64], p: f64) -> i64 {
     v[i]
 }
 
+/// The binary measured: `BENCH_AGENT` if set, else the one this bench was built with.
+fn agent_bin() -> String {
+    std::env::var("BENCH_AGENT").unwrap_or_else(|_| BIN.to_string())
+}
+
 fn start_agent(cfg: &Path, log: &Path, env: &[(&str, &str)]) -> Child {
     let file = std::fs::File::create(log).unwrap();
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(agent_bin());
     cmd.args(["--config", cfg.to_str().unwrap(), "run"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -382,6 +390,7 @@ fn main() {
     }
     let steady_s = env_secs("BENCH_STEADY_S", 60);
     let backlog_s = env_secs("BENCH_BACKLOG_S", 3600);
+    println!("agent binary: {}", agent_bin());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

@@ -149,8 +149,10 @@ fn main() -> ExitCode {
             if let config::applied::Source::Applied(p) = &in_force.source {
                 tracing::info!(file = %p.display(), "configuration applied from the cloud is in force");
             }
-            let rt = match tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
+            // One thread runs every task: the agent's work is I/O waits and small encodings,
+            // and each further thread would hold a heap arena of its own (goal A1). The journal
+            // keeps its own thread for SQLite.
+            let rt = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
             {

@@ -217,13 +217,20 @@ for j in "${jobs[@]}"; do
   [ -n "$crate_version" ] || { echo "no crate $p in the workspace" >&2; exit 2; }
   v=${version:-$crate_version-1}
 
+  # release: each package's shipped profile (the agent's is `gateway`); dev: dev for all.
+  cargo_profile=$profile
+  dir=$profile_dir
+  if [ "$profile" = release ]; then
+    cargo_profile=$(fieldlink_ship_profile "$p")
+    dir=$cargo_profile
+  fi
   if [ "$build" = 1 ]; then
-    echo "== cargo build --profile $profile ${t:+--target $t }-p $p"
+    echo "== cargo build --profile $cargo_profile ${t:+--target $t }-p $p"
     target_args=()
     [ -z "$t" ] || target_args=(--target "$t")
-    nice -n 10 cargo build --locked --profile "$profile" --bins -p "$p" "${target_args[@]}"
+    nice -n 10 cargo build --locked --profile "$cargo_profile" --bins -p "$p" "${target_args[@]}"
   fi
-  bin="$target_dir/${t:+$t/}$profile_dir/$p"
+  bin="$target_dir/${t:+$t/}$dir/$p"
   [ -x "$bin" ] || { echo "missing $bin (build it, or drop --no-build)" >&2; exit 1; }
 
   stage=$(mktemp -d -t "fieldlink-deb-$p-$a.XXXXXX")

@@ -18,7 +18,7 @@
 #   6. purges the agent, then the cloud: configuration, state and links are gone, and the shared
 #      directories go with the last package;
 #   7. inspects arm64 and armhf packages of binaries already built (scripts/test-arm.sh leaves
-#      debug ones; cross/build.sh release ones): architecture, contents, dependencies, and the
+#      debug ones; cross/build.sh the shipped ones): architecture, contents, dependencies, and the
 #      program runs under qemu-user. Skipped, and said so, when no ARM binary is there.
 #
 #   cross/deb/test.sh                     debug-profile binaries (fast; packaging is the same)
@@ -330,7 +330,9 @@ for arch in arm64 armhf; do
     # shellcheck source=/dev/null
     deb_architectures=() && source "cross/deb/packages/$p.sh"
     printf '%s\n' "${deb_architectures[@]}" | grep -qx "$arch" || continue
-    bin="$target_dir/${arm_triple[$arch]}/$profile_dir/$p"
+    dir=$profile_dir
+    [ "$profile" = release ] && dir=$(fieldlink_ship_profile "$p")
+    bin="$target_dir/${arm_triple[$arch]}/$dir/$p"
     if [ ! -x "$bin" ]; then
       echo "skipped: $p $arch, no $bin (scripts/test-arm.sh or cross/build.sh builds it)"
       continue

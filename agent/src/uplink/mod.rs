@@ -30,8 +30,18 @@
 //! fresh packet ids. A batch whose PUBACK was lost with the connection is therefore sent twice;
 //! both copies carry the same readings, which the cloud stores once.
 //!
-//! All our requests are pushed straight onto the event loop's queue from this task, so nothing
-//! can slip between an error and the clean-up.
+//! # Request order
+//! Every publish goes, in the order the session queued it, through rumqttc's request channel,
+//! behind an overflow queue of our own when the channel is full; that order is what lets the
+//! window bind packet ids to our publishes. rumqttc takes a request from the channel as soon as
+//! it is there, whereas each request on its resend queue waits for a timer first (about a
+//! millisecond each, which under load added up to most of the poll → broker latency).
+//! Acknowledgements, subscriptions and the final disconnect, whose place relative to publishes
+//! does not matter (the disconnect is queued only once every publish is acknowledged), go on
+//! the resend queue, which rumqttc serves first. Publishes are only queued while the session
+//! is up, and at a connection error rumqttc moves whatever the channel still holds onto its
+//! resend queue, which we then empty with our overflow: nothing from a dead connection is sent
+//! on the next one.
 //!
 //! # Series aliases
 //! In the binary encoding, telemetry names the series of the birth by alias (the protocol's
@@ -46,6 +56,7 @@ pub mod session;
 pub mod tls;
 mod window;
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -132,8 +143,10 @@ pub struct Uplink {
 /// Live state of the task: rumqttc's event loop and what only the adapter needs.
 struct Link {
     el: EventLoop,
-    /// Kept so rumqttc's request channel stays open; all requests go through `el.pending`.
-    _client: AsyncClient,
+    /// The sending end of rumqttc's request channel, for publishes.
+    client: AsyncClient,
+    /// Publishes the channel had no room for, oldest first; moved on before every poll.
+    overflow: VecDeque<Publish>,
     session: Session,
     seq: u64,
     status_topic: String,
@@ -147,12 +160,35 @@ impl Link {
     fn publish(&mut self, topic: &str, payload: Vec<u8>, retain: bool, tag: Tag, points: u64) {
         let mut p = Publish::new(topic, QoS::AtLeastOnce, payload);
         p.retain = retain;
-        self.el.pending.push_back(Request::Publish(p));
+        self.overflow.push_back(p);
+        self.move_overflow();
         self.session.queued(tag, points, Instant::now());
+    }
+
+    /// Moves publishes from the overflow into rumqttc's channel while it has room, in order.
+    /// A publish comes back only when the channel is full (our topics are valid by
+    /// construction: `TopicPrefix` and `Ident` exclude wildcards), and waits at the front.
+    fn move_overflow(&mut self) {
+        use rumqttc::ClientError;
+        while let Some(p) = self.overflow.pop_front() {
+            match self.client.try_publish(p.topic, p.qos, p.retain, p.payload) {
+                Ok(()) => {}
+                Err(
+                    ClientError::TryRequest(Request::Publish(back))
+                    | ClientError::Request(Request::Publish(back)),
+                ) => {
+                    self.overflow.push_front(back);
+                    return;
+                }
+                // A publish can only come back as itself.
+                Err(_) => return,
+            }
+        }
     }
 
     /// Forgets everything rumqttc would otherwise resend or report from a dead connection.
     fn forget(&mut self) {
+        self.overflow.clear();
         self.el.pending.clear();
         self.el.state.events.clear();
         self.aliases = None;
@@ -230,7 +266,8 @@ impl Uplink {
     /// and disconnects.
     pub async fn run(mut self, cancel: CancellationToken) -> Result<(), UplinkError> {
         let options = self.options()?;
-        let (client, mut el) = AsyncClient::new(options, 16);
+        // Room for a full window of batches, the birth and the statuses queued beside them.
+        let (client, mut el) = AsyncClient::new(options, self.mqtt.max_in_flight + 8);
         // Nagle's algorithm off: an acknowledgement or a PUBACK is a small write that would
         // otherwise wait for the broker's delayed ACK of the previous one (about 40 ms on Linux).
         // rumqttc's own connect timeout is the session's, so the session decides.
@@ -252,7 +289,8 @@ impl Uplink {
         );
         let mut link = Link {
             el,
-            _client: client,
+            client,
+            overflow: VecDeque::new(),
             session,
             seq: 0,
             status_topic: self.mqtt.prefix.topic(&self.gateway, TopicKind::Status),
@@ -293,6 +331,7 @@ impl Uplink {
                 Phase::Up { .. } => {}
             }
             let paced_until = self.fill(&mut link).await?;
+            link.move_overflow();
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break 'run,
@@ -646,6 +685,7 @@ impl Uplink {
                 link.el.pending.push_back(Request::Disconnect(Disconnect));
                 disconnecting = true;
             }
+            link.move_overflow();
             let r = tokio::select! {
                 r = link.el.poll() => r,
                 _ = tokio::time::sleep_until(deadline) => {
