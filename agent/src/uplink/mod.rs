@@ -710,3 +710,85 @@ async fn sleep_until_some(at: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fieldlink_testkit::Mosquitto;
+
+    /// Publishes queued faster than rumqttc's channel takes them wait in the overflow and still
+    /// leave in the order they were queued: the n-th packet id is the n-th publish, and a
+    /// subscriber receives them in that order.
+    #[tokio::test]
+    async fn publishes_keep_their_order_through_a_full_channel() {
+        let broker = Mosquitto::start().unwrap();
+        let (sub, mut sub_el) = AsyncClient::new(
+            MqttOptions::new("order-subscriber", "127.0.0.1", broker.port()),
+            8,
+        );
+        sub.subscribe("order/#", QoS::AtLeastOnce).await.unwrap();
+        loop {
+            if let Event::Incoming(Incoming::SubAck(_)) = sub_el.poll().await.unwrap() {
+                break;
+            }
+        }
+        let received = tokio::spawn(async move {
+            let mut got = Vec::new();
+            while got.len() < 60 {
+                if let Event::Incoming(Incoming::Publish(p)) = sub_el.poll().await.unwrap() {
+                    got.push(u32::from_be_bytes(p.payload[..4].try_into().unwrap()));
+                }
+            }
+            got
+        });
+
+        // A channel of one: almost every publish goes through the overflow.
+        let options = MqttOptions::new("order-publisher", "127.0.0.1", broker.port());
+        let (client, el) = AsyncClient::new(options, 1);
+        let settings = SessionSettings {
+            connect_timeout: Duration::from_secs(10),
+            max_in_flight: 100,
+            cmd_topic: "order-cmd".into(),
+            control_topic: "order-control".into(),
+        };
+        let backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
+        let mut link = Link {
+            el,
+            client,
+            overflow: VecDeque::new(),
+            session: Session::new(settings, backoff, Instant::now()),
+            seq: 0,
+            status_topic: "order/status".into(),
+            cmd_topic: "order-cmd".into(),
+            control_topic: "order-control".into(),
+            aliases: None,
+        };
+        loop {
+            if let Event::Incoming(Incoming::ConnAck(_)) = link.el.poll().await.unwrap() {
+                break;
+            }
+        }
+        for i in 0..60u32 {
+            link.publish("order/x", i.to_be_bytes().to_vec(), false, Tag::Status, 0);
+        }
+        assert!(
+            link.overflow.len() >= 58,
+            "the overflow holds what the channel cannot: {}",
+            link.overflow.len()
+        );
+        let mut written = Vec::new();
+        while written.len() < 60 {
+            link.move_overflow();
+            if let Event::Outgoing(Outgoing::Publish(pkid)) = link.el.poll().await.unwrap() {
+                written.push(pkid);
+            }
+        }
+        assert!(link.overflow.is_empty());
+        assert_eq!(written, (1..=60).collect::<Vec<u16>>());
+        let got = tokio::time::timeout(Duration::from_secs(10), received)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, (0..60).collect::<Vec<u32>>());
+    }
+}
