@@ -81,7 +81,7 @@ pub async fn run(config: AgentConfig, config_path: Option<PathBuf>) -> Result<()
             .event_or_log(EventKind::JournalQuarantined {
                 file,
                 // Says what happened and, after a salvage, how much was saved and lost.
-                error: q.summary().chars().take(1000).collect(),
+                error: fieldlink_protocol::clip_text(&q.summary()),
             })
             .await;
     }
@@ -179,7 +179,7 @@ pub async fn run(config: AgentConfig, config_path: Option<PathBuf>) -> Result<()
                         tracing::error!(error = %e, "reload refused; previous configuration stays");
                         outbox.event_or_log(EventKind::ConfigRejected {
                             config_hash: None,
-                            error: e.to_string().chars().take(1000).collect(),
+                            error: fieldlink_protocol::clip_text(&e.to_string()),
                         }).await;
                     }
                 }

@@ -156,6 +156,17 @@ fn ready_watchdog_and_stopping_from_the_real_agent() {
     });
 }
 
+/// The error texts of the config_rejected events received, in order.
+fn rejections(r: &Received) -> Vec<String> {
+    r.events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::ConfigRejected { error, .. } => Some(error.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
 fn sighup_reloads_the_configuration_and_sigint_stops() {
     let sim = SimServer::tcp(SIM);
@@ -180,6 +191,23 @@ fn sighup_reloads_the_configuration_and_sigint_stops() {
             .iter()
             .any(|e| matches!(e.kind, EventKind::ConfigRejected { .. }))
     });
+
+    // A refusal whose text is long and not ASCII is reported too: cut to the protocol's 1,024
+    // bytes, not to a number of characters (600 '°' are 1,200 bytes, and the error names the key
+    // more than once).
+    let key = "°".repeat(600);
+    std::fs::write(&cfg, format!("\"{key}\" = 1\n{good}")).unwrap();
+    agent.signal(Signal::SIGHUP);
+    let rx = sub.wait("a second config_rejected event", |r| {
+        rejections(r).len() >= 2
+    });
+    let text = rejections(&rx)[1].clone();
+    assert!(
+        text.len() <= 1_024 && text.len() > 1_000,
+        "{} bytes",
+        text.len()
+    );
+    assert!(text.contains("°°°"), "{text}");
 
     std::fs::write(&cfg, good.replace("name = \"tank\"", "name = \"tank2\"")).unwrap();
     agent.signal(Signal::SIGHUP);

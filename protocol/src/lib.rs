@@ -19,6 +19,7 @@ pub mod limits;
 pub mod message;
 pub mod point;
 pub mod reference;
+pub mod text;
 pub mod topic;
 pub mod validate;
 
@@ -34,4 +35,5 @@ pub use message::{
     EventKind, Message, PointInfo, Status, TelemetryBatch,
 };
 pub use point::{DataKind, Point, Quality, Value};
+pub use text::clip_text;
 pub use topic::{Topic, TopicError, TopicKind, TopicPrefix};

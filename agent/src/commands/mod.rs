@@ -84,14 +84,7 @@ impl Outcome {
 }
 
 fn truncate(mut s: String) -> String {
-    let max = fieldlink_protocol::limits::MAX_TEXT_LEN;
-    if s.len() > max {
-        let mut cut = max;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-    }
+    fieldlink_protocol::text::clip_in_place(&mut s, fieldlink_protocol::limits::MAX_TEXT_LEN);
     s
 }
 

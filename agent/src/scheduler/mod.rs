@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use fieldlink_buffer::{Journal, JournalError, Wait};
 use fieldlink_drivers::{DeviceCounters, DriverEvent, HealthEvent, HealthState, Readings, Receipt};
 use fieldlink_protocol::limits::MAX_TEXT_LEN;
+use fieldlink_protocol::text::clip_in_place;
 use fieldlink_protocol::{EventKind, Ident, Point};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
@@ -262,13 +263,7 @@ impl Scheduler {
         let error = h
             .last_error
             .map(|mut e| {
-                if e.len() > MAX_TEXT_LEN {
-                    let mut cut = MAX_TEXT_LEN;
-                    while !e.is_char_boundary(cut) {
-                        cut -= 1;
-                    }
-                    e.truncate(cut);
-                }
+                clip_in_place(&mut e, MAX_TEXT_LEN);
                 e
             })
             .unwrap_or_default();

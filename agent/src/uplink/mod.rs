@@ -637,10 +637,9 @@ impl Uplink {
                         self.outbox
                             .event_or_log(fieldlink_protocol::EventKind::Error {
                                 device: None,
-                                message: format!("{n} readings dropped: cannot encode: {e}")
-                                    .chars()
-                                    .take(1000)
-                                    .collect(),
+                                message: fieldlink_protocol::clip_text(&format!(
+                                    "{n} readings dropped: cannot encode: {e}"
+                                )),
                             })
                             .await;
                         let _ = self.journal.ack(id).await;

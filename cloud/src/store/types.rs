@@ -83,11 +83,7 @@ impl DeadLetter {
         let mut levels = topic.rsplit('/');
         let _kind = levels.next();
         let gw = levels.next().unwrap_or("");
-        let mut end = gw.len().min(Self::BUCKET_LEN);
-        while !gw.is_char_boundary(end) {
-            end -= 1;
-        }
-        &gw[..end]
+        fieldlink_protocol::text::clip(gw, Self::BUCKET_LEN)
     }
 }
 

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use fieldlink_protocol::point::MAX_STRING_VALUE_LEN;
+use fieldlink_protocol::text::clip;
 use fieldlink_protocol::{Ident, Value};
 
 use crate::codec::{CodecError, DataType, TypedValue, WordOrder};
@@ -55,17 +56,7 @@ impl ModbusPoint {
     pub fn engineering(&self, raw: &TypedValue) -> Result<Value, ValueError> {
         match raw {
             TypedValue::Bool(b) => Ok(Value::Bool(*b)),
-            TypedValue::Str(s) => {
-                let mut s = s.clone();
-                if s.len() > MAX_STRING_VALUE_LEN {
-                    let mut cut = MAX_STRING_VALUE_LEN;
-                    while !s.is_char_boundary(cut) {
-                        cut -= 1;
-                    }
-                    s.truncate(cut);
-                }
-                Ok(Value::Str(s))
-            }
+            TypedValue::Str(s) => Ok(Value::Str(clip(s, MAX_STRING_VALUE_LEN).to_string())),
             other => {
                 let x = scaled(other, self.scale, self.offset);
                 if x.is_finite() {
