@@ -72,7 +72,7 @@ for t in "${targets[@]}"; do
 done
 
 echo
-printf '%-32s %-18s %12s %9s  %-12s %s\n' target binary bytes MiB glibc>= arch
+printf '%-32s %-18s %12s %9s  %-12s %s\n' target binary bytes MiB 'glibc>=' arch
 for t in "${targets[@]}"; do
   gnu=${FIELDLINK_GNU_TRIPLE[$t]}
   dist="$target_dir/dist/$t"

@@ -19,7 +19,7 @@
 //!
 //! `cargo bench -p fieldlink-agent --bench reference --profile gateway` measures the agent as it
 //! ships (the `gateway` profile; the default bench profile builds the agent's dependencies for
-//! speed instead of size, which costs about 0.6 MiB of RSS). `BENCH_STEADY_S` sets the
+//! speed instead of size, which costs 0.7-1 MiB of RSS). `BENCH_STEADY_S` sets the
 //! steady-state window (default 60 s), `BENCH_BACKLOG_S` the backlog length in seconds (default
 //! 3600).
 //! `BENCH_AGENT` names another agent binary to measure instead of this build's, so an earlier

@@ -81,7 +81,7 @@ pub async fn run(config: AgentConfig, config_path: Option<PathBuf>) -> Result<()
             .event_or_log(EventKind::JournalQuarantined {
                 file,
                 // Says what happened and, after a salvage, how much was saved and lost.
-                error: fieldlink_protocol::clip_text(&q.summary()),
+                error: fieldlink_protocol::clip_text(q.summary()),
             })
             .await;
     }
@@ -179,7 +179,7 @@ pub async fn run(config: AgentConfig, config_path: Option<PathBuf>) -> Result<()
                         tracing::error!(error = %e, "reload refused; previous configuration stays");
                         outbox.event_or_log(EventKind::ConfigRejected {
                             config_hash: None,
-                            error: fieldlink_protocol::clip_text(&e.to_string()),
+                            error: fieldlink_protocol::clip_text(e.to_string()),
                         }).await;
                     }
                 }

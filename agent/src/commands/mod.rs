@@ -23,7 +23,9 @@ use fieldlink_buffer::{Journal, Wait};
 use fieldlink_drivers::pointmap::DeviceKind;
 use fieldlink_drivers::write::plan_write;
 use fieldlink_drivers::WriteError;
-use fieldlink_protocol::{json, Ack, AckStage, Command, CommandKind, ConfigDocument, Ident, Value};
+use fieldlink_protocol::{
+    clip_text, json, Ack, AckStage, Command, CommandKind, ConfigDocument, Ident, Value,
+};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
@@ -83,11 +85,6 @@ impl Outcome {
     }
 }
 
-fn truncate(mut s: String) -> String {
-    fieldlink_protocol::text::clip_in_place(&mut s, fieldlink_protocol::limits::MAX_TEXT_LEN);
-    s
-}
-
 impl Commands {
     pub async fn run(mut self, cancel: CancellationToken) {
         loop {
@@ -118,7 +115,7 @@ impl Commands {
             command_id: id.clone(),
             stage: o.stage,
             result: o.result,
-            error: o.error.map(truncate),
+            error: o.error.map(clip_text),
             ts_ms: wall_ms().max(0),
         };
         tracing::info!(command = %id, stage = ?ack.stage, error = ?ack.error, "command acknowledged");
@@ -159,7 +156,7 @@ impl Commands {
                         self.outbox
                             .event_or_log(fieldlink_protocol::EventKind::Error {
                                 device: None,
-                                message: truncate(format!("undecodable command dropped: {e}")),
+                                message: clip_text(format!("undecodable command dropped: {e}")),
                             })
                             .await;
                         self.puback(&d);
@@ -298,7 +295,7 @@ impl Commands {
                             self.outbox
                                 .event_or_log(fieldlink_protocol::EventKind::ConfigRejected {
                                     config_hash: None,
-                                    error: truncate(e.to_string()),
+                                    error: clip_text(e.to_string()),
                                 })
                                 .await;
                             Outcome::rejected(e)

@@ -28,9 +28,7 @@ use std::time::{Duration, Instant};
 
 use fieldlink_buffer::{Journal, JournalError, Wait};
 use fieldlink_drivers::{DeviceCounters, DriverEvent, HealthEvent, HealthState, Readings, Receipt};
-use fieldlink_protocol::limits::MAX_TEXT_LEN;
-use fieldlink_protocol::text::clip_in_place;
-use fieldlink_protocol::{EventKind, Ident, Point};
+use fieldlink_protocol::{clip_text, EventKind, Ident, Point};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
 
@@ -260,13 +258,7 @@ impl Scheduler {
     }
 
     async fn health(&mut self, h: HealthEvent) {
-        let error = h
-            .last_error
-            .map(|mut e| {
-                clip_in_place(&mut e, MAX_TEXT_LEN);
-                e
-            })
-            .unwrap_or_default();
+        let error = h.last_error.map(clip_text).unwrap_or_default();
         tracing::info!(device = %h.device, state = ?h.state, error = %error, "device health");
         let kind = match h.state {
             HealthState::Online => EventKind::DeviceUp { device: h.device },

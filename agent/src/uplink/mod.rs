@@ -173,14 +173,11 @@ impl Link {
         while let Some(p) = self.overflow.pop_front() {
             match self.client.try_publish(p.topic, p.qos, p.retain, p.payload) {
                 Ok(()) => {}
-                Err(
-                    ClientError::TryRequest(Request::Publish(back))
-                    | ClientError::Request(Request::Publish(back)),
-                ) => {
+                Err(ClientError::TryRequest(Request::Publish(back))) => {
                     self.overflow.push_front(back);
                     return;
                 }
-                // A publish can only come back as itself.
+                // `try_publish` hands back the publish itself and nothing else.
                 Err(_) => return,
             }
         }
@@ -637,7 +634,7 @@ impl Uplink {
                         self.outbox
                             .event_or_log(fieldlink_protocol::EventKind::Error {
                                 device: None,
-                                message: fieldlink_protocol::clip_text(&format!(
+                                message: fieldlink_protocol::clip_text(format!(
                                     "{n} readings dropped: cannot encode: {e}"
                                 )),
                             })

@@ -3,16 +3,15 @@
 //! rumqttc's `publish` returns no packet id. Our publishes all go through its request channel,
 //! which its event loop takes strictly in order, and it reports `Outgoing::Publish(pkid)` for
 //! each QoS 1 publish as it writes it, so the n-th such event belongs to the n-th publish we
-//! queued. The window keeps the tags of queued publishes
-//! in order, binds the front one to the packet id of each `Outgoing::Publish`, and hands the tag
-//! back on the PUBACK with that id.
+//! queued. The window keeps the tags of queued publishes in order, binds the front one to the
+//! packet id of each `Outgoing::Publish`, and hands the tag back on the PUBACK with that id.
 //!
 //! This holds only within one connection, and only if nothing but our own publishes produce
 //! those events. The uplink therefore makes rumqttc forget everything at a disconnect (its
 //! pending resend queue, which the channel's leftovers join at a connection error, and its queued
 //! events), drops its own overflow of publishes not yet in the channel, and calls
-//! [`Window::clear`]; what was in flight is
-//! requeued by the journal and published again, with new packet ids, after the next CONNACK.
+//! [`Window::clear`]; what was in flight is requeued by the journal and published again, with new
+//! packet ids, after the next CONNACK.
 
 use std::collections::{HashMap, VecDeque};
 
