@@ -343,3 +343,47 @@ fn check_config_with_tls(dir: &Path, ca: &Path, cert: &Path, key: &Path) -> Outp
         .output()
         .unwrap()
 }
+
+#[test]
+fn log_filters_are_target_directives_checked_before_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal.db");
+    let text = format!(
+        "{}[journal]\npath = {:?}\n",
+        file_with("url = \"mqtt://127.0.0.1:1\"", TCP),
+        journal.to_str().unwrap()
+    );
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        format!("{text}[logging]\nlevel = \"info,rumqttc=loud\"\n"),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["--config", bad.to_str().unwrap(), "check-config"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("logging.level"));
+
+    // A refused broker: the uplink warns at once, and says it starts at info level.
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, &text).unwrap();
+    let run_with = |filter: &str| {
+        let mut child = Command::new(BIN)
+            .args(["--config", good.to_str().unwrap(), "run"])
+            .env("RUST_LOG", filter)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        child.kill().unwrap();
+        String::from_utf8_lossy(&child.wait_with_output().unwrap().stderr).into_owned()
+    };
+    let chosen = run_with("warn,fieldlink_agent::uplink=info");
+    assert!(chosen.contains("uplink starting"), "{chosen}");
+    assert!(chosen.contains("cannot connect to the broker"), "{chosen}");
+    let quiet = run_with("warn");
+    assert!(!quiet.contains("uplink starting"), "{quiet}");
+    assert!(quiet.contains("cannot connect to the broker"), "{quiet}");
+}

@@ -397,7 +397,8 @@ fn logging(raw: &RawConfig, p: &mut Problems) -> Option<LoggingConfig> {
         }
     };
     let level = raw.logging.level.clone().unwrap_or_else(|| "info".into());
-    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&level) {
+    // The same parse `logging::init` applies: `target=level` directives and a default level.
+    if let Err(e) = level.parse::<tracing_subscriber::filter::Targets>() {
         p.push("logging.level", e.to_string());
         return None;
     }
