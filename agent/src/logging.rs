@@ -1,8 +1,8 @@
 //! Log output: plain text or JSON lines on stderr, filtered by `logging.level` or `RUST_LOG`.
 //!
 //! The filter is a list of `target=level` directives with an optional default level
-//! (`info,rumqttc=warn`): span and field filters are not supported, which keeps their
-//! regex machinery out of the gateway binary.
+//! (`info,rumqttc=warn`), parsed by `config::log_filter`: span and field filters are not
+//! supported, which keeps their regex machinery out of the gateway binary.
 
 use std::io::IsTerminal;
 
@@ -10,15 +10,17 @@ use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt;
 use tracing_subscriber::prelude::*;
 
-use crate::config::{LogFormat, LoggingConfig};
+use crate::config::{log_filter, LogFormat, LoggingConfig};
 
-/// Installs the global subscriber; a valid `RUST_LOG` wins over the configured level.
+/// Installs the global subscriber; a valid `RUST_LOG` wins over the configured level, and one
+/// that does not parse is named in a warning, the configured level applying instead.
 pub fn init(cfg: &LoggingConfig) {
-    let filter = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|env| env.parse::<Targets>().ok())
-        .or_else(|| cfg.level.parse::<Targets>().ok())
-        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
+    let from_env = std::env::var("RUST_LOG").ok().map(|env| log_filter(&env));
+    let filter = match &from_env {
+        Some(Ok(targets)) => targets.clone(),
+        _ => log_filter(&cfg.level)
+            .unwrap_or_else(|_| Targets::new().with_default(tracing::Level::INFO)),
+    };
     // Colours only on a terminal: under systemd stderr goes to the journal, where escape codes
     // would make `journalctl` show the lines as binary blobs.
     let layer = fmt::layer()
@@ -31,4 +33,7 @@ pub fn init(cfg: &LoggingConfig) {
             .with(layer.json().flatten_event(true).with_filter(filter))
             .try_init(),
     };
+    if let Some(Err(e)) = from_env {
+        tracing::warn!(error = %e, level = %cfg.level, "RUST_LOG refused; logging.level applies");
+    }
 }

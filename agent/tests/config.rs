@@ -365,6 +365,15 @@ fn log_filters_are_target_directives_checked_before_start() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("logging.level"));
+    for refused in [
+        "info,rumqttc=loud",
+        "fieldlink_agent[uplink]=debug",
+        "x[{a=1}]",
+    ] {
+        let e = config::log_filter(refused).unwrap_err();
+        assert!(e.contains(refused), "{e}");
+    }
+    assert!(config::log_filter("info,fieldlink_agent::uplink=debug,rumqttc=off").is_ok());
 
     // A refused broker: the uplink warns at once, and says it starts at info level.
     let good = dir.path().join("good.toml");
@@ -386,4 +395,9 @@ fn log_filters_are_target_directives_checked_before_start() {
     let quiet = run_with("warn");
     assert!(!quiet.contains("uplink starting"), "{quiet}");
     assert!(quiet.contains("cannot connect to the broker"), "{quiet}");
+    // A span filter is not a target directive: named, and the configured level (info) applies.
+    let refused = run_with("fieldlink_agent[uplink]=debug");
+    assert!(refused.contains("RUST_LOG refused"), "{refused}");
+    assert!(refused.contains("span and field filters"), "{refused}");
+    assert!(refused.contains("uplink starting"), "{refused}");
 }

@@ -23,7 +23,7 @@ use fieldlink_protocol::{Encoding, Ident, TopicPrefix};
 
 pub use error::{ConfigError, ConfigProblem};
 pub use raw::RawConfig;
-pub use validate::validate;
+pub use validate::{log_filter, validate};
 
 /// Where the agent looks for its file when none is given.
 pub const DEFAULT_PATH: &str = "/etc/fieldlink/agent.toml";

@@ -384,6 +384,21 @@ fn reporting(raw: &RawConfig, map: Option<&PointMap>, p: &mut Problems) -> Repor
     rules
 }
 
+/// Parses a log filter as `logging.level` and `RUST_LOG` are written: comma-separated
+/// `target=level` directives and an optional default level (`info,rumqttc=warn`). Span and field
+/// filters (`target[span]`, `{field}`) are refused by name rather than read as a target nothing
+/// logs under, which would silence everything.
+pub fn log_filter(directives: &str) -> Result<tracing_subscriber::filter::Targets, String> {
+    if directives.contains(['[', ']', '{', '}']) {
+        return Err(format!(
+            "{directives:?}: span and field filters are not supported, only target=level directives"
+        ));
+    }
+    directives
+        .parse()
+        .map_err(|e| format!("{directives:?}: {e}"))
+}
+
 fn logging(raw: &RawConfig, p: &mut Problems) -> Option<LoggingConfig> {
     let format = match raw.logging.format.as_deref().unwrap_or("plain") {
         "plain" => LogFormat::Plain,
@@ -397,9 +412,8 @@ fn logging(raw: &RawConfig, p: &mut Problems) -> Option<LoggingConfig> {
         }
     };
     let level = raw.logging.level.clone().unwrap_or_else(|| "info".into());
-    // The same parse `logging::init` applies: `target=level` directives and a default level.
-    if let Err(e) = level.parse::<tracing_subscriber::filter::Targets>() {
-        p.push("logging.level", e.to_string());
+    if let Err(e) = log_filter(&level) {
+        p.push("logging.level", e);
         return None;
     }
     Some(LoggingConfig { format, level })
