@@ -255,11 +255,22 @@ fn proc_figures(pid: u32) -> (u64, u64, Duration) {
     let f: Vec<&str> = rest.split_whitespace().collect();
     let field = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
     let ticks = field(11) + field(12);
-    (
-        kb("VmRSS:") * 1024,
-        kb("VmHWM:") * 1024,
-        Duration::from_millis(ticks * 10),
-    )
+    // Clock ticks move in 10 ms steps, 0.05 % of a core over a 20 s window; the scheduler's
+    // nanosecond run time of each thread resolves the goal's 0.5 %. The agent's threads live as
+    // long as it does, so the sum over live threads is its whole CPU time.
+    let cpu = threads_run_time(pid).unwrap_or(Duration::from_millis(ticks * 10));
+    (kb("VmRSS:") * 1024, kb("VmHWM:") * 1024, cpu)
+}
+
+/// The time every live thread of `pid` has run, from `/proc/PID/task/*/schedstat` (its first
+/// field, nanoseconds); `None` where the kernel does not provide it.
+fn threads_run_time(pid: u32) -> Option<Duration> {
+    let mut ns = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let line = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        ns += line.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(Duration::from_nanos(ns))
 }
 
 /// RSS by kind (heap and stacks, file-backed code and data, shared memory), from
