@@ -116,10 +116,7 @@ type = "u32"
             .any(|p| p.starts_with("devices[") && p.contains("points[")),
         "{paths:?}"
     );
-    let out = Command::new(BIN)
-        .args(["--config", path.to_str().unwrap(), "check-config"])
-        .output()
-        .unwrap();
+    let out = check_config(&path);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("mqtt.encoding"));
     // `run` refuses it the same way, before starting anything.
@@ -204,10 +201,7 @@ fn wrong_types_are_errors_that_name_the_dotted_key() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("agent.toml");
     std::fs::write(&path, &text).unwrap();
-    let out = Command::new(BIN)
-        .args(["--config", path.to_str().unwrap(), "check-config"])
-        .output()
-        .unwrap();
+    let out = check_config(&path);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(path.to_str().unwrap()), "{stderr}");
@@ -338,6 +332,11 @@ fn check_config_with_tls(dir: &Path, ca: &Path, cert: &Path, key: &Path) -> Outp
         key.display().to_string()
     );
     std::fs::write(&path, file_with(&mqtt, TCP)).unwrap();
+    check_config(&path)
+}
+
+/// `check-config` of the file at `path`.
+fn check_config(path: &Path) -> Output {
     Command::new(BIN)
         .args(["--config", path.to_str().unwrap(), "check-config"])
         .output()
@@ -359,10 +358,7 @@ fn log_filters_are_target_directives_checked_before_start() {
         format!("{text}[logging]\nlevel = \"info,rumqttc=loud\"\n"),
     )
     .unwrap();
-    let out = Command::new(BIN)
-        .args(["--config", bad.to_str().unwrap(), "check-config"])
-        .output()
-        .unwrap();
+    let out = check_config(&bad);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("logging.level"));
     for refused in [
