@@ -22,7 +22,7 @@ mod validate;
 use std::time::Duration;
 
 use fieldlink_protocol::Ident;
-use regex::Regex;
+use regex_lite::Regex;
 
 pub use config::{LineFraming, Parity, PointMapConfig, SerialSettings, Table, TemplateConfig};
 pub use error::{InvalidPointMap, PointMapError, PointMapErrorKind};

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use fieldlink_protocol::Ident;
-use regex::Regex;
+use regex_lite::Regex;
 
 use crate::codec::DataType;
 use crate::pointmap::block::{self, Member};
@@ -691,6 +691,16 @@ mod tests {
                 "format": {"kind": "regex", "pattern": "(?P<a>"}}}]}"#,
         );
         assert!(msgs[0].starts_with("devices[wx].transport: regular expression"));
+        // Unicode property classes are not part of the pattern language: refused, not ignored.
+        let msgs = messages(
+            r#"{"devices": [{"name": "wx", "transport": {"kind": "serial_line", "port": "/dev/x",
+                "format": {"kind": "regex", "pattern": "id=(?P<id>\\p{L}+)"}}}]}"#,
+        );
+        assert_eq!(msgs.len(), 1, "{msgs:#?}");
+        assert!(
+            msgs[0].starts_with("devices[wx].transport: regular expression"),
+            "{msgs:#?}"
+        );
     }
 
     fn modbus(map: &PointMap, device: &str) -> ModbusDevice {

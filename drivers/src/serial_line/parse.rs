@@ -82,7 +82,7 @@ fn text(s: &str) -> FieldValue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use regex::Regex;
+    use regex_lite::Regex;
 
     #[test]
     fn regex_named_groups() {
@@ -98,6 +98,24 @@ mod tests {
             ]
         );
         assert_eq!(parse_line(&f, "garbage"), Err(ParseError::NoMatch));
+    }
+
+    #[test]
+    fn regex_classes_are_ascii_and_literals_any_text() {
+        // `\d` and `\w` are ASCII classes: an Arabic-Indic digit is not a digit to a pattern.
+        let f = LineFormat::Regex(Regex::new(r"^T=(?P<t>\d+)°C (?P<who>\w+)$").unwrap());
+        assert_eq!(
+            parse_line(&f, "T=21°C north").unwrap(),
+            [
+                ("t".into(), FieldValue::Number(21.0)),
+                ("who".into(), FieldValue::Text("north".into()))
+            ]
+        );
+        assert_eq!(
+            parse_line(&f, "T=\u{663}\u{661}°C north"),
+            Err(ParseError::NoMatch)
+        );
+        assert_eq!(parse_line(&f, "T=21°C nörth"), Err(ParseError::NoMatch));
     }
 
     #[test]
