@@ -21,6 +21,7 @@ pub mod inventory;
 pub mod logging;
 pub mod notify;
 pub mod plant;
+pub mod report;
 pub mod run;
 pub mod scheduler;
 pub mod state;

@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::broker::{self, BrokerError};
 use crate::config::{BrokerSettings, Settings};
-use crate::http::{self, AppState};
+use crate::health::{self, AppState};
 use crate::ingest::{self, IngestError};
 use crate::metrics::Metrics;
 use crate::store::{Backend, Store, StoreError};
@@ -131,7 +131,7 @@ pub async fn serve(
     };
     let listen = settings.http_listen;
     let http_stop = stop.clone();
-    let api_db = crate::api::ApiDb::open(&settings.store)
+    let api_db = crate::records::RecordsDb::open(&settings.store)
         .await
         .map_err(|e| ServiceError::Api(e.to_string()))?;
     let api_db = Arc::new(api_db);
@@ -147,7 +147,7 @@ pub async fn serve(
     // Alerts and notifications share a connection of their own, so neither waits behind the
     // API's queries.
     let alerts_db = Arc::new(
-        crate::api::ApiDb::open(&settings.store)
+        crate::records::RecordsDb::open(&settings.store)
             .await
             .map_err(|e| ServiceError::Api(e.to_string()))?,
     );
@@ -192,7 +192,7 @@ pub async fn serve(
         .with_commands(commands)
         .with_ingest(handle.clone())
         .with_counters(metrics.http.clone());
-    let mut router = http::router(state, &settings.api.limits)
+    let mut router = health::router(state, &settings.api.limits)
         .merge(crate::api::router(api_state, &settings.api))
         .merge(crate::dashboard::router());
     if let Some(remote) = remote {
@@ -201,7 +201,7 @@ pub async fn serve(
     let server_settings = settings.http_server.clone();
     let http_counters = metrics.http.clone();
     let http = tokio::spawn(async move {
-        http::serve(
+        crate::http::serve(
             listen,
             router,
             &server_settings,

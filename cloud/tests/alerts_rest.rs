@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use api_support::*;
 use fieldlink_cloud::alerts::AlertEngine;
-use fieldlink_cloud::api::{self, ApiDb, ApiSettings, ApiState};
+use fieldlink_cloud::api::{self, ApiSettings, ApiState};
 use fieldlink_cloud::auth::Role;
 use fieldlink_cloud::ingest::{self, IngestSettings, MqttSettings};
 use fieldlink_cloud::metrics::Metrics;
+use fieldlink_cloud::records::RecordsDb;
 use fieldlink_cloud::store::{Store, StoreSpec, TimescaleMode};
 use fieldlink_protocol::{encode_telemetry, Encoding, Ident, Point, TelemetryBatch};
 use futures::{SinkExt, StreamExt};
@@ -55,7 +56,7 @@ async fn scenario(spec: StoreSpec) {
     {
         let store = Arc::new(Store::open(&spec).await.unwrap());
         store.migrate().await.unwrap();
-        let db = Arc::new(ApiDb::open(&spec).await.unwrap());
+        let db = Arc::new(RecordsDb::open(&spec).await.unwrap());
         let stop = CancellationToken::new();
         let tracker = TaskTracker::new();
         let mqtt = MqttSettings {

@@ -21,9 +21,9 @@ use std::time::Duration;
 
 use alerts_support::{SmtpSink, WebhookSink};
 use api_support::{get, post, rt, ws_request};
-use fieldlink_cloud::api::ApiDb;
 use fieldlink_cloud::auth::{Role, TokenStore};
 use fieldlink_cloud::config::{load_raw, Settings};
+use fieldlink_cloud::records::RecordsDb;
 use fieldlink_protocol::{encode_telemetry, Encoding, Ident, Point, TelemetryBatch};
 use futures::{SinkExt, StreamExt};
 use rumqttc::{AsyncClient, MqttOptions, QoS};
@@ -172,7 +172,7 @@ from = "Fieldlink <alerts@plant.example>"
         Some(tx),
     ));
     let a = rx.await.expect("the cloud started").http;
-    let tokens = TokenStore::new(Arc::new(ApiDb::open(&store_spec).await.unwrap()));
+    let tokens = TokenStore::new(Arc::new(RecordsDb::open(&store_spec).await.unwrap()));
     let admin = tokens.create("a", Role::Admin).await.unwrap().1;
     let operator = tokens.create("o", Role::Operator).await.unwrap().1;
     let viewer = tokens.create("v", Role::Viewer).await.unwrap().1;

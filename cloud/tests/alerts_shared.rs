@@ -20,8 +20,8 @@ use std::time::Duration;
 use alerts_support::WebhookSink;
 use api_support::{eventually, rt};
 use fieldlink_cloud::alerts::{AlertEngine, RuleSpec, Severity, SilenceReads};
-use fieldlink_cloud::api::ApiDb;
 use fieldlink_cloud::notify::{Notifier, NotifySettings, Outbox, Routing, WebhookReceiver};
+use fieldlink_cloud::records::RecordsDb;
 use fieldlink_cloud::store::{
     GatewayStatus, PointRow, SeriesKey, Store, StoreSpec, TimescaleMode, WriteBatch,
 };
@@ -83,8 +83,8 @@ async fn shared(name: &str) -> Shared {
     }
 }
 
-async fn engine(spec: &StoreSpec) -> (AlertEngine, Arc<ApiDb>) {
-    let db = Arc::new(ApiDb::open(spec).await.unwrap());
+async fn engine(spec: &StoreSpec) -> (AlertEngine, Arc<RecordsDb>) {
+    let db = Arc::new(RecordsDb::open(spec).await.unwrap());
     let e = AlertEngine::load_with(db.clone(), routing(), Arc::new(Notify::new()))
         .await
         .unwrap();
@@ -114,7 +114,7 @@ async fn transitions_of_rule(e: &AlertEngine, rule: &str) -> Vec<(String, Vec<St
     out
 }
 
-async fn queued(db: &Arc<ApiDb>) -> Vec<(String, String)> {
+async fn queued(db: &Arc<RecordsDb>) -> Vec<(String, String)> {
     Outbox::new(db.clone())
         .list(None, None, 1_000, 0)
         .await
@@ -352,7 +352,7 @@ fn two_notifiers_deliver_each_notification_once() {
         let stop = tokio_util::sync::CancellationToken::new();
         let mut runs = Vec::new();
         for name in ["cloud-a", "cloud-b"] {
-            let db = Arc::new(ApiDb::open(&s.spec).await.unwrap());
+            let db = Arc::new(RecordsDb::open(&s.spec).await.unwrap());
             let n = Notifier::new(db, settings.clone(), name).unwrap();
             runs.push(tokio::spawn(n.run(stop.clone(), Duration::from_secs(5))));
         }

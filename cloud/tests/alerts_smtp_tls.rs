@@ -11,10 +11,10 @@ use std::time::Duration;
 use alerts_support::SmtpSink;
 use api_support::{eventually, rt};
 use fieldlink_cloud::alerts::{AlertEngine, RuleSpec, Severity};
-use fieldlink_cloud::api::ApiDb;
 use fieldlink_cloud::notify::{
     EmailReceiver, Notifier, NotifySettings, Outbox, Routing, SmtpSecurity, SmtpSettings,
 };
+use fieldlink_cloud::records::RecordsDb;
 use fieldlink_cloud::store::{PointRow, SeriesKey, Store, StoreSpec, WriteBatch};
 use fieldlink_protocol::{Ident, Quality, Value};
 
@@ -37,7 +37,7 @@ fn mail_goes_over_starttls_to_a_relay_trusted_by_ca_file() {
         };
         let store = Store::open(&spec).await.unwrap();
         store.migrate().await.unwrap();
-        let db = Arc::new(ApiDb::open(&spec).await.unwrap());
+        let db = Arc::new(RecordsDb::open(&spec).await.unwrap());
         let routing = Routing::new(vec![("mail".into(), Severity::Info)]);
         let engine = AlertEngine::load_with(db.clone(), routing, Arc::new(Default::default()))
             .await

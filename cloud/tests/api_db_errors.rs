@@ -8,13 +8,14 @@ mod api_support;
 use std::sync::Arc;
 
 use api_support::rt;
-use fieldlink_cloud::api::{ApiDb, ApiError};
+use fieldlink_cloud::api::ApiError;
+use fieldlink_cloud::records::RecordsDb;
 use fieldlink_cloud::store::{Classify, Failure, Store, StoreSpec};
 
-async fn migrated(spec: &StoreSpec) -> Arc<ApiDb> {
+async fn migrated(spec: &StoreSpec) -> Arc<RecordsDb> {
     let store = Store::open(spec).await.expect("open store");
     store.migrate().await.expect("migrate");
-    Arc::new(ApiDb::open(spec).await.expect("open api db"))
+    Arc::new(RecordsDb::open(spec).await.expect("open api db"))
 }
 
 const INSERT: &str = "INSERT INTO api_tokens (token_id, name, role, hash, created_at) \
@@ -67,7 +68,7 @@ fn postgres_refusing_a_value_is_422_and_a_lost_connection_503() {
 
         // A call the database does not answer in time is unavailable (and the connection is
         // replaced, so the next call is answered).
-        let mut slow = ApiDb::open(&spec).await.unwrap();
+        let mut slow = RecordsDb::open(&spec).await.unwrap();
         slow.set_timeout(std::time::Duration::from_millis(300));
         let e = slow.query("SELECT pg_sleep(5)", vec![]).await.unwrap_err();
         assert_eq!(e.failure(), Failure::Unavailable, "{e}");

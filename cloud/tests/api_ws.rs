@@ -8,11 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api_support::*;
-use fieldlink_cloud::api::{self, ApiDb, ApiSettings, ApiState};
+use fieldlink_cloud::api::{self, ApiSettings, ApiState};
 use fieldlink_cloud::auth::Role;
 use fieldlink_cloud::commands::{CommandSettings, Commands};
 use fieldlink_cloud::ingest::{self, IngestSettings, MqttSettings};
 use fieldlink_cloud::metrics::Metrics;
+use fieldlink_cloud::records::RecordsDb;
 use fieldlink_cloud::store::{Store, StoreSpec};
 use fieldlink_protocol::{
     encode_telemetry, json, Ack, AckStage, Birth, DataKind, DeviceInfo, Encoding, Ident, Point,
@@ -77,7 +78,7 @@ fn websocket_auth_telemetry_status_and_commands() {
     rt().block_on(async {
         let store = Arc::new(Store::open(&spec).await.unwrap());
         store.migrate().await.unwrap();
-        let db = Arc::new(ApiDb::open(&spec).await.unwrap());
+        let db = Arc::new(RecordsDb::open(&spec).await.unwrap());
         let stop = CancellationToken::new();
         let tracker = TaskTracker::new();
         let handle = ingest::start(

@@ -9,8 +9,8 @@ use std::process::Command;
 use std::sync::Arc;
 
 use api_support::rt;
-use fieldlink_cloud::api::ApiDb;
 use fieldlink_cloud::auth::{Role, TokenStore};
+use fieldlink_cloud::records::RecordsDb;
 use fieldlink_cloud::store::{Store, StoreSpec};
 use fieldlink_protocol::Ident;
 
@@ -49,7 +49,7 @@ fn token_and_gateway_lists_escape_control_characters() {
     rt().block_on(async {
         let store = Store::open(&spec).await.unwrap();
         store.migrate().await.unwrap();
-        let tokens = TokenStore::new(Arc::new(ApiDb::open(&spec).await.unwrap()));
+        let tokens = TokenStore::new(Arc::new(RecordsDb::open(&spec).await.unwrap()));
         tokens.create("ops", Role::Operator).await.unwrap();
         tokens.create(EVIL, Role::Admin).await.unwrap();
         store

@@ -11,10 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api_support::*;
-use fieldlink_cloud::api::{self, ApiDb, ApiSettings, ApiState};
+use fieldlink_cloud::api::{self, ApiSettings, ApiState};
 use fieldlink_cloud::auth::Role;
 use fieldlink_cloud::commands::{CommandSettings, Commands};
 use fieldlink_cloud::ingest::MqttSettings;
+use fieldlink_cloud::records::RecordsDb;
 use fieldlink_cloud::store::{Store, StoreSpec};
 use fieldlink_protocol::{
     json, Ack, AckStage, Birth, Command, CommandKind, DataKind, Death, DeviceInfo, Ident,
@@ -174,7 +175,7 @@ fn commands_flow_through_mosquitto() {
     rt().block_on(async {
         let store = Store::open(&spec).await.unwrap();
         store.migrate().await.unwrap();
-        let db = Arc::new(ApiDb::open(&spec).await.unwrap());
+        let db = Arc::new(RecordsDb::open(&spec).await.unwrap());
         let mqtt = MqttSettings {
             host: "127.0.0.1".into(),
             port: broker.port(),

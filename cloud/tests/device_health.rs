@@ -12,10 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use api_support::*;
-use fieldlink_cloud::api::{self, ApiDb, ApiSettings, ApiState};
+use fieldlink_cloud::api::{self, ApiSettings, ApiState};
 use fieldlink_cloud::auth::Role;
 use fieldlink_cloud::ingest::{self, IngestSettings, MqttSettings};
 use fieldlink_cloud::metrics::Metrics;
+use fieldlink_cloud::records::RecordsDb;
 use fieldlink_cloud::store::{Store, StoreSpec, TimescaleMode};
 use fieldlink_protocol::{
     json, Birth, DataKind, Death, DeviceInfo, Event, EventKind, Ident, PointInfo, Status,
@@ -143,7 +144,7 @@ async fn scenario(spec: StoreSpec) {
     let broker = fieldlink_testkit::Mosquitto::start().expect("start mosquitto");
     let store = Arc::new(Store::open(&spec).await.unwrap());
     store.migrate().await.unwrap();
-    let db = Arc::new(ApiDb::open(&spec).await.unwrap());
+    let db = Arc::new(RecordsDb::open(&spec).await.unwrap());
     let stop = CancellationToken::new();
     let tracker = TaskTracker::new();
     let handle = ingest::start(
@@ -216,7 +217,7 @@ async fn scenario(spec: StoreSpec) {
     events(vec![event(1, 1, t0, up("meter"))]).await;
     assert_eq!(
         status_until(&mut ws, "meter", "online").await["since"],
-        api::time::rfc3339(t0)
+        fieldlink_cloud::clock::rfc3339(t0)
     );
     let degraded = EventKind::DeviceDegraded {
         device: id("meter"),
@@ -238,7 +239,10 @@ async fn scenario(spec: StoreSpec) {
     assert_eq!(meter["state"], "offline", "{meter}");
     assert_eq!(meter["reported_state"], "offline");
     assert_eq!(meter["last_error"], "no answer");
-    assert_eq!(meter["last_error_at"], api::time::rfc3339(t0 + 3_000));
+    assert_eq!(
+        meter["last_error_at"],
+        fieldlink_cloud::clock::rfc3339(t0 + 3_000)
+    );
     let pump = device(a, &t, "pump").await;
     assert_eq!(pump["state"], "online", "{pump}");
     // Back online, the last error stays readable.
@@ -366,7 +370,7 @@ fn device_status_reaches_another_instance_through_postgres() {
             .expect("fan-out on PostgreSQL");
         let state_b = ApiState::new(
             Arc::new(Store::open(&spec).await.unwrap()),
-            Arc::new(ApiDb::open(&spec).await.unwrap()),
+            Arc::new(RecordsDb::open(&spec).await.unwrap()),
         );
         let t = state_b.tokens.create("v", Role::Viewer).await.unwrap().1;
         let router_b =

@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use api_support::{post, request, rt, serve_router};
 use common::{batch, encode, id, now_ms, publish_all, topic, wait_for};
-use fieldlink_cloud::api::{self, ApiDb, ApiSettings, ApiState};
+use fieldlink_cloud::api::{self, ApiSettings, ApiState};
 use fieldlink_cloud::auth::Role;
 use fieldlink_cloud::ingest::{self, IngestSettings, MqttSettings, REGISTRATION_REFRESH};
 use fieldlink_cloud::metrics::Metrics;
+use fieldlink_cloud::records::RecordsDb;
 use fieldlink_cloud::store::{GatewayStatus, Store, StoreSpec, TimescaleMode, WriteBatch};
 use fieldlink_protocol::Encoding;
 use serde_json::json;
@@ -161,7 +162,7 @@ async fn routes_scenario(spec: StoreSpec) {
     let broker = fieldlink_testkit::Mosquitto::start().expect("start mosquitto");
     let store = Arc::new(Store::open(&spec).await.unwrap());
     store.migrate().await.unwrap();
-    let db = Arc::new(ApiDb::open(&spec).await.unwrap());
+    let db = Arc::new(RecordsDb::open(&spec).await.unwrap());
     let stop = CancellationToken::new();
     let tracker = TaskTracker::new();
     let settings = IngestSettings {

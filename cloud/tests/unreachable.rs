@@ -4,8 +4,8 @@
 
 use std::process::{Command, Stdio};
 
-use fieldlink_cloud::api::db::ApiDb;
 use fieldlink_cloud::api::ApiError;
+use fieldlink_cloud::records::RecordsDb;
 use fieldlink_cloud::store::pg_channel::NotifySender;
 use fieldlink_cloud::store::{PgStore, StoreSpec, TimescaleMode};
 use fieldlink_testkit::{free_port, Postgres};
@@ -51,7 +51,7 @@ async fn the_apis_and_the_fanouts_connections_name_it_too() {
         insert_path: Default::default(),
         statement_rows: 100,
     };
-    let e = match ApiDb::open(&spec).await {
+    let e = match RecordsDb::open(&spec).await {
         Ok(_) => panic!("the API's database opened with nobody listening"),
         Err(e) => e,
     };

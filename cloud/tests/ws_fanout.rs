@@ -18,9 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use api_support::{eventually, post, request, rt, ws_request};
-use fieldlink_cloud::api::ApiDb;
 use fieldlink_cloud::auth::{Role, TokenStore};
 use fieldlink_cloud::config::{load_raw, Settings};
+use fieldlink_cloud::records::RecordsDb;
 use fieldlink_cloud::service::ServiceError;
 use fieldlink_cloud::store::{StoreSpec, TimescaleMode};
 use fieldlink_protocol::{
@@ -235,11 +235,7 @@ fn telemetry(t0: i64, first_seq: u64, messages: u64) -> (Vec<Vec<u8>>, BTreeSet<
                 let metric = format!("m{m}");
                 b.points
                     .push(Point::new(id(d), id(&metric), t, (i * 10 + m) as f64));
-                keys.insert((
-                    d.to_string(),
-                    metric,
-                    fieldlink_cloud::api::time::rfc3339(t),
-                ));
+                keys.insert((d.to_string(), metric, fieldlink_cloud::clock::rfc3339(t)));
             }
         }
         payloads.push(encode_telemetry(&b, Encoding::Binary).unwrap());
@@ -295,7 +291,7 @@ fn instances_on_one_database_fan_out_live_events_to_each_others_clients() {
             .await;
         }
         let tokens = TokenStore::new(Arc::new(
-            ApiDb::open(&StoreSpec::postgres(url.clone(), TimescaleMode::Off))
+            RecordsDb::open(&StoreSpec::postgres(url.clone(), TimescaleMode::Off))
                 .await
                 .unwrap(),
         ));
@@ -432,7 +428,7 @@ fn instances_on_one_database_fan_out_live_events_to_each_others_clients() {
         expected_points.insert((
             "boiler".into(),
             "temp".into(),
-            fieldlink_cloud::api::time::rfc3339(hot.points[0].ts_ms),
+            fieldlink_cloud::clock::rfc3339(hot.points[0].ts_ms),
         ));
         for (client, who) in [(&on_a, "a"), (&on_b, "b")] {
             let statuses: Vec<String> = client

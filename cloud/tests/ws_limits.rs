@@ -9,8 +9,9 @@ mod api_support;
 use std::time::{Duration, Instant};
 
 use api_support::{request, rt, serve, ws_request, Served};
-use fieldlink_cloud::api::{ApiDb, ApiSettings};
+use fieldlink_cloud::api::ApiSettings;
 use fieldlink_cloud::auth::{Role, TokenStore};
+use fieldlink_cloud::records::RecordsDb;
 use fieldlink_cloud::store::StoreSpec;
 use fieldlink_cloud::ws::WsSettings;
 use futures::{SinkExt, StreamExt};
@@ -118,7 +119,7 @@ fn a_revoked_tokens_websockets_close_here_at_once_and_from_elsewhere_within_the_
         // `fieldlink-cloud token revoke`): seen by the periodic check.
         let (info, viewer) = s.state.tokens.create("dash 2", Role::Viewer).await.unwrap();
         let mut c = connect(&s, &viewer).await;
-        let elsewhere = TokenStore::new(std::sync::Arc::new(ApiDb::open(&spec).await.unwrap()));
+        let elsewhere = TokenStore::new(std::sync::Arc::new(RecordsDb::open(&spec).await.unwrap()));
         assert!(elsewhere.revoke(&info.token_id).await.unwrap());
         let (code, reason, took) = closed(&mut c).await;
         assert_eq!(

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use fieldlink_cloud::alerts::{AlertRecords, RuleSpec};
-use fieldlink_cloud::api::db::DbError;
-use fieldlink_cloud::api::ApiDb;
+use fieldlink_cloud::records::DbError;
+use fieldlink_cloud::records::RecordsDb;
 use fieldlink_cloud::store::StoreSpec;
 
 /// The rules file shipped with the demo.
@@ -40,7 +40,7 @@ pub fn shipped() -> Result<Vec<RuleSpec>, RulesError> {
 
 /// Installs the shipped rules when the (migrated) database has no rule; returns how many.
 pub async fn install_if_none(spec: &StoreSpec) -> Result<usize, RulesError> {
-    let records = AlertRecords::new(Arc::new(ApiDb::open(spec).await?));
+    let records = AlertRecords::new(Arc::new(RecordsDb::open(spec).await?));
     if !records.rules().await?.is_empty() {
         return Ok(0);
     }

@@ -7,9 +7,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use fieldlink_cloud::api::db::DbError;
-use fieldlink_cloud::api::ApiDb;
 use fieldlink_cloud::auth::{Role, TokenStore};
+use fieldlink_cloud::records::DbError;
+use fieldlink_cloud::records::RecordsDb;
 use fieldlink_cloud::store::StoreSpec;
 
 /// The file holding the secret, inside the data directory.
@@ -29,7 +29,7 @@ pub enum TokenError {
 
 /// An operator token the cloud accepts: the saved one, or a new one (then saved).
 pub async fn operator_token(spec: &StoreSpec, dir: &Path) -> Result<String, TokenError> {
-    let tokens = TokenStore::new(Arc::new(ApiDb::open(spec).await?));
+    let tokens = TokenStore::new(Arc::new(RecordsDb::open(spec).await?));
     let path = dir.join(TOKEN_FILE);
     if let Ok(saved) = std::fs::read_to_string(&path) {
         let saved = saved.trim();

@@ -6,9 +6,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fieldlink_cloud::api::ApiDb;
 use fieldlink_cloud::auth::{Role, TokenStore};
 use fieldlink_cloud::config::{load_raw, Settings};
+use fieldlink_cloud::records::RecordsDb;
 use tokio_util::sync::CancellationToken;
 
 use crate::http::Api;
@@ -80,7 +80,9 @@ attempt_timeout_secs = 5
             Ok(running) => running.http,
             Err(_) => panic!("the cloud stopped before serving: {:?}", task.await),
         };
-        let db = ApiDb::open(&store).await.expect("open the API database");
+        let db = RecordsDb::open(&store)
+            .await
+            .expect("open the API database");
         let tokens = TokenStore::new(Arc::new(db));
         let token = |role| {
             let tokens = tokens.clone();

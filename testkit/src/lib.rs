@@ -11,8 +11,12 @@
 //! [`Link`] is the one service that is not a program: a TCP proxy that puts a bad field link
 //! (latency, jitter, bandwidth, loss, freezes, half-open connections, resets, flapping) between
 //! a client and any of the above, on a thread and small runtime of its own.
+//!
+//! [`layering`] is not a service either: it reads a crate's module graph from its sources so
+//! a test can hold the crate to the layering `docs/ARCHITECTURE.md` states.
 
 pub mod fs;
+pub mod layering;
 pub mod link;
 mod mosquitto;
 mod port;

@@ -43,7 +43,7 @@ pub struct AgentConfig {
     pub shutdown_grace: Duration,
     pub mqtt: MqttConfig,
     pub journal: JournalSettings,
-    pub reporting: crate::scheduler::ReportRules,
+    pub reporting: crate::report::ReportRules,
     pub logging: LoggingConfig,
     pub point_map: PointMap,
     /// The file as parsed, kept so a new configuration can be compared and hashed.

@@ -14,7 +14,7 @@ use super::{
     fingerprint, AgentConfig, ConfigError, JournalSettings, LogFormat, LoggingConfig, MqttConfig,
     TlsSettings,
 };
-use crate::scheduler::{ReportPolicy, ReportRules};
+use crate::report::{ReportPolicy, ReportRules};
 
 /// Inside the systemd unit's `StateDirectory=fieldlink/agent`, the one place the service may write.
 const DEFAULT_JOURNAL: &str = "/var/lib/fieldlink/agent/journal.db";
@@ -357,7 +357,7 @@ fn reporting(raw: &RawConfig, map: Option<&PointMap>, p: &mut Problems) -> Repor
                 None => p.push(format!("{at}.device"), format!("no device {device:?}")),
                 Some(d) => {
                     if let Some(point) = rule.point.as_deref() {
-                        if !crate::device_points(d)
+                        if !crate::inventory::device_points(d)
                             .iter()
                             .any(|(n, ..)| n.as_str() == point)
                         {

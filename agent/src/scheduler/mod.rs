@@ -21,7 +21,6 @@
 //! returns and every [`FULL_SUMMARY_EVERY`] in between.
 
 mod gateway;
-mod report;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,8 +31,8 @@ use fieldlink_protocol::{clip_text, EventKind, Ident, Point};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
 
+pub use crate::report::{ReportFilter, ReportPolicy, ReportRules};
 pub use gateway::{device_info as gateway_device_info, GATEWAY_DEVICE};
-pub use report::{ReportFilter, ReportPolicy, ReportRules};
 
 use crate::clock::{wall_ms, ClockGuard};
 use crate::events::{Outbox, OutboxError};

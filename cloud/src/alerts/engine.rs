@@ -29,11 +29,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::machine::{AlertMachine, AlertState, Transition};
 use super::records::{AlertRecords, AlertView, RuleKind, RuleSpec, StoredRule};
+use super::routing::Routing;
 use super::rule::Signal;
 use super::state::{Change, StateKey, StateStore, StoredState, Subject};
-use crate::api::db::{ApiDb, DbError};
-use crate::api::time::{now_ms, rfc3339};
-use crate::notify::Routing;
+use crate::clock::{now_ms, rfc3339};
+use crate::records::{DbError, RecordsDb};
 use crate::store::WriteBatch;
 use fieldlink_protocol::Value;
 
@@ -100,14 +100,14 @@ fn timing(rule: &RuleSpec) -> (i64, Option<i64>) {
 
 impl AlertEngine {
     /// Loads the rules and the open states, with no notification receivers.
-    pub async fn load(db: Arc<ApiDb>) -> Result<AlertEngine, DbError> {
+    pub async fn load(db: Arc<RecordsDb>) -> Result<AlertEngine, DbError> {
         AlertEngine::load_with(db, Routing::default(), Arc::new(Notify::new())).await
     }
 
     /// Loads the rules and the open states; notifications go to `routing`'s receivers and
     /// `outbox` is told when some were queued.
     pub async fn load_with(
-        db: Arc<ApiDb>,
+        db: Arc<RecordsDb>,
         routing: Routing,
         outbox: Arc<Notify>,
     ) -> Result<AlertEngine, DbError> {

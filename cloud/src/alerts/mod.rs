@@ -14,6 +14,7 @@
 pub mod engine;
 pub mod machine;
 pub mod records;
+mod routing;
 pub mod rule;
 pub mod silence;
 pub mod spec;
@@ -21,6 +22,7 @@ pub mod state;
 
 pub use engine::AlertEngine;
 pub use records::{AlertRecords, AlertView, StoredRule};
+pub use routing::{NotificationBody, Routing};
 pub use silence::SilenceReads;
 pub use spec::{RuleKind, RuleSpec, Severity, SpecError};
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 pub use super::spec::{RuleKind, RuleSpec, Severity};
-use crate::api::db::{ApiDb, Committed, DbError, Param, Row, Step};
+use crate::records::{Committed, DbError, Param, RecordsDb, Row, Step};
 
 /// A stored rule.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
@@ -40,7 +40,7 @@ pub struct AlertView {
 
 #[derive(Clone)]
 pub struct AlertRecords {
-    db: Arc<ApiDb>,
+    db: Arc<RecordsDb>,
 }
 
 const RULE_COLUMNS: &str = "rule_id, name, enabled, gateway, device, metric, condition, clear, \
@@ -90,8 +90,8 @@ pub(crate) fn alert_row(r: &Row) -> AlertView {
         severity: Severity::parse(&r[5].text().unwrap_or_default()).unwrap_or(Severity::Info),
         status: r[6].text().unwrap_or_default(),
         started_at_ms: started,
-        started_at: crate::api::time::rfc3339(started),
-        updated_at: crate::api::time::rfc3339(r[8].int().unwrap_or(0)),
+        started_at: crate::clock::rfc3339(started),
+        updated_at: crate::clock::rfc3339(r[8].int().unwrap_or(0)),
         last_value: r[9].text().and_then(|s| s.parse().ok()),
     }
 }
@@ -129,7 +129,7 @@ fn bump_rules() -> Step {
 }
 
 impl AlertRecords {
-    pub fn new(db: Arc<ApiDb>) -> AlertRecords {
+    pub fn new(db: Arc<RecordsDb>) -> AlertRecords {
         AlertRecords { db }
     }
 

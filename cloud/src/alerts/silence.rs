@@ -23,8 +23,8 @@ use super::engine::{AlertEngine, Observation, Observed};
 use super::records::{RuleKind, StoredRule};
 use super::rule::{silence_signal, Signal};
 use super::state::Subject;
-use crate::api::db::{ApiDb, DbError, Param};
-use crate::api::time::now_ms;
+use crate::clock::now_ms;
+use crate::records::{DbError, Param, RecordsDb};
 
 /// A gateway as the registry holds it: online, and when its last status arrived.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +37,7 @@ pub struct GatewayPresence {
 /// The reads the checks need, on the evaluator's connection.
 #[derive(Clone)]
 pub struct SilenceReads {
-    db: Arc<ApiDb>,
+    db: Arc<RecordsDb>,
 }
 
 fn scope(rule: &StoredRule) -> Vec<Param> {
@@ -49,7 +49,7 @@ fn scope(rule: &StoredRule) -> Vec<Param> {
 }
 
 impl SilenceReads {
-    pub fn new(db: Arc<ApiDb>) -> SilenceReads {
+    pub fn new(db: Arc<RecordsDb>) -> SilenceReads {
         SilenceReads { db }
     }
 

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use super::machine::{AlertState, Transition};
 use super::records::{AlertView, ALERT_COLUMNS};
-use crate::api::db::{ApiDb, Cell, Committed, DbError, Param, Row, Step};
+use crate::records::{Cell, Committed, DbError, Param, RecordsDb, Row, Step};
 
 /// What an alert is about: a series, or a gateway (`device` and `metric` empty).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -100,11 +100,11 @@ pub struct Change<'a> {
 /// The state rows on the evaluator's connection.
 #[derive(Clone)]
 pub struct StateStore {
-    db: Arc<ApiDb>,
+    db: Arc<RecordsDb>,
 }
 
 impl StateStore {
-    pub fn new(db: Arc<ApiDb>) -> StateStore {
+    pub fn new(db: Arc<RecordsDb>) -> StateStore {
         StateStore { db }
     }
 

@@ -8,11 +8,11 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::error::{ApiError, ErrorBody};
 use super::text;
-use super::time::now_ms;
 use super::ApiState;
 use crate::alerts::{AlertEngine, AlertView, RuleSpec, Severity, StoredRule};
+use crate::clock::now_ms;
+use crate::http::error::{ApiError, ErrorBody};
 use crate::notify::{NotificationView, Outbox};
 
 fn validate(e: &AlertEngine, spec: &RuleSpec) -> Result<(), ApiError> {

@@ -10,13 +10,12 @@ use fieldlink_protocol::CommandKind;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::error::{ApiError, ErrorBody};
 use super::telemetry::PageQuery;
 use super::text;
-use super::time::rfc3339;
 use super::ApiState;
 use crate::auth::Caller;
-use crate::commands::{CommandError, CommandRecord, CommandStatus, Commands};
+use crate::commands::{CommandError, CommandView, Commands};
+use crate::http::error::{ApiError, ErrorBody};
 
 /// A new command.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -33,41 +32,6 @@ pub struct NewCommand {
     /// 1 to 200 characters.
     #[schema(min_length = 1, max_length = 200)]
     pub idempotency_key: Option<String>,
-}
-
-/// A command and how far it got.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct CommandView {
-    pub command_id: String,
-    pub gateway: String,
-    /// The protocol's command, as created.
-    pub kind: serde_json::Value,
-    pub status: CommandStatus,
-    /// RFC 3339.
-    pub created_at: String,
-    pub expires_at: String,
-    pub updated_at: String,
-    pub idempotency_key: Option<String>,
-    /// What a read or write returned: any JSON value, or null before it has answered.
-    pub result: Option<serde_json::Value>,
-    pub error: Option<String>,
-}
-
-impl From<CommandRecord> for CommandView {
-    fn from(c: CommandRecord) -> CommandView {
-        CommandView {
-            command_id: c.command_id.to_string(),
-            gateway: c.gateway.to_string(),
-            kind: serde_json::to_value(&c.kind).unwrap_or(serde_json::Value::Null),
-            status: c.status,
-            created_at: rfc3339(c.created_at_ms),
-            expires_at: rfc3339(c.expires_at_ms),
-            updated_at: rfc3339(c.updated_at_ms),
-            idempotency_key: c.idempotency_key,
-            result: c.result,
-            error: c.error,
-        }
-    }
 }
 
 fn service(s: &ApiState) -> Result<&Commands, ApiError> {

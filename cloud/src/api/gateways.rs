@@ -8,9 +8,9 @@ use axum::Json;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::error::{ApiError, ErrorBody};
 use super::telemetry::Gateway;
 use super::ApiState;
+use crate::http::error::{ApiError, ErrorBody};
 use crate::registry::{self, RegistryError};
 use crate::store::Unregistered;
 

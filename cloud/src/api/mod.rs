@@ -11,14 +11,11 @@
 
 mod alerts;
 mod commands;
-pub mod db;
 mod devices;
-mod error;
 mod gateways;
 mod openapi;
 mod telemetry;
 mod text;
-pub mod time;
 mod tokens;
 
 use std::sync::Arc;
@@ -30,19 +27,19 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use commands::CommandView;
-pub use db::ApiDb;
-pub use devices::Device;
-pub use error::ApiError;
+pub use crate::commands::CommandView;
+pub use crate::http::ApiError;
+pub use crate::registry::Device;
 
 use crate::auth::{cors, require, AuthThrottle, Cors, Guard, Role, TokenStore};
+use crate::records::RecordsDb;
 use crate::store::Store;
 
 /// What the API's handlers share.
 #[derive(Clone)]
 pub struct ApiState {
     pub store: Arc<Store>,
-    pub db: Arc<ApiDb>,
+    pub db: Arc<RecordsDb>,
     pub tokens: TokenStore,
     /// Absent when this instance does not send commands (the command routes answer 503).
     pub commands: Option<crate::commands::Commands>,
@@ -61,7 +58,7 @@ pub struct ApiState {
 }
 
 impl ApiState {
-    pub fn new(store: Arc<Store>, db: Arc<ApiDb>) -> ApiState {
+    pub fn new(store: Arc<Store>, db: Arc<RecordsDb>) -> ApiState {
         let tokens = TokenStore::new(db.clone());
         ApiState {
             store,
@@ -104,6 +101,20 @@ impl ApiState {
     pub fn with_commands(mut self, commands: crate::commands::Commands) -> ApiState {
         self.commands = Some(commands);
         self
+    }
+}
+
+impl From<&ApiState> for crate::ws::WsState {
+    fn from(s: &ApiState) -> crate::ws::WsState {
+        crate::ws::WsState {
+            tokens: s.tokens.clone(),
+            throttle: s.throttle.clone(),
+            ingest: s.ingest.clone(),
+            commands: s.commands.clone(),
+            alerts: s.alerts.clone(),
+            limits: s.websocket.clone(),
+            counters: s.counters.clone(),
+        }
     }
 }
 
@@ -191,7 +202,7 @@ pub fn router(mut state: ApiState, settings: &ApiSettings) -> Router {
         // which has no way to describe a WebSocket.
         .route(
             "/api/v1/ws",
-            get(crate::ws::upgrade).with_state(state.clone()),
+            get(crate::ws::upgrade).with_state(crate::ws::WsState::from(&state)),
         );
     for (min, routes) in classes {
         let guard = Guard {

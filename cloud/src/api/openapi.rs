@@ -11,7 +11,7 @@ use utoipa::{Modify, OpenApi};
         description = "Gateways, telemetry, dead letters and tokens. Every route needs an \
             `Authorization: Bearer flk_…` token; each route's description names the least role."
     ),
-    components(schemas(super::error::ErrorBody)),
+    components(schemas(crate::http::error::ErrorBody)),
     modifiers(&BearerScheme),
     security(("bearer" = []))
 )]

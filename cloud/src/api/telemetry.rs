@@ -10,9 +10,9 @@ use fieldlink_protocol::Ident;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::error::{ApiError, ErrorBody};
-use super::time::{parse_rfc3339, rfc3339, MAX_MS, MIN_MS};
 use super::ApiState;
+use crate::clock::{parse_rfc3339, rfc3339, MAX_MS, MIN_MS};
+use crate::http::error::{ApiError, ErrorBody};
 use crate::store::{GatewayInfo, Interval, StoredPoint};
 
 /// Largest page any list returns.

@@ -8,7 +8,7 @@
 //! category Cc: U+0000–U+001F and U+007F–U+009F); a *document* (the strings inside a command,
 //! such as a TOML configuration) may also hold tab, line feed and carriage return.
 
-use super::error::ApiError;
+use crate::http::error::ApiError;
 
 /// The first character `allowed` refuses, as `U+XXXX`.
 fn first_refused(s: &str, allowed: impl Fn(char) -> bool) -> Option<String> {

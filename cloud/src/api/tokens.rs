@@ -7,10 +7,10 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::error::{ApiError, ErrorBody};
 use super::text;
 use super::ApiState;
 use crate::auth::{Role, TokenInfo};
+use crate::http::error::{ApiError, ErrorBody};
 
 /// Every token, revoked ones included; secrets are never shown again. Role: admin.
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "auth",

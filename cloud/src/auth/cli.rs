@@ -5,7 +5,7 @@ use std::io::Write;
 use std::sync::Arc;
 
 use super::{Role, TokenStore};
-use crate::api::ApiDb;
+use crate::records::RecordsDb;
 use crate::store::{Store, StoreSpec};
 use crate::terminal::cell;
 
@@ -40,7 +40,7 @@ impl clap::ValueEnum for Role {
 pub async fn run(spec: &StoreSpec, cmd: TokenCommand, out: &mut impl Write) -> anyhow::Result<()> {
     let store = Store::open(spec).await?;
     store.migrate().await?;
-    let tokens = TokenStore::new(Arc::new(ApiDb::open(spec).await?));
+    let tokens = TokenStore::new(Arc::new(RecordsDb::open(spec).await?));
     match cmd {
         TokenCommand::Create { name, role } => {
             let (info, secret) = tokens.create(&name, role).await?;

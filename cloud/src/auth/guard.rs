@@ -12,7 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::{AuthThrottle, Role, TokenStore};
-use crate::api::ApiError;
+use crate::http::ApiError;
 
 /// Who made a request; put in the request's extensions by [`require`].
 #[derive(Debug, Clone, PartialEq, Eq)]

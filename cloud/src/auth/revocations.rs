@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::api::db::ApiDb;
+use crate::records::RecordsDb;
 
 /// The set of revoked token ids.
 pub type Revoked = Arc<HashSet<String>>;
@@ -27,13 +27,13 @@ pub struct Revocations {
 }
 
 struct Inner {
-    db: Arc<ApiDb>,
+    db: Arc<RecordsDb>,
     tx: watch::Sender<Revoked>,
     polling: Mutex<bool>,
 }
 
 impl Revocations {
-    pub fn new(db: Arc<ApiDb>) -> Revocations {
+    pub fn new(db: Arc<RecordsDb>) -> Revocations {
         Revocations {
             inner: Arc::new(Inner {
                 db,

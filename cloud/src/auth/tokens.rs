@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use super::{hash_token, new_token, random_hex, Role};
-use crate::api::db::{ApiDb, DbError};
-use crate::api::time::now_ms;
+use crate::clock::now_ms;
+use crate::records::{DbError, RecordsDb};
 
 /// A token as listed: everything but the secret.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -23,12 +23,12 @@ pub struct TokenInfo {
 
 #[derive(Clone)]
 pub struct TokenStore {
-    db: Arc<ApiDb>,
+    db: Arc<RecordsDb>,
     revocations: super::Revocations,
 }
 
 impl TokenStore {
-    pub fn new(db: Arc<ApiDb>) -> TokenStore {
+    pub fn new(db: Arc<RecordsDb>) -> TokenStore {
         TokenStore {
             revocations: super::Revocations::new(db.clone()),
             db,
@@ -62,7 +62,7 @@ impl TokenStore {
             token_id,
             name: name.to_string(),
             role,
-            created_at: crate::api::time::rfc3339(now),
+            created_at: crate::clock::rfc3339(now),
             revoked_at: None,
         };
         Ok((info, secret))
@@ -88,8 +88,8 @@ impl TokenStore {
                         .unwrap_or_default()
                         .parse()
                         .map_err(DbError::ColumnType)?,
-                    created_at: crate::api::time::rfc3339(r[3].int().unwrap_or(0)),
-                    revoked_at: r[4].int().map(crate::api::time::rfc3339),
+                    created_at: crate::clock::rfc3339(r[3].int().unwrap_or(0)),
+                    revoked_at: r[4].int().map(crate::clock::rfc3339),
                 })
             })
             .collect()

@@ -20,6 +20,9 @@
 
 mod records;
 mod status;
+mod view;
+
+pub use view::CommandView;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -36,10 +39,10 @@ use tokio_util::task::TaskTracker;
 pub use records::{CommandRecord, CommandRecords};
 pub use status::CommandStatus;
 
-use crate::api::db::{ApiDb, DbError};
-use crate::api::time::now_ms;
+use crate::clock::now_ms;
 use crate::ingest::session::SiblingCloses;
 use crate::ingest::MqttSettings;
+use crate::records::{DbError, RecordsDb};
 
 /// Expiry bounds and timers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,7 +152,7 @@ impl Commands {
     pub fn start(
         mqtt: &MqttSettings,
         settings: CommandSettings,
-        db: Arc<ApiDb>,
+        db: Arc<RecordsDb>,
         stop: CancellationToken,
         tracker: &TaskTracker,
     ) -> Result<Commands, CommandError> {
@@ -161,7 +164,7 @@ impl Commands {
     pub fn start_beside(
         mqtt: &MqttSettings,
         settings: CommandSettings,
-        db: Arc<ApiDb>,
+        db: Arc<RecordsDb>,
         stop: CancellationToken,
         tracker: &TaskTracker,
         closes: SiblingCloses,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use fieldlink_protocol::{CommandKind, Ident};
 
 use super::CommandStatus;
-use crate::api::db::{ApiDb, DbError, Param, Row};
+use crate::records::{DbError, Param, RecordsDb, Row};
 
 /// A stored command.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,11 +61,11 @@ fn record(r: &Row) -> Result<CommandRecord, DbError> {
 
 #[derive(Clone)]
 pub struct CommandRecords {
-    db: Arc<ApiDb>,
+    db: Arc<RecordsDb>,
 }
 
 impl CommandRecords {
-    pub fn new(db: Arc<ApiDb>) -> CommandRecords {
+    pub fn new(db: Arc<RecordsDb>) -> CommandRecords {
         CommandRecords { db }
     }
 

@@ -18,7 +18,7 @@ use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::api::ApiError;
+use crate::http::ApiError;
 
 /// Limits on one request.
 #[derive(Debug, Clone, PartialEq, Eq)]

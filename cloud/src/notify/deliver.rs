@@ -8,9 +8,9 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use super::routing::NotificationBody;
 use super::settings::{NotifySettings, SmtpSecurity, SmtpSettings};
 use super::NotifyError;
+use crate::alerts::NotificationBody;
 
 /// What an attempt came to: `Ok` with the receiver's answer, or `Err` with why it failed.
 pub type AttemptResult = Result<String, String>;

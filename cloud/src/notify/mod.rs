@@ -24,7 +24,6 @@
 
 mod deliver;
 mod outbox;
-mod routing;
 mod settings;
 
 use std::sync::Arc;
@@ -34,14 +33,14 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::alerts::{NotificationBody, Routing};
 pub use outbox::{AttemptRecord, AttemptView, Claimed, NotificationView, Outbox};
-pub use routing::{NotificationBody, Routing};
 pub use settings::{
     EmailReceiver, NotifySettings, RetryPolicy, SmtpSecurity, SmtpSettings, WebhookReceiver,
 };
 
-use crate::api::db::ApiDb;
-use crate::api::time::now_ms;
+use crate::clock::now_ms;
+use crate::records::RecordsDb;
 use deliver::Deliverer;
 
 /// Why the notifier could not start.
@@ -65,7 +64,7 @@ pub struct Notifier {
 impl Notifier {
     /// `instance` names this instance in claims and attempts (its MQTT client id).
     pub fn new(
-        db: Arc<ApiDb>,
+        db: Arc<RecordsDb>,
         settings: NotifySettings,
         instance: impl Into<String>,
     ) -> Result<Notifier, NotifyError> {

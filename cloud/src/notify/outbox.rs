@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use crate::api::db::{ApiDb, Committed, DbError, Param, Step};
+use crate::records::{Committed, DbError, Param, RecordsDb, Step};
 
 /// A notification this instance holds a claim on.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,11 +67,11 @@ pub struct AttemptView {
 
 #[derive(Clone)]
 pub struct Outbox {
-    db: Arc<ApiDb>,
+    db: Arc<RecordsDb>,
 }
 
 impl Outbox {
-    pub fn new(db: Arc<ApiDb>) -> Outbox {
+    pub fn new(db: Arc<RecordsDb>) -> Outbox {
         Outbox { db }
     }
 
@@ -181,7 +181,7 @@ impl Outbox {
         limit: i64,
         offset: i64,
     ) -> Result<Vec<NotificationView>, DbError> {
-        use crate::api::time::rfc3339;
+        use crate::clock::rfc3339;
         let rows = self
             .db
             .query(

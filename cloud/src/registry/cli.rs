@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use crate::api::time::rfc3339;
+use crate::clock::rfc3339;
 use crate::store::{Store, StoreSpec, Unregistered};
 use crate::terminal::cell;
 

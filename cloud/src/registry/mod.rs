@@ -13,6 +13,9 @@
 //! `require_registration = true`.
 
 pub mod cli;
+mod device;
+
+pub use device::Device;
 
 use fieldlink_protocol::Ident;
 

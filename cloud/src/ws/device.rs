@@ -7,7 +7,7 @@
 //! last one per device; a repeat of an unchanged state is possible and harmless.
 
 use super::Filter;
-use crate::api::Device;
+use crate::registry::Device;
 use crate::store::DeviceHealth;
 
 /// The messages a set of this instance's changes gives a client with these `device_status`

@@ -56,13 +56,29 @@ use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::broadcast::Receiver;
 
-use crate::api::time::rfc3339;
-use crate::api::{ApiState, CommandView};
-use crate::auth::{admit, bearer, Role};
-use crate::commands::CommandRecord;
+use crate::alerts::AlertEngine;
+use crate::auth::{admit, bearer, AuthThrottle, Role, TokenStore};
+use crate::clock::rfc3339;
+use crate::commands::{CommandRecord, CommandView, Commands};
+use crate::http::{ApiError, HttpCounters};
+use crate::ingest::IngestHandle;
 use crate::store::{DeviceHealth, WriteBatch};
 
 mod device;
+
+/// What the WebSocket route needs of the service: the token store and throttle it
+/// authenticates with, the feeds it forwards (absent where this instance does not ingest,
+/// send commands or evaluate alerts), its caps and its counters.
+#[derive(Clone)]
+pub struct WsState {
+    pub tokens: TokenStore,
+    pub throttle: Arc<AuthThrottle>,
+    pub ingest: Option<IngestHandle>,
+    pub commands: Option<Commands>,
+    pub alerts: Option<AlertEngine>,
+    pub limits: WsLimits,
+    pub counters: HttpCounters,
+}
 
 /// Read buffer of a client connection.
 const CLIENT_READ_BUFFER: usize = 4 * 1024;
@@ -271,7 +287,7 @@ fn protocol_token(headers: &HeaderMap) -> Option<&str> {
 /// subprotocol), then upgrades. Other instances' events come from the [`fanout::RemoteFeed`]
 /// extension when the service installed one.
 pub async fn upgrade(
-    State(s): State<ApiState>,
+    State(s): State<WsState>,
     remote: Option<Extension<fanout::RemoteFeed>>,
     slot: Option<Extension<crate::http::ConnectionSlot>>,
     uri: axum::http::Uri,
@@ -284,7 +300,7 @@ pub async fn upgrade(
     if secret.is_none() && uri.query().is_some_and(|q| q.contains("token=")) {
         // The token in the URL ended up in proxies' and browsers' logs; it is no longer read.
         s.throttle.failed(peer, "token in the URL");
-        return crate::api::ApiError::new(
+        return ApiError::new(
             axum::http::StatusCode::UNAUTHORIZED,
             "unauthorized",
             "?token= is not accepted: send Authorization: Bearer, or the subprotocols \
@@ -298,7 +314,7 @@ pub async fn upgrade(
     };
     let ws = match ws {
         Ok(ws) => ws,
-        Err(r) => return crate::api::ApiError::rejection(r).into_response(),
+        Err(r) => return ApiError::rejection(r).into_response(),
     };
     let batches = s.ingest.as_ref().map(|i| i.subscribe_committed());
     let commands = s.commands.as_ref().map(|c| c.subscribe());
@@ -315,8 +331,8 @@ pub async fn upgrade(
         revoked: s
             .tokens
             .revocations()
-            .watch(s.websocket.settings().token_check),
-        share: s.websocket.share(&caller.token_id),
+            .watch(s.limits.settings().token_check),
+        share: s.limits.share(&caller.token_id),
         closed_revoked: s.counters.ws_closed_revoked.clone(),
         _slot: slot.map(|Extension(s)| s),
     };

@@ -6,8 +6,9 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use fieldlink_cloud::api::{self, ApiDb, ApiSettings, ApiState};
+use fieldlink_cloud::api::{self, ApiSettings, ApiState};
 use fieldlink_cloud::auth::Role;
+use fieldlink_cloud::records::RecordsDb;
 use fieldlink_cloud::store::{Store, StoreSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
@@ -42,7 +43,7 @@ pub async fn serve_with(
 ) -> Served {
     let store = Store::open(spec).await.expect("open store");
     store.migrate().await.expect("migrate");
-    let db = ApiDb::open(spec).await.expect("open api db");
+    let db = RecordsDb::open(spec).await.expect("open api db");
     let state = ApiState::new(Arc::new(store), Arc::new(db));
     let stop = CancellationToken::new();
     let (tx, rx) = tokio::sync::oneshot::channel();

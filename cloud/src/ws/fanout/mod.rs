@@ -50,8 +50,8 @@ pub use wire::Remote;
 use wire::{Encoder, Inbox, Outcome};
 
 use crate::alerts::AlertView;
-use crate::api::CommandView;
 use crate::commands::CommandRecord;
+use crate::commands::CommandView;
 use crate::metrics::Metrics;
 use crate::store::pg_channel::{self, ListenerEvent, NotifySender};
 use crate::store::{DeviceHealth, StoreSpec, WriteBatch};
@@ -174,7 +174,7 @@ impl Unsent {
         match h {
             Ok(h) => {
                 for d in h.iter() {
-                    let view = crate::api::Device::from(d.clone());
+                    let view = crate::registry::Device::from(d.clone());
                     match self.encoder.device(&view, &mut self.payloads) {
                         Ok(()) => self.events += 1,
                         Err(_) => self.shed("oversized", 1),
@@ -306,7 +306,7 @@ async fn receive(
         ListenerEvent::Listening { gap: Some(gap) } => {
             metrics.fanout_listening.set(1);
             metrics.fanout_listen_gap_seconds.observe(gap.as_secs_f64());
-            let to_ms = crate::api::time::now_ms();
+            let to_ms = crate::clock::now_ms();
             let _ = feed.send(Remote::Gap {
                 from_ms: to_ms - gap.as_millis() as i64,
                 to_ms,

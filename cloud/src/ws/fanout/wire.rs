@@ -35,7 +35,8 @@ use fieldlink_protocol::{Ident, Quality, Value};
 use serde::{Deserialize, Serialize};
 
 use crate::alerts::AlertView;
-use crate::api::{CommandView, Device};
+use crate::commands::CommandView;
+use crate::registry::Device;
 use crate::store::{GatewayStatus, PointRow, SeriesKey, WriteBatch};
 
 /// Most pieces one body may be cut into (with 7,999-byte payloads, about 500 KB of text).

@@ -1,4 +1,4 @@
-//! Times on the API: RFC 3339 in and out, milliseconds since the Unix epoch inside.
+//! Times: RFC 3339 on the API and in the CLI, milliseconds since the Unix epoch inside.
 
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;

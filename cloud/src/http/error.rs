@@ -150,7 +150,7 @@ mod tests {
             .with_writer(move || writer.clone())
             .finish();
         tracing::subscriber::with_default(subscriber, || {
-            let e = crate::api::db::DbError::ColumnType(
+            let e = crate::records::DbError::ColumnType(
                 "x\n2026-01-01T00:00:00Z  INFO admin token created\u{1b}[2J".into(),
             );
             assert_eq!(ApiError::database(e).status, 500);

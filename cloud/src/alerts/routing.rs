@@ -1,7 +1,7 @@
 //! Which receivers hear of a transition, and what they are sent.
 
-use crate::alerts::{AlertView, RuleSpec, Severity};
-use crate::api::time::rfc3339;
+use super::{AlertView, RuleSpec, Severity};
+use crate::clock::rfc3339;
 
 /// The body of every notification: the JSON a webhook receives, and what an email is written
 /// from. `notification_id` is the same on every attempt, so a receiver can drop repeats.

@@ -1,8 +1,8 @@
-//! The API's own connection to the database: tokens (and, later, commands and alerts) live in
-//! tables of their own, written with SQL that both backends accept, so each rule is written
-//! once. Ingest's [`crate::store::Store`] stays the only writer of telemetry; the API reads
-//! telemetry through it and keeps a separate connection for its own tables, so a slow API query
-//! never waits behind an ingest transaction on the same connection.
+//! The records database: tokens, commands, alerts and notifications live in tables of their
+//! own, written with SQL that both backends accept, so each rule is written once. Ingest's
+//! [`crate::store::Store`] stays the only writer of telemetry; the API reads telemetry through
+//! it, and the records go over a separate connection, so a slow records query never waits
+//! behind an ingest transaction on the same connection.
 //!
 //! The SQL uses PostgreSQL's `$1` placeholders; on SQLite they are rewritten to `?1`, which
 //! SQLite reads as the same numbered parameter. Only two column types are used: 64-bit
@@ -15,7 +15,7 @@ use tokio_postgres::types::{ToSql, Type};
 
 use crate::store::StoreSpec;
 
-/// Why an API database call failed.
+/// Why a records database call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("postgres: {0}")]
@@ -126,14 +126,14 @@ enum Backend {
     },
 }
 
-/// The API's database handle. Cheap to share behind an `Arc`.
-pub struct ApiDb {
+/// The records database handle. Cheap to share behind an `Arc`.
+pub struct RecordsDb {
     backend: Backend,
     /// How long a PostgreSQL call may take, waiting for the connection included.
     timeout: std::time::Duration,
 }
 
-/// [`ApiDb`]'s default for [`ApiDb::set_timeout`].
+/// [`RecordsDb`]'s default for [`RecordsDb::set_timeout`].
 pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn sqlite_sql(sql: &str) -> String {
@@ -148,10 +148,10 @@ fn sqlite_open(path: &PathBuf) -> Result<rusqlite::Connection, DbError> {
     Ok(conn)
 }
 
-impl ApiDb {
+impl RecordsDb {
     /// Opens a connection to the database the store uses. The schema must already be migrated
-    /// ([`crate::store::Store::migrate`] applies the API's versions too).
-    pub async fn open(spec: &StoreSpec) -> Result<ApiDb, DbError> {
+    /// ([`crate::store::Store::migrate`] applies the records' versions too).
+    pub async fn open(spec: &StoreSpec) -> Result<RecordsDb, DbError> {
         let backend = match spec {
             StoreSpec::Sqlite { path } => {
                 let path = path.clone();
@@ -167,7 +167,7 @@ impl ApiDb {
                 client: Box::new(tokio::sync::Mutex::new(None)),
             },
         };
-        let db = ApiDb {
+        let db = RecordsDb {
             backend,
             timeout: DEFAULT_TIMEOUT,
         };
@@ -263,7 +263,7 @@ impl ApiDb {
     }
 }
 
-/// One statement of an [`ApiDb::transaction`].
+/// One statement of an [`RecordsDb::transaction`].
 #[derive(Debug, Clone)]
 pub struct Step {
     sql: String,
@@ -310,7 +310,7 @@ impl Step {
     }
 }
 
-/// How an [`ApiDb::transaction`] ended.
+/// How an [`RecordsDb::transaction`] ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Committed {
     /// Every step ran and the transaction committed; the rows of each step, in order (empty
@@ -320,7 +320,7 @@ pub enum Committed {
     Conflict(usize),
 }
 
-impl ApiDb {
+impl RecordsDb {
     /// Whether this is PostgreSQL (the few statements whose syntax differs pick by it).
     pub fn is_postgres(&self) -> bool {
         matches!(self.backend, Backend::Postgres { .. })
