@@ -26,7 +26,7 @@ source cross/toolchain.sh
 
 test_target=aarch64-unknown-linux-gnu
 build_target=armv7-unknown-linux-gnueabihf
-read -r -a packages <<<"${FIELDLINK_ARM_PACKAGES:-fieldlink-protocol fieldlink-buffer fieldlink-drivers fieldlink-agent}"
+read -r -a packages <<<"${FIELDLINK_ARM_PACKAGES:-fieldlink-protocol fieldlink-plumbing fieldlink-buffer fieldlink-drivers fieldlink-agent}"
 deadline=$(( $(date +%s) + ${FIELDLINK_ARM_TIMEOUT:-1800} ))
 
 # Why some tests cannot run under qemu-user (checked with qemu-user 7.2, Debian 12's; the

@@ -6,16 +6,13 @@
 //! The clock counts as plausible once it is past the agent's build date.
 
 use std::collections::VecDeque;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime};
 
 use fieldlink_protocol::Point;
 
 /// Milliseconds since the Unix epoch per the system clock (negative before 1970).
 pub fn wall_ms() -> i64 {
-    match SystemTime::now().duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_millis() as i64,
-        Err(e) => -(e.duration().as_millis() as i64),
-    }
+    fieldlink_plumbing::clock::now_ms()
 }
 
 /// When this binary was built, in ms since the epoch (set by `build.rs`).

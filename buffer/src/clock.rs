@@ -5,7 +5,6 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Where the journal reads "now" from.
 #[derive(Debug, Clone, Default)]
@@ -27,10 +26,7 @@ impl Clock {
     /// Milliseconds since the Unix epoch.
     pub fn now_ms(&self) -> i64 {
         match self {
-            Clock::System => SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis() as i64)
-                .unwrap_or(0),
+            Clock::System => fieldlink_plumbing::clock::now_ms(),
             Clock::Manual(cell) => cell.load(Ordering::SeqCst),
         }
     }

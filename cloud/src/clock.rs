@@ -3,12 +3,7 @@
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use fieldlink_plumbing::clock::now_ms;
 
 /// Earliest and latest instants the API accepts and prints: years 0001 to 9999, what RFC 3339
 /// can write.

@@ -173,7 +173,7 @@ async fn announce(
         if let Some(every) = notifier.watchdog_every() {
             tracing::debug!(every = ?every, "pinging the systemd watchdog");
         }
-        notifier.watchdog(stop.clone()).await;
+        systemd::watchdog(&notifier, stop.clone()).await;
     }
     stop.cancelled().await;
     notifier.stopping("stopping");

@@ -118,10 +118,4 @@ pub enum PointError {
 }
 
 /// Milliseconds since the Unix epoch, UTC: a reading's acquisition time.
-pub fn now_ms() -> i64 {
-    let now = std::time::SystemTime::now();
-    match now.duration_since(std::time::UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
-    }
-}
+pub use fieldlink_plumbing::clock::now_ms;

@@ -52,7 +52,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use fieldlink_protocol::{Ident, TopicPrefix};
 use rumqttc::{AsyncClient, Publish};
@@ -69,6 +69,7 @@ pub use mqtt::{check_tls_files, MqttSettings, TlsSettings};
 pub use quota::QuotaSettings;
 pub use writer::{FlushPolicy, Item, Origin};
 
+use crate::clock::now_ms;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -179,13 +180,6 @@ impl IngestHandle {
     ) -> tokio::sync::broadcast::Receiver<Arc<Vec<crate::store::DeviceHealth>>> {
         self.health.subscribe()
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Batches kept for subscribers of [`IngestHandle::subscribe_committed`].

@@ -7,10 +7,10 @@
 //! they were acknowledged the broker will not send them again: where power cuts matter, use
 //! PostgreSQL.
 
+use fieldlink_plumbing::clock::now_ms;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use fieldlink_protocol::Ident;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -34,13 +34,6 @@ pub struct SqliteState {
 pub struct SqliteStore {
     jobs: mpsc::Sender<Job>,
     dead_letter_limits: DeadLetterLimits,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 fn ident(s: String) -> Result<Ident, StoreError> {

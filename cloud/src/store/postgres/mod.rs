@@ -213,12 +213,7 @@ pub(crate) fn to_time(ms: i64) -> SystemTime {
     }
 }
 
-pub(crate) fn from_time(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_millis() as i64,
-        Err(e) => -(e.duration().as_millis() as i64),
-    }
-}
+pub(crate) use fieldlink_plumbing::clock::epoch_ms as from_time;
 
 #[cfg(test)]
 mod tests {

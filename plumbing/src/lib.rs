@@ -1,0 +1,13 @@
+//! `fieldlink-plumbing`: the small pieces of operating-system plumbing the agent and the cloud
+//! both need, written once so they cannot drift apart:
+//!
+//! - [`clock`]: the wall clock as milliseconds since the Unix epoch, the unit every stored
+//!   timestamp of Fieldlink is in;
+//! - [`sd_notify`]: systemd's notification protocol (`READY=1`, `WATCHDOG=1`, `STOPPING=1`),
+//!   spoken directly to `$NOTIFY_SOCKET`.
+//!
+//! No async runtime: when to ping the watchdog is each program's own rule (the agent pings
+//! while all its loops progress, the cloud while its runtime runs tasks).
+
+pub mod clock;
+pub mod sd_notify;
