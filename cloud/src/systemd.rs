@@ -37,54 +37,28 @@ pub async fn watchdog(notifier: &SystemdNotifier, stop: CancellationToken) {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-    use std::ffi::OsString;
     use std::os::unix::net::UnixDatagram;
     use std::time::Duration;
 
     use super::*;
 
-    fn notifier(vars: &[(&str, &str)], pid: u32) -> SystemdNotifier {
-        let vars: HashMap<String, OsString> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), OsString::from(v)))
-            .collect();
-        SystemdNotifier::from_vars(|name| vars.get(name).cloned(), pid)
-    }
-
-    fn listener(path: &std::path::Path) -> UnixDatagram {
-        let sock = UnixDatagram::bind(path).unwrap();
-        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        sock
-    }
-
-    fn recv(sock: &UnixDatagram) -> String {
-        let mut buf = [0u8; 1024];
-        let n = sock.recv(&mut buf).expect("a datagram within 5 s");
-        String::from_utf8_lossy(&buf[..n]).into_owned()
-    }
-
     #[tokio::test]
     async fn the_watchdog_pings_until_the_stop() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("notify.sock");
-        let sock = listener(&path);
-        let n = notifier(
-            &[
-                ("NOTIFY_SOCKET", path.to_str().unwrap()),
-                ("WATCHDOG_USEC", "40000"),
-            ],
-            42,
-        );
-        assert_eq!(n.watchdog_every(), Some(Duration::from_millis(20)));
+        let sock = UnixDatagram::bind(&path).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let n = SystemdNotifier::to_path(Some(path), Some(Duration::from_millis(20)));
         let stop = CancellationToken::new();
         let dog = tokio::spawn({
             let stop = stop.clone();
             async move { watchdog(&n, stop).await }
         });
         let sock = tokio::task::spawn_blocking(move || {
+            let mut buf = [0u8; 64];
             for _ in 0..3 {
-                assert_eq!(recv(&sock), "WATCHDOG=1");
+                let n = sock.recv(&mut buf).expect("a ping within 5 s");
+                assert_eq!(&buf[..n], b"WATCHDOG=1");
             }
             sock
         })

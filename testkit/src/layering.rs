@@ -266,6 +266,21 @@ pub fn check(src: &Path, document: &str, heading: &str) -> Result<(), String> {
     }
 }
 
+/// [`check`] for the crate at `manifest_dir` (its `src/`) against the workspace's
+/// `docs/ARCHITECTURE.md`, panicking with every difference: the body of a crate's layering test.
+pub fn assert_crate_matches(manifest_dir: &str, heading: &str) {
+    let root = Path::new(manifest_dir);
+    let doc_path = root.join("../docs/ARCHITECTURE.md");
+    let doc = std::fs::read_to_string(&doc_path)
+        .unwrap_or_else(|e| panic!("{}: {e}", doc_path.display()));
+    if let Err(problems) = check(&root.join("src"), &doc, heading) {
+        panic!(
+            "{}/src against docs/ARCHITECTURE.md {heading:?}:\n{problems}",
+            root.display()
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
