@@ -11,7 +11,7 @@
 //!   connection opening or its previous response on: a slow (or never finished) head, and a
 //!   keep-alive connection left idle, are closed after
 //!   [`ServerSettings::header_read_timeout`]. A half-sent body is the request timeout's
-//!   ([`crate::api::Limits::request_timeout`]), in the routes' middleware.
+//!   ([`crate::http::Limits::request_timeout`]), in the routes' middleware.
 //! - Each request carries the client's address (`ConnectInfo<SocketAddr>`) and its
 //!   connection's slot in its extensions.
 //!
