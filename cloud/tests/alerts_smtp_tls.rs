@@ -85,8 +85,7 @@ fn mail_goes_over_starttls_to_a_relay_trusted_by_ca_file() {
             }),
             poll_interval: Duration::from_millis(50),
             retry: fieldlink_cloud::notify::RetryPolicy {
-                initial: Duration::from_millis(100),
-                max: Duration::from_millis(200),
+                backoff: fieldlink_plumbing::backoff::Schedule::fixed(100, 200),
                 max_attempts: 100,
             },
             ..NotifySettings::default()

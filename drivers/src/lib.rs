@@ -20,7 +20,6 @@
 //! simulator (`fieldlink-sim`), so the layout of every type in every word order is written once.
 
 pub mod acquisition;
-pub mod backoff;
 pub mod codec;
 pub mod event;
 pub mod health;

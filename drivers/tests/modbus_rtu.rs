@@ -4,11 +4,11 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use fieldlink_drivers::health::DeviceCounters;
 use fieldlink_drivers::modbus::StationOptions;
 use fieldlink_drivers::{Acquisition, DriverEvent, HealthState};
+use fieldlink_plumbing::backoff::Schedule;
 use fieldlink_protocol::Value;
 use fieldlink_sim::{SerialSettings, SimConfig, Simulator, Table};
 use support::{number, point_map, PtyPair, PATIENCE};
@@ -85,8 +85,7 @@ async fn a_dead_unit_is_backed_off_and_does_not_starve_the_live_ones() {
     let (tx, mut rx) = mpsc::channel(256);
     let cancel = CancellationToken::new();
     let options = StationOptions {
-        backoff_base: Duration::from_millis(200),
-        backoff_cap: Duration::from_secs(5),
+        backoff: Schedule::fixed(200, 5_000),
         ..StationOptions::default()
     };
     let acq = Acquisition::start(&map, options, tx, cancel.clone());

@@ -12,6 +12,7 @@ use fieldlink_drivers::modbus::{
 };
 use fieldlink_drivers::pointmap::PointMap;
 use fieldlink_drivers::{Acquisition, DriverEvent, HealthState, PointError, WriteError};
+use fieldlink_plumbing::backoff::Schedule;
 use fieldlink_protocol::Value;
 use fieldlink_sim::{SimConfig, Simulator, Table};
 use support::{next_readings, number, point_map, value_of, wait_health};
@@ -299,8 +300,7 @@ async fn health_goes_offline_without_a_server_and_online_when_it_appears() {
     let (tx, mut rx) = mpsc::channel(64);
     let cancel = CancellationToken::new();
     let options = StationOptions {
-        backoff_base: Duration::from_millis(50),
-        backoff_cap: Duration::from_millis(200),
+        backoff: Schedule::fixed(50, 200),
         ..StationOptions::default()
     };
     let acq = Acquisition::start(&map, options, tx, cancel.clone());
@@ -536,8 +536,7 @@ async fn dropped_connections_are_survived() {
     let (tx, mut rx) = mpsc::channel(64);
     let cancel = CancellationToken::new();
     let options = StationOptions {
-        backoff_base: Duration::from_millis(20),
-        backoff_cap: Duration::from_millis(100),
+        backoff: Schedule::fixed(20, 100),
         ..StationOptions::default()
     };
     let acq = Acquisition::start(&map, options, tx, cancel.clone());

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use fieldlink_buffer::{Caps, Durability};
 use fieldlink_drivers::PointMap;
+use fieldlink_plumbing::backoff::Schedule;
 use fieldlink_protocol::{Encoding, Ident, TopicPrefix};
 
 pub use error::{ConfigError, ConfigProblem};
@@ -65,8 +66,8 @@ pub struct MqttConfig {
     pub encoding: Encoding,
     pub max_in_flight: usize,
     pub batch_max_points: usize,
-    pub reconnect_min: Duration,
-    pub reconnect_max: Duration,
+    /// Waits between connection attempts (jittered).
+    pub reconnect: Schedule,
     /// How long one connection attempt may take before it is given up and backed off.
     pub connect_timeout: Duration,
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use fieldlink_buffer::{Caps, Durability};
 use fieldlink_drivers::pointmap::config::PointMapConfig;
 use fieldlink_drivers::PointMap;
+use fieldlink_plumbing::backoff::{Schedule, ScheduleError};
 use fieldlink_protocol::{Encoding, Ident, TopicPrefix};
 
 use super::error::Problems;
@@ -166,15 +167,17 @@ fn mqtt(raw: &RawConfig, gateway: Option<&Ident>, p: &mut Problems) -> Option<Mq
     // A short ceiling: after an outage of any length the gateway is back within about two
     // seconds of the broker (goal A6); the jitter spreads a fleet's attempts.
     let rmax = m.reconnect_max_ms.unwrap_or(2_000);
-    if rmin == 0 {
-        p.push("mqtt.reconnect_min_ms", "must be at least 1");
-    }
-    if rmax < rmin {
-        p.push(
-            "mqtt.reconnect_max_ms",
-            "must not be less than reconnect_min_ms",
-        );
-    }
+    let reconnect = Schedule::new(Duration::from_millis(rmin), Duration::from_millis(rmax))
+        .map_err(|e| match e {
+            ScheduleError::FirstTooShort(_) => {
+                p.push("mqtt.reconnect_min_ms", "must be at least 1")
+            }
+            ScheduleError::CapBelowFirst { .. } => p.push(
+                "mqtt.reconnect_max_ms",
+                "must not be less than reconnect_min_ms",
+            ),
+        })
+        .ok();
     // Generous: a satellite or congested cellular link can take several seconds per round
     // trip, and a TLS connect needs three or four of them.
     let connect_timeout = m.connect_timeout_s.unwrap_or(30);
@@ -250,8 +253,7 @@ fn mqtt(raw: &RawConfig, gateway: Option<&Ident>, p: &mut Problems) -> Option<Mq
         encoding: encoding?,
         max_in_flight: in_flight as usize,
         batch_max_points: batch as usize,
-        reconnect_min: Duration::from_millis(rmin),
-        reconnect_max: Duration::from_millis(rmax),
+        reconnect: reconnect?,
         connect_timeout: Duration::from_secs(connect_timeout),
     })
 }

@@ -50,7 +50,6 @@
 //! same payload. The cloud keeps every birth by (gateway, config hash), so a batch written
 //! against an earlier birth of the same connection still reads after a configuration change.
 
-mod backoff;
 mod pace;
 pub mod session;
 pub mod tls;
@@ -62,6 +61,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fieldlink_buffer::{Batch, BatchBody, BatchLimits, Journal, RecordClass};
+use fieldlink_plumbing::backoff::Backoff;
 use fieldlink_protocol::{
     binary, encode_telemetry, encode_telemetry_aliased, json, Birth, Death, Encoding, Ident,
     SeriesAliases, Status, TelemetryBatch, TopicKind,
@@ -75,7 +75,6 @@ use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-pub use backoff::Backoff;
 pub use window::{Tag, Window, WindowError};
 
 use session::{
@@ -281,7 +280,7 @@ impl Uplink {
                 cmd_topic: cmd_topic.clone(),
                 control_topic: control_topic.clone(),
             },
-            Backoff::new(self.mqtt.reconnect_min, self.mqtt.reconnect_max),
+            Backoff::jittered(self.mqtt.reconnect),
             Instant::now(),
         );
         let mut link = Link {
@@ -710,6 +709,7 @@ async fn sleep_until_some(at: Option<Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fieldlink_plumbing::backoff::Schedule;
     use fieldlink_testkit::Mosquitto;
 
     /// Publishes queued faster than rumqttc's channel takes them wait in the overflow and still
@@ -747,7 +747,7 @@ mod tests {
             cmd_topic: "order-cmd".into(),
             control_topic: "order-control".into(),
         };
-        let backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
+        let backoff = Backoff::jittered(Schedule::fixed(100, 1_000));
         let mut link = Link {
             el,
             client,

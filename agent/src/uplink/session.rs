@@ -28,9 +28,9 @@
 use std::time::Duration;
 
 use fieldlink_buffer::BatchId;
+use fieldlink_plumbing::backoff::Backoff;
 use tokio::time::Instant;
 
-use super::backoff::Backoff;
 use super::pace::Pace;
 use super::window::{Tag, Window, WindowError};
 
@@ -371,7 +371,7 @@ impl Session {
         };
         let attempt = self.attempt;
         self.attempt = 0;
-        self.backoff.reset();
+        self.backoff.succeed();
         self.connection += 1;
         self.window.clear();
         // The cloud behind this connection may be another (older) one: it must say again.
@@ -396,7 +396,7 @@ impl Session {
             Phase::Connecting { since } => now.duration_since(since),
             _ => Duration::ZERO,
         };
-        let retry_in = self.backoff.next_delay();
+        let retry_in = self.backoff.fail();
         self.window.clear();
         self.phase = Phase::Down {
             retry_at: now + retry_in,
@@ -414,7 +414,7 @@ impl Session {
 
     /// The connection is gone (`drop`: it must be dropped first).
     fn lost(&mut self, now: Instant, since: Instant, cause: String, drop: bool) -> Vec<Action> {
-        let retry_in = self.backoff.next_delay();
+        let retry_in = self.backoff.fail();
         self.window.clear();
         self.phase = Phase::Down {
             retry_at: now + retry_in,
@@ -490,6 +490,7 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fieldlink_plumbing::backoff::Schedule;
     use fieldlink_protocol::{json, Control};
 
     const CMD: &str = "fieldlink/v1/gw/cmd";
@@ -503,7 +504,7 @@ mod tests {
                 cmd_topic: CMD.into(),
                 control_topic: CONTROL.into(),
             },
-            Backoff::new(Duration::from_millis(500), Duration::from_secs(2)),
+            Backoff::jittered(Schedule::fixed(500, 2_000)),
             now,
         )
     }

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use fieldlink_plumbing::backoff::Schedule;
 use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
@@ -252,19 +253,19 @@ pub fn notify_settings(n: &RawNotifications) -> Result<NotifySettings, ConfigErr
         "notifications.retry_initial_ms",
     )?);
     let max = Duration::from_secs(nonzero(n.retry_max_secs, "notifications.retry_max_secs")?);
-    if max < initial {
-        return Err(at(
+    // `nonzero` has made both at least a millisecond: only the order can be wrong.
+    let backoff = Schedule::new(initial, max).map_err(|_| {
+        at(
             "notifications.retry_max_secs".into(),
             "must not be below retry_initial_ms",
-        ));
-    }
+        )
+    })?;
     Ok(NotifySettings {
         webhooks,
         emails,
         smtp,
         retry: RetryPolicy {
-            initial,
-            max,
+            backoff,
             max_attempts: nonzero(n.max_attempts, "notifications.max_attempts")?.min(1_000) as u32,
         },
         attempt_timeout: Duration::from_secs(nonzero(

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use fieldlink_plumbing::backoff::{Backoff, Schedule};
 use fieldlink_tlsfiles::{check_certificates, read_private_key, Expiring};
 
 use rumqttc::{
@@ -152,6 +153,9 @@ pub(super) enum Inbound {
 /// How long a session that cannot move past a message over the cap waits between attempts.
 const OVER_CAP_RETRY: Duration = Duration::from_secs(30);
 
+/// Waits between broker connection attempts: 100 ms doubling to 5 s, jittered.
+const RECONNECT: Schedule = Schedule::fixed(100, 5_000);
+
 /// Whether an error ends a connection the broker closed (rather than one that failed).
 fn closed_by_peer(e: &ConnectionError) -> bool {
     use std::io::ErrorKind;
@@ -195,7 +199,7 @@ pub(super) async fn run_event_loop(task: EventLoopTask) {
         grace,
     } = task;
     let mut inbound = Some(inbound);
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::jittered(RECONNECT);
     let mut watch = SessionWatch::default();
     let mut up = false;
     let deadline = async {
@@ -226,7 +230,7 @@ pub(super) async fn run_event_loop(task: EventLoopTask) {
                     continue;
                 }
                 up = true;
-                backoff = Duration::from_millis(100);
+                backoff.succeed();
                 connected.store(true, Ordering::Relaxed);
                 tracing::info!(
                     session_present = ack.session_present,
@@ -351,12 +355,12 @@ pub(super) async fn run_event_loop(task: EventLoopTask) {
                     let normal = limit.normal();
                     eventloop.mqtt_options.set_max_packet_size(normal, normal);
                 }
-                tracing::warn!(error = %e, retry_in = ?backoff, "broker connection lost");
+                let wait = backoff.fail();
+                tracing::warn!(error = %e, retry_in = ?wait, "broker connection lost");
                 tokio::select! {
                     _ = &mut deadline => break,
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(wait) => {}
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
     }

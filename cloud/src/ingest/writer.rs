@@ -17,6 +17,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use fieldlink_plumbing::backoff::{Backoff, Schedule};
 use rumqttc::{AsyncClient, Publish};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -24,6 +25,10 @@ use tokio_util::sync::CancellationToken;
 use super::classify::{dead_letter, Content};
 use crate::metrics::Metrics;
 use crate::store::{DeviceHealth, QuotaDrops, Store, StoreError, WriteBatch, WriteOutcome};
+
+/// Waits between attempts at a batch that failed transiently: 50 ms doubling to 5 s, jittered
+/// so the instances of a cloud that lost the database do not retry in step.
+const WRITE_RETRY: Schedule = Schedule::fixed(50, 5_000);
 
 /// When the writer flushes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,7 +228,7 @@ impl Writer {
 
     /// Commits, retrying transient errors until it succeeds or the service stops.
     async fn commit(&self, batch: &Arc<WriteBatch>) -> Result<WriteOutcome, StoreError> {
-        let mut backoff = Duration::from_millis(50);
+        let mut backoff = Backoff::jittered(WRITE_RETRY);
         loop {
             let t0 = Instant::now();
             match self.store.write(batch.clone()).await {
@@ -244,12 +249,12 @@ impl Writer {
                     if !e.is_transient() || self.stop.is_cancelled() {
                         return Err(e);
                     }
-                    tracing::warn!(error = %e, retry_in = ?backoff, "write failed; retrying");
+                    let wait = backoff.fail();
+                    tracing::warn!(error = %e, retry_in = ?wait, "write failed; retrying");
                     tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
+                        _ = tokio::time::sleep(wait) => {}
                         _ = self.stop.cancelled() => return Err(e),
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
         }

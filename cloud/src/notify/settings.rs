@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use fieldlink_plumbing::backoff::Schedule;
+
 use crate::alerts::Severity;
 
 /// A webhook: `POST url` with the notification as JSON.
@@ -47,12 +49,12 @@ pub struct SmtpSettings {
     pub ca_file: Option<std::path::PathBuf>,
 }
 
-/// When a failed delivery is tried again: `initial`, doubling, at most `max` apart; after
+/// When a failed delivery is tried again: the schedule's first wait, doubling, at most its cap
+/// apart (exact waits: the next attempt's time is stored with the notification); after
 /// `max_attempts` attempts the notification is given up (status `failed`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
-    pub initial: Duration,
-    pub max: Duration,
+    pub backoff: Schedule,
     pub max_attempts: u32,
 }
 
@@ -62,14 +64,7 @@ impl RetryPolicy {
         if attempt >= self.max_attempts {
             return None;
         }
-        let doubled = self
-            .initial
-            .checked_mul(
-                1u32.checked_shl(attempt.saturating_sub(1))
-                    .unwrap_or(u32::MAX),
-            )
-            .unwrap_or(self.max);
-        Some(doubled.min(self.max))
+        Some(self.backoff.ceiling(attempt))
     }
 }
 
@@ -94,8 +89,7 @@ impl Default for NotifySettings {
             emails: Vec::new(),
             smtp: None,
             retry: RetryPolicy {
-                initial: Duration::from_secs(1),
-                max: Duration::from_secs(600),
+                backoff: Schedule::fixed(1_000, 600_000),
                 max_attempts: 10,
             },
             attempt_timeout: Duration::from_secs(10),
@@ -123,8 +117,7 @@ mod tests {
     #[test]
     fn backoff_doubles_up_to_the_cap_then_gives_up() {
         let p = RetryPolicy {
-            initial: Duration::from_secs(1),
-            max: Duration::from_secs(10),
+            backoff: Schedule::fixed(1_000, 10_000),
             max_attempts: 6,
         };
         let waits: Vec<Option<u64>> = (1..=6).map(|a| p.after(a).map(|d| d.as_secs())).collect();

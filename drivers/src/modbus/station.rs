@@ -23,7 +23,6 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
-use crate::backoff::Backoff;
 use crate::event::{offer, DriverEvent, Readings};
 use crate::health::{DeviceCounters, HealthTracker, Observation};
 use crate::modbus::connector::Connector;
@@ -33,13 +32,14 @@ use crate::modbus::poll::poll_plan;
 use crate::plan::{PlanItem, PlanLimits, ReadPlan};
 use crate::pointmap::{Device, DeviceKind};
 use crate::write::{write_point, WriteError, WriteOutcome};
+use fieldlink_plumbing::backoff::{Backoff, Schedule};
 
 /// Tunables of a station that are not in the point map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StationOptions {
-    /// First wait after a device's link failed; doubles per consecutive failure.
-    pub backoff_base: Duration,
-    pub backoff_cap: Duration,
+    /// Waits after a device's link failed: the first, doubling per consecutive failure to
+    /// the cap; exact, so a silent unit's turns on a shared bus are predictable.
+    pub backoff: Schedule,
     /// Read limits; the Modbus maxima unless a device is known to want less.
     pub max_registers: u16,
     pub max_bits: u16,
@@ -48,8 +48,7 @@ pub struct StationOptions {
 impl Default for StationOptions {
     fn default() -> Self {
         StationOptions {
-            backoff_base: Duration::from_millis(500),
-            backoff_cap: Duration::from_secs(30),
+            backoff: Schedule::fixed(500, 30_000),
             max_registers: crate::plan::MAX_READ_REGISTERS,
             max_bits: crate::plan::MAX_READ_BITS,
         }
@@ -122,7 +121,7 @@ pub fn spawn_station<C: Connector>(
                 limits: limits(m.max_gap),
                 modbus: m.clone(),
                 health: HealthTracker::new(d.name.clone()),
-                backoff: Backoff::new(options.backoff_base, options.backoff_cap),
+                backoff: Backoff::exact(options.backoff),
                 backoff_until: None,
                 counters: Arc::default(),
             }),

@@ -3,14 +3,12 @@
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
 
 use fieldlink_protocol::{Ident, Point, Quality, Value};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::backoff::Backoff;
 use crate::event::{hand_over, now_ms, DriverEvent, PointError, PointFailure, Readings};
 use crate::health::{DeviceCounters, HealthTracker, Observation};
 use crate::io_fault::{IoFault, Medium};
@@ -19,6 +17,7 @@ use crate::pointmap::point::scale_decimal;
 use crate::pointmap::{SerialLineDevice, SerialSettings};
 use crate::serial_line::framing::{Frame, LineFramer};
 use crate::serial_line::parse::{parse_line, FieldValue};
+use fieldlink_plumbing::backoff::{Backoff, Schedule};
 
 /// Opens the byte stream a sensor prints on: the seam tests use.
 pub trait LineOpener: Send + 'static {
@@ -49,15 +48,14 @@ impl LineOpener for SerialOpener {
 /// How eagerly a vanished port is reopened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReopenOptions {
-    pub base: Duration,
-    pub cap: Duration,
+    /// Waits between attempts to reopen a vanished port, doubling to the cap.
+    pub backoff: Schedule,
 }
 
 impl Default for ReopenOptions {
     fn default() -> Self {
         ReopenOptions {
-            base: Duration::from_millis(200),
-            cap: Duration::from_secs(10),
+            backoff: Schedule::fixed(200, 10_000),
         }
     }
 }
@@ -95,7 +93,7 @@ impl<O: LineOpener> LineReader<O> {
         events: mpsc::Sender<DriverEvent>,
         cancel: CancellationToken,
     ) {
-        let mut backoff = Backoff::new(reopen.base, reopen.cap);
+        let mut backoff = Backoff::exact(reopen.backoff);
         let mut framer = LineFramer::new(self.config.framing, self.config.max_line_len);
         loop {
             let opened = tokio::select! {

@@ -21,6 +21,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
+use fieldlink_plumbing::backoff::{Backoff, Schedule};
 use futures::StreamExt;
 use tokio_postgres::{AsyncMessage, Client, Statement};
 use tokio_util::sync::CancellationToken;
@@ -50,10 +51,9 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 const HEARTBEAT: Duration = Duration::from_secs(10);
 const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Reconnection backoff of the listener: doubled after each failed attempt, reset once
-/// listening.
-const BACKOFF_FIRST: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Reconnection backoff of the listener: jittered, the ceiling doubled after each failed
+/// attempt, reset once listening.
+const RECONNECT: Schedule = Schedule::fixed(100, 5_000);
 
 /// Sends notifications on a connection of its own, reconnecting on the next send after the
 /// connection closed.
@@ -138,7 +138,7 @@ pub async fn listen(
     mut on: impl FnMut(ListenerEvent<'_>),
 ) {
     let mut lost_at: Option<Instant> = None;
-    let mut delay = BACKOFF_FIRST;
+    let mut backoff = Backoff::jittered(RECONNECT);
     let mut ever = false;
     loop {
         let mut listened = false;
@@ -160,7 +160,7 @@ pub async fn listen(
             Err(e) => e,
         };
         if listened {
-            delay = BACKOFF_FIRST;
+            backoff.succeed();
         }
         let first = lost_at.is_none();
         lost_at.get_or_insert_with(Instant::now);
@@ -170,9 +170,8 @@ pub async fn listen(
         });
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(delay) => {}
+            _ = tokio::time::sleep(backoff.fail()) => {}
         }
-        delay = (delay * 2).min(BACKOFF_MAX);
     }
 }
 
