@@ -179,7 +179,7 @@ impl Metrics {
         );
         registry.register(
             "fanout_notifications_received",
-            "Notifications taken off the live channel, by outcome (delivered, own, duplicate, part, undecodable)",
+            "Notifications taken off the live channel, by outcome (delivered, own, duplicate, part, undecodable, newer: of a newer format version)",
             m.fanout_notifications_received.clone(),
         );
         registry.register(

@@ -28,7 +28,7 @@
 //!
 //! **Gaps.** PostgreSQL delivers a notification only to sessions listening when it commits.
 //! When the listening connection is lost (a database restart), the task reconnects with
-//! exponential backoff (0.1 s doubling to 5 s); events other instances published meanwhile
+//! jittered exponential backoff (0.1 s doubling to 5 s); events other instances published meanwhile
 //! never reach this instance's clients. Each gap is logged when it opens and when it closes,
 //! with its length, and recorded in `fieldlink_cloud_fanout_listen_gap_seconds` (count and
 //! total); `fieldlink_cloud_fanout_listening` is 0 during it; the payloads found missing
@@ -331,11 +331,16 @@ async fn receive(
                 Outcome::Delivered => "delivered",
                 Outcome::Part => "part",
                 Outcome::Undecodable => "undecodable",
+                Outcome::Newer => "newer",
             });
             if taken.missed > 0 {
                 metrics.fanout_notifications_missed.inc_by(taken.missed);
                 tracing::warn!(source = ?taken.source.as_deref().unwrap_or(""), missed = taken.missed,
                     "live events of another instance were missed");
+            }
+            if taken.outcome == Outcome::Newer {
+                tracing::debug!(source = ?taken.source.as_deref().unwrap_or(""),
+                    "a notification of a newer fan-out version than this instance reads; dropped");
             }
             if taken.outcome == Outcome::Undecodable {
                 tracing::warn!(payload = ?payload.chars().take(120).collect::<String>(),
