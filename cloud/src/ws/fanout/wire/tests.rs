@@ -217,13 +217,8 @@ fn own_payloads_and_repeats_are_dropped_and_holes_counted() {
 #[test]
 fn device_health_round_trips() {
     let device = Device {
-        gateway: "gw-1".into(),
-        device: "meter".into(),
-        state: crate::store::DeviceState::Unknown,
-        since: Some("2023-11-14T22:13:20Z".into()),
-        reported_state: Some(crate::store::ReportedState::Offline),
         last_error: Some("no answer \"quoted\"\n".into()),
-        last_error_at: None,
+        ..pinned_device()
     };
     let mut out = Vec::new();
     Encoder::new("aaaa", LIMIT)
@@ -246,20 +241,7 @@ fn commands_and_alerts_round_trip_and_a_large_command_goes_in_pieces() {
     let mut out = Vec::new();
     let small = command(json!({"command": "ping"}));
     enc.command(&small, &mut out).unwrap();
-    let alert = AlertView {
-        alert_id: "a-1".into(),
-        rule_id: "r-1".into(),
-        gateway: "gw-1".into(),
-        device: "boiler".into(),
-        metric: "temp".into(),
-        kind: crate::alerts::records::RuleKind::Value,
-        severity: crate::alerts::records::Severity::Critical,
-        status: "active".into(),
-        started_at_ms: 1_700_000_000_000,
-        started_at: "2023-11-14T22:13:20.000Z".into(),
-        updated_at: "2023-11-14T22:13:20.000Z".into(),
-        last_value: Some(85.5),
-    };
+    let alert = pinned_alert();
     enc.alert(&alert, &mut out).unwrap();
     // A configuration of 100 KB with quotes, newlines and non-ASCII text.
     let config: String = (0..2_500)
