@@ -1,14 +1,17 @@
 //! The records database: tokens, commands, alerts and notifications live in tables of their
 //! own, written with SQL that both backends accept, so each rule is written once. Ingest's
 //! [`crate::store::Store`] stays the only writer of telemetry; the API reads telemetry through
-//! it, and the records go over a separate connection, so a slow records query never waits
-//! behind an ingest transaction on the same connection.
+//! it, and the records go over connections of their own, so a slow records query never waits
+//! behind an ingest transaction on the same connection. On PostgreSQL a handle keeps a small
+//! pool ([`PG_CONNECTIONS`]), so a call that waits (on a lock, a slow plan) holds up only its
+//! own connection, not the alert checks, command expiry and API reads beside it.
 //!
 //! The SQL uses PostgreSQL's `$1` placeholders; on SQLite they are rewritten to `?1`, which
 //! SQLite reads as the same numbered parameter. Only two column types are used: 64-bit
 //! integers (times in milliseconds since the Unix epoch) and text.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio_postgres::types::{ToSql, Type};
@@ -116,14 +119,77 @@ impl Cell {
 
 pub type Row = Vec<Cell>;
 
+/// How many PostgreSQL connections one [`RecordsDb`] opens at most; a call finding all of them
+/// busy waits for one.
+pub const PG_CONNECTIONS: usize = 4;
+
 enum Backend {
-    Postgres {
-        url: String,
-        client: Box<tokio::sync::Mutex<Option<tokio_postgres::Client>>>,
-    },
+    Postgres(PgPool),
     Sqlite {
         conn: Arc<Mutex<rusqlite::Connection>>,
     },
+}
+
+/// PostgreSQL connections, each opened on first use and again after it closed.
+struct PgPool {
+    url: String,
+    slots: Vec<tokio::sync::Mutex<PgSlot>>,
+    /// Where a call that finds every connection busy queues (round robin).
+    next: AtomicUsize,
+}
+
+#[derive(Default)]
+struct PgSlot {
+    client: Option<tokio_postgres::Client>,
+    /// A call began and did not finish: it was abandoned (timed out), and the connection may
+    /// still be busy with it, so the next call connects again.
+    in_call: bool,
+}
+
+impl PgPool {
+    fn new(url: &str) -> PgPool {
+        PgPool {
+            url: url.to_string(),
+            slots: (0..PG_CONNECTIONS).map(|_| Default::default()).collect(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// A connection no call is using if there is one, else the next in turn, once it is free.
+    async fn acquire(&self) -> tokio::sync::MutexGuard<'_, PgSlot> {
+        for slot in &self.slots {
+            if let Ok(guard) = slot.try_lock() {
+                return guard;
+            }
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        self.slots[i].lock().await
+    }
+}
+
+impl PgSlot {
+    /// The client, connecting when there is none, it closed (a database restart costs the calls
+    /// made while it was down) or a call on it was abandoned. In a call until [`PgSlot::done`].
+    async fn begin(&mut self, url: &str) -> Result<&mut tokio_postgres::Client, DbError> {
+        if self.in_call || self.client.as_ref().is_none_or(|c| c.is_closed()) {
+            self.client = None;
+            let (client, connection) = crate::store::pg_connect(url).await?;
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::warn!(error = ?e.to_string(), "records database connection ended");
+                }
+            });
+            self.client = Some(client);
+        }
+        self.in_call = true;
+        Ok(self.client.as_mut().expect("set above"))
+    }
+
+    /// The call finished, with an answer or an error: the connection is free for the next.
+    fn done<T>(&mut self, r: Result<T, DbError>) -> Result<T, DbError> {
+        self.in_call = false;
+        r
+    }
 }
 
 /// The records database handle. Cheap to share behind an `Arc`.
@@ -162,10 +228,7 @@ impl RecordsDb {
                     conn: Arc::new(Mutex::new(conn)),
                 }
             }
-            StoreSpec::Postgres { url, .. } => Backend::Postgres {
-                url: url.clone(),
-                client: Box::new(tokio::sync::Mutex::new(None)),
-            },
+            StoreSpec::Postgres { url, .. } => Backend::Postgres(PgPool::new(url)),
         };
         let db = RecordsDb {
             backend,
@@ -176,8 +239,8 @@ impl RecordsDb {
     }
 
     /// How long a PostgreSQL call may take before it fails with [`DbError::Timeout`] (a 503):
-    /// the connection is then dropped, and the next call connects again. SQLite waits on its
-    /// own busy timeout (5 s) instead.
+    /// its connection is then dropped, and the next call on it connects again. SQLite waits on
+    /// its own busy timeout (5 s) instead.
     pub fn set_timeout(&mut self, timeout: std::time::Duration) {
         self.timeout = timeout;
     }
@@ -186,17 +249,13 @@ impl RecordsDb {
         &self,
         call: impl std::future::Future<Output = Result<T, DbError>>,
     ) -> Result<T, DbError> {
-        let Backend::Postgres { client, .. } = &self.backend else {
+        if !self.is_postgres() {
             return call.await;
-        };
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(r) => r,
-            Err(_) => {
-                // The connection may still be busy with the abandoned call.
-                *client.lock().await = None;
-                Err(DbError::Timeout(self.timeout))
-            }
         }
+        // An abandoned call leaves its connection marked in a call: the next one reconnects.
+        tokio::time::timeout(self.timeout, call)
+            .await
+            .unwrap_or(Err(DbError::Timeout(self.timeout)))
     }
 
     /// Runs a statement; returns the rows it changed.
@@ -211,15 +270,15 @@ impl RecordsDb {
 
     async fn execute_unbounded(&self, sql: &str, params: Vec<Param>) -> Result<u64, DbError> {
         match &self.backend {
-            Backend::Postgres { url, client } => {
-                let mut guard = client.lock().await;
-                let c = connected(url, &mut guard).await?;
+            Backend::Postgres(pool) => {
+                let mut slot = pool.acquire().await;
+                let c = slot.begin(&pool.url).await?;
                 let boxed = pg_params(&params);
-                let refs: Vec<&(dyn ToSql + Sync)> = boxed
-                    .iter()
-                    .map(|b| b.as_ref() as &(dyn ToSql + Sync))
-                    .collect();
-                Ok(c.execute(sql, &refs).await?)
+                let r = c
+                    .execute(sql, &pg_refs(&boxed))
+                    .await
+                    .map_err(DbError::from);
+                slot.done(r)
             }
             Backend::Sqlite { conn } => {
                 let sql = sqlite_sql(sql);
@@ -238,16 +297,15 @@ impl RecordsDb {
 
     async fn query_unbounded(&self, sql: &str, params: Vec<Param>) -> Result<Vec<Row>, DbError> {
         match &self.backend {
-            Backend::Postgres { url, client } => {
-                let mut guard = client.lock().await;
-                let c = connected(url, &mut guard).await?;
+            Backend::Postgres(pool) => {
+                let mut slot = pool.acquire().await;
+                let c = slot.begin(&pool.url).await?;
                 let boxed = pg_params(&params);
-                let refs: Vec<&(dyn ToSql + Sync)> = boxed
-                    .iter()
-                    .map(|b| b.as_ref() as &(dyn ToSql + Sync))
-                    .collect();
-                let rows = c.query(sql, &refs).await?;
-                rows.iter().map(pg_row).collect()
+                let r = match c.query(sql, &pg_refs(&boxed)).await {
+                    Ok(rows) => rows.iter().map(pg_row).collect(),
+                    Err(e) => Err(e.into()),
+                };
+                slot.done(r)
             }
             Backend::Sqlite { conn } => {
                 let sql = sqlite_sql(sql);
@@ -334,33 +392,11 @@ impl RecordsDb {
 
     async fn transaction_unbounded(&self, steps: Vec<Step>) -> Result<Committed, DbError> {
         match &self.backend {
-            Backend::Postgres { url, client } => {
-                let mut guard = client.lock().await;
-                connected(url, &mut guard).await?;
-                let c = guard.as_mut().expect("connected above");
-                let tx = c.transaction().await?;
-                let mut out = Vec::with_capacity(steps.len());
-                for (i, s) in steps.iter().enumerate() {
-                    let boxed = pg_params(&s.params);
-                    let refs: Vec<&(dyn ToSql + Sync)> = boxed
-                        .iter()
-                        .map(|b| b.as_ref() as &(dyn ToSql + Sync))
-                        .collect();
-                    let (n, rows) = if s.returning {
-                        let rows = tx.query(s.sql.as_str(), &refs).await?;
-                        let rows = rows.iter().map(pg_row).collect::<Result<Vec<_>, _>>()?;
-                        (rows.len() as u64, rows)
-                    } else {
-                        (tx.execute(s.sql.as_str(), &refs).await?, Vec::new())
-                    };
-                    if s.guarded && n != 1 {
-                        tx.rollback().await?;
-                        return Ok(Committed::Conflict(i));
-                    }
-                    out.push(rows);
-                }
-                tx.commit().await?;
-                Ok(Committed::Done(out))
+            Backend::Postgres(pool) => {
+                let mut slot = pool.acquire().await;
+                let c = slot.begin(&pool.url).await?;
+                let r = pg_transaction(c, &steps).await;
+                slot.done(r)
             }
             Backend::Sqlite { conn } => {
                 let conn = conn.clone();
@@ -421,22 +457,38 @@ fn sqlite_rows(
     Ok(out)
 }
 
-/// The client, reconnecting when the previous connection closed (a database restart costs the
-/// calls made while it was down).
-async fn connected<'a>(
-    url: &str,
-    slot: &'a mut Option<tokio_postgres::Client>,
-) -> Result<&'a tokio_postgres::Client, DbError> {
-    if slot.as_ref().is_none_or(|c| c.is_closed()) {
-        let (client, connection) = crate::store::pg_connect(url).await?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::warn!(error = ?e.to_string(), "api database connection ended");
-            }
-        });
-        *slot = Some(client);
+/// `steps` in one PostgreSQL transaction; see [`RecordsDb::transaction`].
+async fn pg_transaction(
+    c: &mut tokio_postgres::Client,
+    steps: &[Step],
+) -> Result<Committed, DbError> {
+    let tx = c.transaction().await?;
+    let mut out = Vec::with_capacity(steps.len());
+    for (i, s) in steps.iter().enumerate() {
+        let boxed = pg_params(&s.params);
+        let refs = pg_refs(&boxed);
+        let (n, rows) = if s.returning {
+            let rows = tx.query(s.sql.as_str(), &refs).await?;
+            let rows = rows.iter().map(pg_row).collect::<Result<Vec<_>, _>>()?;
+            (rows.len() as u64, rows)
+        } else {
+            (tx.execute(s.sql.as_str(), &refs).await?, Vec::new())
+        };
+        if s.guarded && n != 1 {
+            tx.rollback().await?;
+            return Ok(Committed::Conflict(i));
+        }
+        out.push(rows);
     }
-    Ok(slot.as_ref().expect("set above"))
+    tx.commit().await?;
+    Ok(Committed::Done(out))
+}
+
+fn pg_refs(boxed: &[Box<dyn ToSql + Sync + Send>]) -> Vec<&(dyn ToSql + Sync)> {
+    boxed
+        .iter()
+        .map(|b| b.as_ref() as &(dyn ToSql + Sync))
+        .collect()
 }
 
 fn pg_params(params: &[Param]) -> Vec<Box<dyn ToSql + Sync + Send>> {

@@ -144,8 +144,8 @@ pub async fn serve(
         handle.sibling_closes(),
     )
     .map_err(|e| ServiceError::Api(e.to_string()))?;
-    // Alerts and notifications share a connection of their own, so neither waits behind the
-    // API's queries.
+    // Alerts and notifications share a records handle (its own connections) apart from the
+    // API's, so neither waits behind the API's queries.
     let alerts_db = Arc::new(
         crate::records::RecordsDb::open(&settings.store)
             .await

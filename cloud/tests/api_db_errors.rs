@@ -108,3 +108,69 @@ fn sqlite_constraint_is_409() {
         assert_eq!(ApiError::database(e).status, 409);
     });
 }
+
+/// On PostgreSQL a records handle keeps several connections: a call waiting on a lock holds up
+/// its own connection only, and the calls beside it (alert checks, command expiry, API reads)
+/// are answered meanwhile. With one connection every one of them would queue behind it.
+#[test]
+fn a_call_waiting_on_a_lock_holds_up_only_its_own_connection() {
+    let pg = fieldlink_testkit::Postgres::start().expect("start PostgreSQL");
+    let url = pg.create_database("pool").expect("create database");
+    rt().block_on(async {
+        let spec = StoreSpec::postgres(url.clone(), fieldlink_cloud::store::TimescaleMode::Off);
+        let db = migrated(&spec).await;
+        let (holder, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("connect the lock holder");
+        tokio::spawn(connection);
+        holder
+            .execute("SELECT pg_advisory_lock(7)", &[])
+            .await
+            .unwrap();
+        let waiting = tokio::spawn({
+            let db = db.clone();
+            // A count: the records layer reads integers and text, not the lock's void.
+            async move {
+                db.query(
+                    "SELECT count(*) FROM (SELECT pg_advisory_lock(7)) AS l",
+                    vec![],
+                )
+                .await
+            }
+        });
+        // Until the server shows the records handle's call waiting for the lock.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let row = holder
+                .query_one(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+                    &[],
+                )
+                .await
+                .unwrap();
+            if row.get::<_, i64>(0) == 1 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the call never waited"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        for i in 0..3 * fieldlink_cloud::records::PG_CONNECTIONS {
+            assert_eq!(db.query("SELECT 1", vec![]).await.unwrap().len(), 1);
+            db.execute(
+                INSERT,
+                vec![format!("t{i}").into(), "n".into(), format!("h{i}").into()],
+            )
+            .await
+            .unwrap();
+        }
+        assert!(!waiting.is_finished(), "the lock is still held");
+        holder
+            .execute("SELECT pg_advisory_unlock(7)", &[])
+            .await
+            .unwrap();
+        assert_eq!(waiting.await.unwrap().unwrap().len(), 1);
+    });
+}
