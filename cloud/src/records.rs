@@ -31,6 +31,19 @@ pub enum DbError {
     SqliteGone,
     #[error("unexpected column type {0}")]
     ColumnType(String),
+    #[error("{table}.{column}: expected {expected}, found {found}")]
+    Column {
+        table: &'static str,
+        column: &'static str,
+        expected: &'static str,
+        found: &'static str,
+    },
+    #[error("{table}.{column}: cannot read {value:?}")]
+    Unreadable {
+        table: &'static str,
+        column: &'static str,
+        value: String,
+    },
     #[error("no answer within {0:?}")]
     Timeout(std::time::Duration),
 }
@@ -43,7 +56,9 @@ impl crate::store::Classify for DbError {
             DbError::SqliteGone | DbError::Timeout(_) | DbError::Unreachable(_) => {
                 crate::store::Failure::Unavailable
             }
-            DbError::ColumnType(_) => crate::store::Failure::Internal { code: None },
+            DbError::ColumnType(_) | DbError::Column { .. } | DbError::Unreadable { .. } => {
+                crate::store::Failure::Internal { code: None }
+            }
         }
     }
 }
@@ -94,7 +109,7 @@ impl From<Option<String>> for Param {
     }
 }
 
-/// A value read back.
+/// A value read back; read it through [`Fields`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cell {
     Null,
@@ -102,22 +117,83 @@ pub enum Cell {
     Text(String),
 }
 
-impl Cell {
-    pub fn int(&self) -> Option<i64> {
-        match self {
-            Cell::Int(v) => Some(*v),
-            _ => None,
-        }
-    }
-    pub fn text(&self) -> Option<String> {
-        match self {
-            Cell::Text(s) => Some(s.clone()),
-            _ => None,
-        }
-    }
+pub type Row = Vec<Cell>;
+
+/// A row read column by column, each read checked: a NULL where the schema has a value, or a
+/// cell of another type, is a [`DbError::Column`] naming the table and the column, never a
+/// silent 0 or "".
+#[derive(Clone, Copy)]
+pub struct Fields<'r> {
+    row: &'r [Cell],
+    table: &'static str,
 }
 
-pub type Row = Vec<Cell>;
+impl<'r> Fields<'r> {
+    /// `row` of `table` (the name errors give).
+    pub fn of(row: &'r [Cell], table: &'static str) -> Fields<'r> {
+        Fields { row, table }
+    }
+
+    fn cell(&self, i: usize, column: &'static str) -> Result<&'r Cell, DbError> {
+        self.row
+            .get(i)
+            .ok_or_else(|| self.wrong(column, "a value", "no such column"))
+    }
+
+    fn wrong(&self, column: &'static str, expected: &'static str, found: &'static str) -> DbError {
+        DbError::Column {
+            table: self.table,
+            column,
+            expected,
+            found,
+        }
+    }
+
+    /// An integer the column must hold.
+    pub fn int(&self, i: usize, column: &'static str) -> Result<i64, DbError> {
+        self.opt_int(i, column)?
+            .ok_or_else(|| self.wrong(column, "an integer", "NULL"))
+    }
+
+    /// An integer, or NULL.
+    pub fn opt_int(&self, i: usize, column: &'static str) -> Result<Option<i64>, DbError> {
+        match self.cell(i, column)? {
+            Cell::Int(v) => Ok(Some(*v)),
+            Cell::Null => Ok(None),
+            Cell::Text(_) => Err(self.wrong(column, "an integer", "text")),
+        }
+    }
+
+    /// Text the column must hold.
+    pub fn text(&self, i: usize, column: &'static str) -> Result<String, DbError> {
+        self.opt_text(i, column)?
+            .ok_or_else(|| self.wrong(column, "text", "NULL"))
+    }
+
+    /// Text, or NULL.
+    pub fn opt_text(&self, i: usize, column: &'static str) -> Result<Option<String>, DbError> {
+        match self.cell(i, column)? {
+            Cell::Text(s) => Ok(Some(s.clone())),
+            Cell::Null => Ok(None),
+            Cell::Int(_) => Err(self.wrong(column, "text", "an integer")),
+        }
+    }
+
+    /// A value the column's text must parse into (`parse` says whether it does).
+    pub fn parsed<T>(
+        &self,
+        i: usize,
+        column: &'static str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<T, DbError> {
+        let text = self.text(i, column)?;
+        parse(&text).ok_or_else(|| DbError::Unreadable {
+            table: self.table,
+            column,
+            value: text.chars().take(64).collect(),
+        })
+    }
+}
 
 /// How many PostgreSQL connections one [`RecordsDb`] opens at most; a call finding all of them
 /// busy waits for one.

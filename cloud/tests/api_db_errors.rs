@@ -174,3 +174,65 @@ fn a_call_waiting_on_a_lock_holds_up_only_its_own_connection() {
         assert_eq!(waiting.await.unwrap().unwrap().len(), 1);
     });
 }
+
+/// A stored value the code cannot read is an error naming the table and the column (a 500),
+/// never a silent default: an alert whose severity is not one the code knows was shown as
+/// `info`, and a NULL time as 1970.
+#[test]
+fn an_unreadable_stored_value_is_named_not_defaulted() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = StoreSpec::Sqlite {
+        path: dir.path().join("rows.db"),
+    };
+    rt().block_on(async {
+        let db = migrated(&spec).await;
+        let alerts = fieldlink_cloud::alerts::AlertRecords::new(db.clone());
+        db.execute(
+            "INSERT INTO alerts (alert_id, rule_id, gateway, device, metric, severity, status, \
+             started_at, updated_at, last_value, kind) \
+             VALUES ('a-1', 'r-1', 'gw-1', 'boiler', 'temp', 'critical', 'active', 1000, 2000, \
+             '85.5', 'value')",
+            vec![],
+        )
+        .await
+        .unwrap();
+        let a = alerts.alert("a-1").await.unwrap().expect("stored");
+        assert_eq!((a.started_at_ms, a.last_value), (1000, Some(85.5)));
+
+        db.execute(
+            "UPDATE alerts SET severity = 'apocalyptic' WHERE alert_id = 'a-1'",
+            vec![],
+        )
+        .await
+        .unwrap();
+        let e = alerts.alert("a-1").await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "alerts.severity: cannot read \"apocalyptic\""
+        );
+        assert_eq!(e.failure(), Failure::Internal { code: None });
+        assert_eq!(ApiError::database(e).status, 500);
+
+        db.execute(
+            "UPDATE alerts SET severity = 'critical', last_value = 'warm' WHERE alert_id = 'a-1'",
+            vec![],
+        )
+        .await
+        .unwrap();
+        let e = alerts.alert("a-1").await.unwrap_err();
+        assert_eq!(e.to_string(), "alerts.last_value: cannot read \"warm\"");
+
+        // An integer column holding text.
+        db.execute(
+            "UPDATE alerts SET last_value = NULL, updated_at = 'yesterday' WHERE alert_id = 'a-1'",
+            vec![],
+        )
+        .await
+        .unwrap();
+        let e = alerts.alert("a-1").await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "alerts.updated_at: expected an integer, found text"
+        );
+    });
+}

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 pub use super::spec::{RuleKind, RuleSpec, Severity};
-use crate::records::{Committed, DbError, Param, RecordsDb, Row, Step};
+use crate::records::{Committed, DbError, Fields, Param, RecordsDb, Row, Step};
 
 /// A stored rule.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
@@ -48,52 +48,55 @@ const RULE_COLUMNS: &str = "rule_id, name, enabled, gateway, device, metric, con
 pub(crate) const ALERT_COLUMNS: &str = "alert_id, rule_id, gateway, device, metric, severity, \
                                         status, started_at, updated_at, last_value, kind";
 
-fn bad(what: &str) -> DbError {
-    DbError::ColumnType(format!("alert_rules.{what}"))
-}
-
 fn rule_row(r: &Row) -> Result<StoredRule, DbError> {
+    let f = Fields::of(r, "alert_rules");
+    let secs = |ms: i64| (ms / 1_000) as u32;
     Ok(StoredRule {
-        rule_id: r[0].text().unwrap_or_default(),
+        rule_id: f.text(0, "rule_id")?,
         rule: RuleSpec {
-            name: r[1].text().unwrap_or_default(),
-            enabled: r[2].int() == Some(1),
-            gateway: r[3].text(),
-            device: r[4].text(),
-            metric: r[5].text(),
-            condition: serde_json::from_str(&r[6].text().unwrap_or_default())
-                .map_err(|_| bad("condition"))?,
-            clear: r[7].text().and_then(|s| s.parse().ok()),
-            hold_secs: (r[8].int().unwrap_or(0) / 1_000) as u32,
-            repeat_secs: r[9].int().map(|ms| (ms / 1_000) as u32),
-            severity: Severity::parse(&r[10].text().unwrap_or_default())
-                .ok_or_else(|| bad("severity"))?,
-            kind: RuleKind::parse(&r[11].text().unwrap_or_default()).ok_or_else(|| bad("kind"))?,
-            silent_secs: r[12].int().map(|ms| (ms / 1_000) as u32),
-            receivers: match r[13].text() {
+            name: f.text(1, "name")?,
+            enabled: f.int(2, "enabled")? == 1,
+            gateway: f.opt_text(3, "gateway")?,
+            device: f.opt_text(4, "device")?,
+            metric: f.opt_text(5, "metric")?,
+            condition: f.parsed(6, "condition", |s| serde_json::from_str(s).ok())?,
+            clear: match f.opt_text(7, "clear")? {
                 None => None,
-                Some(j) => Some(serde_json::from_str(&j).map_err(|_| bad("receivers"))?),
+                Some(_) => Some(f.parsed(7, "clear", |s| s.parse().ok())?),
+            },
+            hold_secs: secs(f.int(8, "hold_ms")?),
+            repeat_secs: f.opt_int(9, "repeat_ms")?.map(secs),
+            severity: f.parsed(10, "severity", Severity::parse)?,
+            kind: f.parsed(11, "kind", RuleKind::parse)?,
+            silent_secs: f.opt_int(12, "silent_ms")?.map(secs),
+            receivers: match f.opt_text(13, "receivers")? {
+                None => None,
+                Some(_) => Some(f.parsed(13, "receivers", |s| serde_json::from_str(s).ok())?),
             },
         },
     })
 }
 
-pub(crate) fn alert_row(r: &Row) -> AlertView {
-    let started = r[7].int().unwrap_or(0);
-    AlertView {
-        alert_id: r[0].text().unwrap_or_default(),
-        rule_id: r[1].text().unwrap_or_default(),
-        gateway: r[2].text().unwrap_or_default(),
-        device: r[3].text().unwrap_or_default(),
-        metric: r[4].text().unwrap_or_default(),
-        kind: RuleKind::parse(&r[10].text().unwrap_or_default()).unwrap_or_default(),
-        severity: Severity::parse(&r[5].text().unwrap_or_default()).unwrap_or(Severity::Info),
-        status: r[6].text().unwrap_or_default(),
+pub(crate) fn alert_row(r: &Row) -> Result<AlertView, DbError> {
+    let f = Fields::of(r, "alerts");
+    let started = f.int(7, "started_at")?;
+    Ok(AlertView {
+        alert_id: f.text(0, "alert_id")?,
+        rule_id: f.text(1, "rule_id")?,
+        gateway: f.text(2, "gateway")?,
+        device: f.text(3, "device")?,
+        metric: f.text(4, "metric")?,
+        kind: f.parsed(10, "kind", RuleKind::parse)?,
+        severity: f.parsed(5, "severity", Severity::parse)?,
+        status: f.text(6, "status")?,
         started_at_ms: started,
         started_at: crate::clock::rfc3339(started),
-        updated_at: crate::clock::rfc3339(r[8].int().unwrap_or(0)),
-        last_value: r[9].text().and_then(|s| s.parse().ok()),
-    }
+        updated_at: crate::clock::rfc3339(f.int(8, "updated_at")?),
+        last_value: match f.opt_text(9, "last_value")? {
+            None => None,
+            Some(_) => Some(f.parsed(9, "last_value", |s| s.parse().ok())?),
+        },
+    })
 }
 
 fn rule_params(rule_id: &str, s: &RuleSpec, now: i64) -> Vec<Param> {
@@ -216,8 +219,14 @@ impl AlertRecords {
             .db
             .query("SELECT rules, states FROM alert_clock WHERE id = 1", vec![])
             .await?;
-        let r = rows.first().ok_or_else(|| bad("alert_clock"))?;
-        Ok((r[0].int().unwrap_or(0), r[1].int().unwrap_or(0)))
+        let r = rows.first().ok_or(DbError::Column {
+            table: "alert_clock",
+            column: "id",
+            expected: "the row with id 1",
+            found: "no row",
+        })?;
+        let f = Fields::of(r, "alert_clock");
+        Ok((f.int(0, "rules")?, f.int(1, "states")?))
     }
 
     pub async fn rules(&self) -> Result<Vec<StoredRule>, DbError> {
@@ -239,7 +248,7 @@ impl AlertRecords {
                 vec![alert_id.into()],
             )
             .await?;
-        Ok(rows.first().map(alert_row))
+        rows.first().map(alert_row).transpose()
     }
 
     /// Alerts, newest first, filtered by what is given.
@@ -270,7 +279,7 @@ impl AlertRecords {
                 ],
             )
             .await?;
-        Ok(rows.iter().map(alert_row).collect())
+        rows.iter().map(alert_row).collect()
     }
 
     /// The transitions of an alert, oldest first: (time, transition).
@@ -282,9 +291,11 @@ impl AlertRecords {
                 vec![alert_id.into()],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r[0].int().unwrap_or(0), r[1].text().unwrap_or_default()))
-            .collect())
+        rows.iter()
+            .map(|r| {
+                let f = Fields::of(r, "alert_transitions");
+                Ok((f.int(0, "at")?, f.text(1, "transition")?))
+            })
+            .collect()
     }
 }

@@ -24,7 +24,7 @@ use super::records::{RuleKind, StoredRule};
 use super::rule::{silence_signal, Signal};
 use super::state::Subject;
 use crate::clock::now_ms;
-use crate::records::{DbError, Param, RecordsDb};
+use crate::records::{DbError, Fields, Param, RecordsDb};
 
 /// A gateway as the registry holds it: online, and when its last status arrived.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,14 +66,16 @@ impl SilenceReads {
             .db
             .query(sql, vec![gateway.map(str::to_string).into()])
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| GatewayPresence {
-                gateway: r[0].text().unwrap_or_default(),
-                online: r[1].int() == Some(1),
-                status_at_ms: r[2].int(),
+        rows.iter()
+            .map(|r| {
+                let f = Fields::of(r, "gateways");
+                Ok(GatewayPresence {
+                    gateway: f.text(0, "gateway")?,
+                    online: f.int(1, "online")? == 1,
+                    status_at_ms: f.opt_int(2, "status_at")?,
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// Each series in the rule's scope with the time of its newest reading (or, if it has
@@ -99,19 +101,19 @@ impl SilenceReads {
                AND (CAST($3 AS text) IS NULL OR s.metric = CAST($3 AS text))"
         };
         let rows = self.db.query(sql, scope(rule)).await?;
-        Ok(rows
-            .iter()
+        rows.iter()
             .map(|r| {
-                (
+                let f = Fields::of(r, "series");
+                Ok((
                     Subject {
-                        gateway: r[0].text().unwrap_or_default(),
-                        device: r[1].text().unwrap_or_default(),
-                        metric: r[2].text().unwrap_or_default(),
+                        gateway: f.text(0, "gateway")?,
+                        device: f.text(1, "device")?,
+                        metric: f.text(2, "metric")?,
                     },
-                    r[3].int(),
-                )
+                    f.opt_int(3, "newest reading or status")?,
+                ))
             })
-            .collect())
+            .collect()
     }
 }
 

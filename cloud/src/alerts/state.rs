@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use super::machine::{AlertState, Transition};
 use super::records::{AlertView, ALERT_COLUMNS};
-use crate::records::{Cell, Committed, DbError, Param, RecordsDb, Row, Step};
+use crate::records::{Committed, DbError, Fields, Param, RecordsDb, Row, Step};
 
 /// What an alert is about: a series, or a gateway (`device` and `metric` empty).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -59,24 +59,28 @@ pub struct StoredState {
 const STATE_COLUMNS: &str =
     "rule_id, gateway, device, metric, version, state, since_ms, notified_ms, alert_id, observed_ms";
 
-fn state_row(r: &Row) -> (StateKey, StoredState) {
-    let text = |c: &Cell| c.text().unwrap_or_default();
-    (
+fn state_row(r: &Row) -> Result<(StateKey, StoredState), DbError> {
+    let f = Fields::of(r, "alert_states");
+    Ok((
         (
-            text(&r[0]),
+            f.text(0, "rule_id")?,
             Subject {
-                gateway: text(&r[1]),
-                device: text(&r[2]),
-                metric: text(&r[3]),
+                gateway: f.text(1, "gateway")?,
+                device: f.text(2, "device")?,
+                metric: f.text(3, "metric")?,
             },
         ),
         StoredState {
-            version: r[4].int().unwrap_or(0),
-            state: AlertState::from_row(&text(&r[5]), r[6].int(), r[7].int()),
-            alert_id: r[8].text(),
-            observed_ms: r[9].int().unwrap_or(i64::MIN),
+            version: f.int(4, "version")?,
+            state: AlertState::from_row(
+                &f.text(5, "state")?,
+                f.opt_int(6, "since_ms")?,
+                f.opt_int(7, "notified_ms")?,
+            ),
+            alert_id: f.opt_text(8, "alert_id")?,
+            observed_ms: f.int(9, "observed_ms")?,
         },
-    )
+    ))
 }
 
 /// A transition to store.
@@ -117,7 +121,7 @@ impl StateStore {
                 vec![],
             )
             .await?;
-        Ok(rows.iter().map(state_row).collect())
+        rows.iter().map(state_row).collect()
     }
 
     /// Rows changed after `version`, oldest change first.
@@ -134,7 +138,7 @@ impl StateStore {
                 vec![version.into()],
             )
             .await?;
-        Ok(rows.iter().map(state_row).collect())
+        rows.iter().map(state_row).collect()
     }
 
     pub async fn state_of(&self, key: &StateKey) -> Result<Option<StoredState>, DbError> {
@@ -148,7 +152,7 @@ impl StateStore {
                 key_params(key),
             )
             .await?;
-        Ok(rows.first().map(|r| state_row(r).1))
+        Ok(rows.first().map(state_row).transpose()?.map(|(_, s)| s))
     }
 
     pub async fn state_of_alert(
@@ -162,7 +166,7 @@ impl StateStore {
                 vec![alert_id.into()],
             )
             .await?;
-        Ok(rows.first().map(state_row))
+        rows.first().map(state_row).transpose()
     }
 
     /// Stores a change; the new version, or `None` when another writer changed the row first
@@ -276,10 +280,11 @@ impl StateStore {
         }
         match self.db.transaction(steps).await? {
             Committed::Conflict(_) => Ok(None),
-            Committed::Done(rows) => Ok(rows
+            Committed::Done(rows) => rows
                 .first()
                 .and_then(|r| r.first())
-                .and_then(|r| r[0].int())),
+                .map(|r| Fields::of(r, "alert_clock").int(0, "states"))
+                .transpose(),
         }
     }
 }

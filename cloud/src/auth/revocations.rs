@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::records::RecordsDb;
+use crate::records::{DbError, Fields, RecordsDb};
 
 /// The set of revoked token ids.
 pub type Revoked = Arc<HashSet<String>>;
@@ -88,16 +88,20 @@ async fn poll(inner: Arc<Inner>, every: Duration) {
                 return;
             }
         }
-        match inner
+        let read = inner
             .db
             .query(
                 "SELECT token_id FROM api_tokens WHERE revoked_at IS NOT NULL",
                 vec![],
             )
             .await
-        {
-            Ok(rows) => {
-                let ids: HashSet<String> = rows.iter().filter_map(|r| r[0].text()).collect();
+            .and_then(|rows| {
+                rows.iter()
+                    .map(|r| Fields::of(r, "api_tokens").text(0, "token_id"))
+                    .collect::<Result<HashSet<String>, DbError>>()
+            });
+        match read {
+            Ok(ids) => {
                 inner.tx.send_if_modified(|set| {
                     if ids.is_subset(set) {
                         return false;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::{hash_token, new_token, random_hex, Role};
 use crate::clock::now_ms;
-use crate::records::{DbError, RecordsDb};
+use crate::records::{DbError, Fields, RecordsDb};
 
 /// A token as listed: everything but the secret.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -80,16 +80,13 @@ impl TokenStore {
             .await?;
         rows.into_iter()
             .map(|r| {
+                let f = Fields::of(&r, "api_tokens");
                 Ok(TokenInfo {
-                    token_id: r[0].text().unwrap_or_default(),
-                    name: r[1].text().unwrap_or_default(),
-                    role: r[2]
-                        .text()
-                        .unwrap_or_default()
-                        .parse()
-                        .map_err(DbError::ColumnType)?,
-                    created_at: crate::clock::rfc3339(r[3].int().unwrap_or(0)),
-                    revoked_at: r[4].int().map(crate::clock::rfc3339),
+                    token_id: f.text(0, "token_id")?,
+                    name: f.text(1, "name")?,
+                    role: f.parsed(2, "role", |s| s.parse().ok())?,
+                    created_at: crate::clock::rfc3339(f.int(3, "created_at")?),
+                    revoked_at: f.opt_int(4, "revoked_at")?.map(crate::clock::rfc3339),
                 })
             })
             .collect()
@@ -122,9 +119,14 @@ impl TokenStore {
                 vec![hash_token(secret).into()],
             )
             .await?;
-        Ok(rows.first().and_then(|r| {
-            let role = r[1].text()?.parse().ok()?;
-            Some((r[0].text()?, role))
-        }))
+        rows.first()
+            .map(|r| {
+                let f = Fields::of(r, "api_tokens");
+                Ok((
+                    f.text(0, "token_id")?,
+                    f.parsed(1, "role", |s| s.parse().ok())?,
+                ))
+            })
+            .transpose()
     }
 }

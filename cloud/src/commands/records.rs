@@ -8,7 +8,7 @@ use std::sync::Arc;
 use fieldlink_protocol::{CommandKind, Ident};
 
 use super::CommandStatus;
-use crate::records::{DbError, Param, RecordsDb, Row};
+use crate::records::{DbError, Fields, Param, RecordsDb, Row};
 
 /// A stored command.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,20 +42,25 @@ const COLUMNS: &str = "command_id, gateway, kind, status, created_at, expires_at
                        idempotency_key, result, error, created_by";
 
 fn record(r: &Row) -> Result<CommandRecord, DbError> {
-    let text = |i: usize| r[i].text().unwrap_or_default();
-    let bad = |what: &str| DbError::ColumnType(format!("commands.{what}"));
+    fn json<T: serde::de::DeserializeOwned>(s: &str) -> Option<T> {
+        serde_json::from_str(s).ok()
+    }
+    let f = Fields::of(r, "commands");
     Ok(CommandRecord {
-        command_id: Ident::new(&text(0)).map_err(|_| bad("command_id"))?,
-        gateway: Ident::new(&text(1)).map_err(|_| bad("gateway"))?,
-        kind: serde_json::from_str(&text(2)).map_err(|_| bad("kind"))?,
-        status: CommandStatus::parse(&text(3)).ok_or_else(|| bad("status"))?,
-        created_at_ms: r[4].int().unwrap_or(0),
-        expires_at_ms: r[5].int().unwrap_or(0),
-        updated_at_ms: r[6].int().unwrap_or(0),
-        idempotency_key: r[7].text(),
-        result: r[8].text().and_then(|s| serde_json::from_str(&s).ok()),
-        error: r[9].text(),
-        created_by: text(10),
+        command_id: f.parsed(0, "command_id", |s| Ident::new(s).ok())?,
+        gateway: f.parsed(1, "gateway", |s| Ident::new(s).ok())?,
+        kind: f.parsed(2, "kind", json)?,
+        status: f.parsed(3, "status", CommandStatus::parse)?,
+        created_at_ms: f.int(4, "created_at")?,
+        expires_at_ms: f.int(5, "expires_at")?,
+        updated_at_ms: f.int(6, "updated_at")?,
+        idempotency_key: f.opt_text(7, "idempotency_key")?,
+        result: match f.opt_text(8, "result")? {
+            None => None,
+            Some(_) => Some(f.parsed(8, "result", json)?),
+        },
+        error: f.opt_text(9, "error")?,
+        created_by: f.text(10, "created_by")?,
     })
 }
 
@@ -218,7 +223,7 @@ impl CommandRecords {
             .await?;
         let mut out = Vec::new();
         for r in rows {
-            let Some(id) = r[0].text() else { continue };
+            let id = Fields::of(&r, "commands").text(0, "command_id")?;
             let n = self
                 .db
                 .execute(

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use crate::records::{Committed, DbError, Param, RecordsDb, Step};
+use crate::records::{Committed, DbError, Fields, Param, RecordsDb, Step};
 
 /// A notification this instance holds a claim on.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,15 +107,17 @@ impl Outbox {
                 ],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| Claimed {
-                notification_id: r[0].text().unwrap_or_default(),
-                receiver: r[1].text().unwrap_or_default(),
-                payload: r[2].text().unwrap_or_default(),
-                attempts: r[3].int().unwrap_or(0),
+        rows.iter()
+            .map(|r| {
+                let f = Fields::of(r, "notifications");
+                Ok(Claimed {
+                    notification_id: f.text(0, "notification_id")?,
+                    receiver: f.text(1, "receiver")?,
+                    payload: f.text(2, "payload")?,
+                    attempts: f.int(3, "attempts")?,
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// Records an attempt and the notification's new status. Returns false when the claim
@@ -198,27 +200,27 @@ impl Outbox {
                 ],
             )
             .await?;
-        let mut out: Vec<NotificationView> = rows
+        let mut out = rows
             .iter()
             .map(|r| {
-                let status = r[5].text().unwrap_or_default();
-                NotificationView {
-                    notification_id: r[0].text().unwrap_or_default(),
-                    alert_id: r[1].text().unwrap_or_default(),
-                    rule_id: r[2].text().unwrap_or_default(),
-                    event: r[3].text().unwrap_or_default(),
-                    receiver: r[4].text().unwrap_or_default(),
-                    created_at: rfc3339(r[6].int().unwrap_or(0)),
-                    next_attempt_at: (status == "pending")
-                        .then(|| r[7].int().map(rfc3339))
-                        .flatten(),
-                    finished_at: r[8].int().map(rfc3339),
-                    last_error: r[9].text(),
+                let f = Fields::of(r, "notifications");
+                let status = f.text(5, "status")?;
+                let next_attempt_ms = f.int(7, "next_attempt_at")?;
+                Ok(NotificationView {
+                    notification_id: f.text(0, "notification_id")?,
+                    alert_id: f.text(1, "alert_id")?,
+                    rule_id: f.text(2, "rule_id")?,
+                    event: f.text(3, "event")?,
+                    receiver: f.text(4, "receiver")?,
+                    created_at: rfc3339(f.int(6, "created_at")?),
+                    next_attempt_at: (status == "pending").then(|| rfc3339(next_attempt_ms)),
+                    finished_at: f.opt_int(8, "finished_at")?.map(rfc3339),
+                    last_error: f.opt_text(9, "last_error")?,
                     status,
                     attempts: Vec::new(),
-                }
+                })
             })
-            .collect();
+            .collect::<Result<Vec<NotificationView>, DbError>>()?;
         if out.is_empty() {
             return Ok(out);
         }
@@ -238,15 +240,16 @@ impl Outbox {
             )
             .await?;
         for a in &attempts {
-            let id = a[0].text().unwrap_or_default();
+            let f = Fields::of(a, "notification_attempts");
+            let id = f.text(0, "notification_id")?;
             if let Some(n) = out.iter_mut().find(|n| n.notification_id == id) {
                 n.attempts.push(AttemptView {
-                    attempt: a[1].int().unwrap_or(0),
-                    started_at: rfc3339(a[2].int().unwrap_or(0)),
-                    duration_ms: a[3].int().unwrap_or(0),
-                    outcome: a[4].text().unwrap_or_default(),
-                    detail: a[5].text(),
-                    instance: a[6].text().unwrap_or_default(),
+                    attempt: f.int(1, "attempt")?,
+                    started_at: rfc3339(f.int(2, "started_at")?),
+                    duration_ms: f.int(3, "duration_ms")?,
+                    outcome: f.text(4, "outcome")?,
+                    detail: f.opt_text(5, "detail")?,
+                    instance: f.text(6, "instance")?,
                 });
             }
         }
