@@ -16,8 +16,10 @@
 //!
 //! Everything that touches a device is generic over the byte stream it runs on
 //! ([`modbus::Connector`], [`serial_line::LineOpener`]) so tests can put a simulator, a
-//! pseudo-terminal or a fault injector behind it. The value codec is shared with the device
-//! simulator (`fieldlink-sim`), so the layout of every type in every word order is written once.
+//! pseudo-terminal or a fault injector behind it. The Modbus vocabulary ([`vocabulary`]: tables,
+//! value types, word orders), the value codec ([`codec`]) and the scaling of raw values
+//! ([`pointmap::scaled`]) are shared with the device simulator (`fieldlink-sim`), so a table,
+//! the layout of every type in every word order, and an engineering value are written once.
 
 pub mod acquisition;
 pub mod codec;
@@ -28,6 +30,7 @@ pub mod modbus;
 pub mod plan;
 pub mod pointmap;
 pub mod serial_line;
+pub mod vocabulary;
 pub mod write;
 
 pub use acquisition::Acquisition;

@@ -50,13 +50,19 @@ pub struct PointInfo {
 }
 
 impl PointInfo {
-    /// The engineering value of `raw` as a reader applying this point's map computes it:
-    /// `raw * scale + offset` for numbers, 0 or 1 for booleans and bits, `None` for strings.
+    /// The engineering value of `raw` as a reader applying this point's map computes it, with
+    /// the drivers' own arithmetic ([`fieldlink_drivers::pointmap::scaled`]: `raw × scale +
+    /// offset` as the decimal it stands for) for numbers, 0 or 1 for booleans and bits, `None`
+    /// for strings.
     pub fn engineering(&self, raw: &TypedValue) -> Option<f64> {
         match raw {
             TypedValue::Bool(_) => raw.as_f64(),
             TypedValue::Str(_) => None,
-            _ => raw.as_f64().map(|v| v * self.scale + self.offset),
+            _ => Some(fieldlink_drivers::pointmap::scaled(
+                raw,
+                self.scale,
+                self.offset,
+            )),
         }
     }
 }

@@ -198,47 +198,7 @@ pub enum LineFormatConfig {
     JsonLines,
 }
 
-/// The Modbus table a point lives in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Table {
-    Coil,
-    DiscreteInput,
-    InputRegister,
-    HoldingRegister,
-}
-
-impl Table {
-    /// Whether the table holds single bits (coils, discrete inputs) rather than registers.
-    pub fn is_bits(self) -> bool {
-        matches!(self, Table::Coil | Table::DiscreteInput)
-    }
-
-    /// Whether Modbus has a write function for the table.
-    pub fn is_writable(self) -> bool {
-        matches!(self, Table::Coil | Table::HoldingRegister)
-    }
-
-    /// Most items one read request may ask for (Modbus application protocol, 6.1–6.4).
-    pub fn max_read(self) -> u16 {
-        if self.is_bits() {
-            2_000
-        } else {
-            125
-        }
-    }
-}
-
-impl std::fmt::Display for Table {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Table::Coil => "coil",
-            Table::DiscreteInput => "discrete_input",
-            Table::InputRegister => "input_register",
-            Table::HoldingRegister => "holding_register",
-        })
-    }
-}
+pub use crate::vocabulary::Table;
 
 /// One point of a device, or with `count` a block of consecutive points. Modbus devices use
 /// every field; serial-line devices use `name`, `unit`, `field`, `scale` and `offset`.

@@ -26,7 +26,7 @@ use regex_lite::Regex;
 
 pub use config::{LineFraming, Parity, PointMapConfig, SerialSettings, Table, TemplateConfig};
 pub use error::{InvalidPointMap, PointMapError, PointMapErrorKind};
-pub use point::{ModbusPoint, ValueError};
+pub use point::{scaled, ModbusPoint, ValueError};
 
 /// An annotated example point map in TOML.
 pub const EXAMPLE_TOML: &str = include_str!("example.toml");

@@ -110,7 +110,7 @@ impl ModbusPoint {
 /// the result is rounded to the decimal places the operands can produce (those of the raw
 /// value plus those of the scale, or those of the offset), which is exact whenever that is at
 /// most 15 places and the scaled integer fits in 2^53; otherwise the product is kept as it is.
-fn scaled(raw: &TypedValue, scale: f64, offset: f64) -> f64 {
+pub fn scaled(raw: &TypedValue, scale: f64, offset: f64) -> f64 {
     let value = match raw {
         TypedValue::F32(v) => v.to_string().parse::<f64>().unwrap_or(f64::from(*v)),
         other => other.as_f64().unwrap_or(f64::NAN),
