@@ -12,19 +12,18 @@
 //!
 //! On SQLite and on PostgreSQL.
 
-mod alerts_support;
 mod api_support;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alerts_support::{SmtpSink, WebhookSink};
 use api_support::{get, post, rt, ws_request};
 use fieldlink_cloud::auth::{Role, TokenStore};
 use fieldlink_cloud::config::{load_raw, Settings};
 use fieldlink_cloud::records::RecordsDb;
 use fieldlink_protocol::{encode_telemetry, Encoding, Ident, Point, TelemetryBatch};
+use fieldlink_testkit::sinks::{SmtpSink, WebhookSink};
 use futures::{SinkExt, StreamExt};
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 use serde_json::{json, Value};
@@ -113,7 +112,7 @@ impl Seen {
 
 async fn scenario(database: String, backend: &str) {
     let broker = fieldlink_testkit::Mosquitto::start().expect("start mosquitto");
-    let hook = WebhookSink::start(2, Duration::ZERO).await;
+    let hook = WebhookSink::failing(2, Duration::ZERO);
     let smtp = SmtpSink::start();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("cloud.toml");

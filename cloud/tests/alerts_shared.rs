@@ -10,14 +10,12 @@
 //!   acknowledges an alert opened by the other.
 //! - Two notifiers drain one outbox: every notification reaches the webhook once.
 
-mod alerts_support;
 mod api_support;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alerts_support::WebhookSink;
 use api_support::{eventually, rt};
 use fieldlink_cloud::alerts::{AlertEngine, RuleSpec, Severity, SilenceReads};
 use fieldlink_cloud::notify::{Notifier, NotifySettings, Outbox, Routing, WebhookReceiver};
@@ -26,6 +24,7 @@ use fieldlink_cloud::store::{
     GatewayStatus, PointRow, SeriesKey, Store, StoreSpec, TimescaleMode, WriteBatch,
 };
 use fieldlink_protocol::{Ident, Quality, Value};
+use fieldlink_testkit::sinks::WebhookSink;
 use serde_json::json;
 use tokio::sync::Notify;
 
@@ -322,7 +321,7 @@ fn a_restarted_engine_continues_and_operators_act_through_either() {
 fn two_notifiers_deliver_each_notification_once() {
     rt().block_on(async {
         let s = shared("two_notifiers").await;
-        let hook = WebhookSink::start(0, Duration::from_millis(30)).await;
+        let hook = WebhookSink::failing(0, Duration::from_millis(30));
         let (e, db) = engine(&s.spec).await;
         add_rule(
             &e,

@@ -2,13 +2,11 @@
 //! mail without it). With `ca_file` naming that CA the mail goes through encrypted; without it
 //! the certificate is refused, the attempt is recorded as failed with the reason, and retried.
 
-mod alerts_support;
 mod api_support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use alerts_support::SmtpSink;
 use api_support::{eventually, rt};
 use fieldlink_cloud::alerts::{AlertEngine, RuleSpec, Severity};
 use fieldlink_cloud::notify::{
@@ -17,6 +15,7 @@ use fieldlink_cloud::notify::{
 use fieldlink_cloud::records::RecordsDb;
 use fieldlink_cloud::store::{PointRow, SeriesKey, Store, StoreSpec, WriteBatch};
 use fieldlink_protocol::{Ident, Quality, Value};
+use fieldlink_testkit::sinks::SmtpSink;
 
 fn now() -> i64 {
     std::time::SystemTime::now()

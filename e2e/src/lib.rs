@@ -21,8 +21,6 @@
 //!   with API tokens of each role.
 //! - [`http`] and [`ws`]: the dashboard developer's view: REST requests and a WebSocket feed
 //!   that records every message with the time it arrived.
-//! - [`sinks`]: alert receivers: a webhook receiver (an HTTP server) and an SMTP sink
-//!   (`aiosmtpd` from PyPI, `scripts/requirements-test.txt`).
 //! - [`System`]: all of the above started in order and stopped on drop.
 //! - [`fleet`] and [`hostile`]: for the isolation tests (issue 14): two honest sites behind
 //!   real agents, the cloud binary as a child process on Mosquitto with the shipped
@@ -37,7 +35,6 @@ pub mod cloud;
 pub mod fleet;
 pub mod hostile;
 pub mod http;
-pub mod sinks;
 pub mod site;
 pub mod system;
 pub mod ws;

@@ -9,11 +9,11 @@
 
 use std::time::{Duration, Instant};
 
-use fieldlink_e2e::sinks::{SmtpSink, WebhookSink};
 use fieldlink_e2e::site::{DEVICE, GATEWAY, START_TEMP};
 use fieldlink_e2e::system::Options;
 use fieldlink_e2e::ws::Feed;
 use fieldlink_e2e::{eventually, runtime, System};
+use fieldlink_testkit::sinks::{SmtpSink, WebhookSink};
 use serde_json::{json, Value};
 
 const LIMIT: f64 = 80.0;
@@ -95,7 +95,7 @@ async fn delivered(sys: &System, rule: &str, count: usize) -> Vec<(String, Strin
 fn value_alert_fires_notifies_does_not_flap_and_resolves() {
     let smtp = SmtpSink::start();
     runtime().block_on(async {
-        let hook = WebhookSink::start().await;
+        let hook = WebhookSink::start();
         let mut sys = System::start(Options {
             poll_ms: 100,
             cloud_extra: receivers(&hook, &smtp),
@@ -170,8 +170,8 @@ fn value_alert_fires_notifies_does_not_flap_and_resolves() {
         );
         let fired = hook.received();
         assert_eq!(fired.len(), 1, "{fired:?}");
-        assert_eq!(fired[0]["rule_name"], "pump too hot");
-        assert_eq!(fired[0]["alert"]["severity"], "critical");
+        assert_eq!(fired[0].body["rule_name"], "pump too hot");
+        assert_eq!(fired[0].body["alert"]["severity"], "critical");
         let mails = eventually("the firing mail", PATIENCE, || async {
             let m = smtp.messages();
             (!m.is_empty()).then_some(m)

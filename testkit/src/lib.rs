@@ -12,6 +12,9 @@
 //! (latency, jitter, bandwidth, loss, freezes, half-open connections, resets, flapping) between
 //! a client and any of the above, on a thread and small runtime of its own.
 //!
+//! [`sinks`] are where alert notifications go: a webhook receiver (an HTTP server on a thread
+//! of its own) and an SMTP sink (`aiosmtpd`).
+//!
 //! [`layering`] is not a service either: it reads a crate's module graph from its sources so
 //! a test can hold the crate to the layering `docs/ARCHITECTURE.md` states.
 
@@ -22,6 +25,7 @@ mod mosquitto;
 mod port;
 mod postgres;
 mod process;
+pub mod sinks;
 mod timescale;
 pub mod tls;
 
