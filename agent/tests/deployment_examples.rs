@@ -24,7 +24,7 @@ use fieldlink_protocol::{
     json, Ack, AckStage, Command as Cmd, CommandKind, Ident, Status, TopicPrefix,
 };
 use fieldlink_testkit::tls::TestPki;
-use fieldlink_testkit::{adapt_config, password_file, Mosquitto};
+use fieldlink_testkit::ShippedBroker;
 use rumqttc_ring as rumqttc;
 use support::{wait_until, AgentProc, BIN, PATIENCE};
 
@@ -275,36 +275,16 @@ fn the_example_broker_confines_each_gateway_to_its_own_topics() {
     let north = pki.client("ps-north").unwrap();
     let south = pki.client("ps-south").unwrap();
     let cloud = pki.client("fieldlink-cloud").unwrap();
-    let passwd = dir.path().join("passwd");
-    password_file(
-        &passwd,
-        &[("ps-north", "north-secret"), ("ps-south", "south-secret")],
-    )
-    .unwrap();
-    let cloud_passwd = dir.path().join("cloud-passwd");
-    password_file(&cloud_passwd, &[("fieldlink-cloud", "cloud-secret")]).unwrap();
     // The shipped configuration and ACL, with this test's ports, password files and
     // certificates: gateways on the first listener, the cloud on the second.
-    let acl = examples().join("mosquitto/acl");
-    let mut files = Vec::new();
-    for pw in [passwd, cloud_passwd] {
-        files.extend([
-            ("cafile", pki.ca_cert().to_path_buf()),
-            ("certfile", server.server_cert.clone()),
-            ("keyfile", server.server_key.clone()),
-            ("password_file", pw),
-            ("acl_file", acl.clone()),
-        ]);
-    }
-    let conf = std::fs::read_to_string(examples().join("mosquitto/fieldlink.conf")).unwrap();
-    let cloud_port = fieldlink_testkit::free_port();
-    let broker = Mosquitto::builder()
-        .config(move |port| {
-            let files: Vec<(&str, &Path)> = files.iter().map(|(d, p)| (*d, p.as_path())).collect();
-            adapt_config(&conf, &[port, cloud_port], &files)
-        })
-        .start()
-        .unwrap();
+    let ShippedBroker { broker, cloud_port } = ShippedBroker::start(
+        dir.path(),
+        pki.ca_cert(),
+        &server,
+        &[("ps-north", "north-secret"), ("ps-south", "south-secret")],
+        ("fieldlink-cloud", "cloud-secret"),
+    )
+    .unwrap();
     let port = broker.port();
     let tls = |c: &fieldlink_testkit::tls::ClientFiles| TlsSettings {
         ca_file: Some(pki.ca_cert().to_path_buf()),

@@ -19,7 +19,7 @@ use fieldlink_protocol::{
     TelemetryBatch, Value,
 };
 use fieldlink_testkit::tls::TestPki;
-use fieldlink_testkit::{adapt_config, free_port, password_file, Mosquitto, Postgres};
+use fieldlink_testkit::{free_port, Postgres, ShippedBroker};
 use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS, TlsConfiguration, Transport};
 
 const BIN: &str = env!("CARGO_BIN_EXE_fieldlink-cloud");
@@ -289,30 +289,14 @@ fn the_cluster_example_runs_through_the_example_broker() {
     let gateway = pki.client("ps-north").unwrap();
     let service_cert = pki.client("fieldlink-cloud").unwrap();
     // The shipped configuration: gateways' users on one listener, the cloud's on the other.
-    let passwd = dir.path().join("passwd");
-    password_file(&passwd, &[("ps-north", "north-secret")]).unwrap();
-    let cloud_passwd = dir.path().join("cloud-passwd");
-    password_file(&cloud_passwd, &[("fieldlink-cloud", "cloud-secret")]).unwrap();
-    let acl = examples().join("mosquitto/acl");
-    let mut files = Vec::new();
-    for pw in [passwd, cloud_passwd] {
-        files.extend([
-            ("cafile", pki.ca_cert().to_path_buf()),
-            ("certfile", server.server_cert.clone()),
-            ("keyfile", server.server_key.clone()),
-            ("password_file", pw),
-            ("acl_file", acl.clone()),
-        ]);
-    }
-    let conf = std::fs::read_to_string(examples().join("mosquitto/fieldlink.conf")).unwrap();
-    let cloud_port = free_port();
-    let broker = Mosquitto::builder()
-        .config(move |port| {
-            let files: Vec<(&str, &Path)> = files.iter().map(|(d, p)| (*d, p.as_path())).collect();
-            adapt_config(&conf, &[port, cloud_port], &files)
-        })
-        .start()
-        .unwrap();
+    let ShippedBroker { broker, cloud_port } = ShippedBroker::start(
+        dir.path(),
+        pki.ca_cert(),
+        &server,
+        &[("ps-north", "north-secret")],
+        ("fieldlink-cloud", "cloud-secret"),
+    )
+    .unwrap();
     let pg = Postgres::start().unwrap();
     let database = pg.create_database("fieldlink").unwrap();
 

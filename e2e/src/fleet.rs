@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use fieldlink_sim::{SimConfig, Simulator, TcpServerHandle};
 use fieldlink_testkit::tls::{ClientFiles, TestPki};
-use fieldlink_testkit::{adapt_config, free_port, password_file, Mosquitto, Postgres};
+use fieldlink_testkit::{free_port, Mosquitto, Postgres, ShippedBroker};
 use serde_json::Value;
 
 use crate::agent::Agent;
@@ -185,7 +185,6 @@ impl Fleet {
                 let server = pki.server("broker").expect("the broker's certificate");
                 // The shipped configuration: the gateways' users (mallory among them) on one
                 // listener, the cloud's on the other.
-                let passwd = dir.path().join("passwd");
                 let pairs: Vec<(String, String)> = users
                     .iter()
                     .filter(|u| **u != CLOUD_CLIENT_ID)
@@ -195,35 +194,15 @@ impl Fleet {
                     .iter()
                     .map(|(u, p)| (u.as_str(), p.as_str()))
                     .collect();
-                password_file(&passwd, &refs).expect("the broker's password file");
-                let cloud_passwd = dir.path().join("cloud-passwd");
-                password_file(
-                    &cloud_passwd,
-                    &[(CLOUD_CLIENT_ID, &secret(CLOUD_CLIENT_ID))],
+                let cloud_secret = secret(CLOUD_CLIENT_ID);
+                let ShippedBroker { broker, cloud_port } = ShippedBroker::start(
+                    dir.path(),
+                    pki.ca_cert(),
+                    &server,
+                    &refs,
+                    (CLOUD_CLIENT_ID, &cloud_secret),
                 )
-                .expect("the cloud's password file");
-                let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/examples");
-                let conf = std::fs::read_to_string(examples.join("mosquitto/fieldlink.conf"))
-                    .expect("the shipped Mosquitto configuration");
-                let mut files = Vec::new();
-                for pw in [passwd, cloud_passwd] {
-                    files.extend([
-                        ("cafile", pki.ca_cert().to_path_buf()),
-                        ("certfile", server.server_cert.clone()),
-                        ("keyfile", server.server_key.clone()),
-                        ("password_file", pw),
-                        ("acl_file", examples.join("mosquitto/acl")),
-                    ]);
-                }
-                let cloud_port = free_port();
-                let broker = Mosquitto::builder()
-                    .config(move |port| {
-                        let files: Vec<(&str, &Path)> =
-                            files.iter().map(|(d, p)| (*d, p.as_path())).collect();
-                        adapt_config(&conf, &[port, cloud_port], &files)
-                    })
-                    .start()
-                    .expect("Mosquitto on the shipped configuration");
+                .expect("Mosquitto on the shipped configuration");
                 let endpoints = users
                     .iter()
                     .map(|u| Endpoint {

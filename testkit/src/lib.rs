@@ -30,7 +30,7 @@ mod timescale;
 pub mod tls;
 
 pub use link::{Flapping, Impairment, Link, LinkBuilder, Loss, Outage, Shape};
-pub use mosquitto::{adapt_config, password_file, Mosquitto, MosquittoBuilder};
+pub use mosquitto::{adapt_config, password_file, Mosquitto, MosquittoBuilder, ShippedBroker};
 pub use port::free_port;
 pub use postgres::Postgres;
 pub use timescale::Timescale;

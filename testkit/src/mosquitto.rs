@@ -224,6 +224,52 @@ pub fn adapt_config(text: &str, ports: &[u16], files: &[(&str, &Path)]) -> Resul
     Ok(out)
 }
 
+/// Mosquitto on the shipped two-listener configuration (`docs/examples/mosquitto/fieldlink.conf`
+/// and its `acl`), relocated by [`adapt_config`]: the gateways' users on the first listener
+/// ([`Mosquitto::port`]), the cloud's on the second ([`ShippedBroker::cloud_port`]), both with
+/// TLS from `ca` and `server`, password files written into `dir`.
+pub struct ShippedBroker {
+    pub broker: Mosquitto,
+    pub cloud_port: u16,
+}
+
+impl ShippedBroker {
+    pub fn start(
+        dir: &Path,
+        ca: &Path,
+        server: &TlsFiles,
+        gateways: &[(&str, &str)],
+        cloud: (&str, &str),
+    ) -> Result<ShippedBroker> {
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/examples/mosquitto");
+        let passwd = dir.join("passwd");
+        password_file(&passwd, gateways)?;
+        let cloud_passwd = dir.join("cloud-passwd");
+        password_file(&cloud_passwd, &[cloud])?;
+        let acl = examples.join("acl");
+        let mut files = Vec::new();
+        for pw in [passwd, cloud_passwd] {
+            files.extend([
+                ("cafile", ca.to_path_buf()),
+                ("certfile", server.server_cert.clone()),
+                ("keyfile", server.server_key.clone()),
+                ("password_file", pw),
+                ("acl_file", acl.clone()),
+            ]);
+        }
+        let conf = std::fs::read_to_string(examples.join("fieldlink.conf"))?;
+        let cloud_port = free_port();
+        let broker = Mosquitto::builder()
+            .config(move |port| {
+                let files: Vec<(&str, &Path)> =
+                    files.iter().map(|(d, p)| (*d, p.as_path())).collect();
+                adapt_config(&conf, &[port, cloud_port], &files)
+            })
+            .start()?;
+        Ok(ShippedBroker { broker, cloud_port })
+    }
+}
+
 /// Writes a Mosquitto password file holding `users` (name, password), hashed by
 /// `mosquitto_passwd` as an operator would.
 pub fn password_file(path: &Path, users: &[(&str, &str)]) -> Result<()> {
