@@ -199,37 +199,25 @@ fn an_unreadable_stored_value_is_named_not_defaulted() {
         let a = alerts.alert("a-1").await.unwrap().expect("stored");
         assert_eq!((a.started_at_ms, a.last_value), (1000, Some(85.5)));
 
-        db.execute(
-            "UPDATE alerts SET severity = 'apocalyptic' WHERE alert_id = 'a-1'",
-            vec![],
-        )
-        .await
-        .unwrap();
-        let e = alerts.alert("a-1").await.unwrap_err();
+        // Each change breaks one column of the stored alert; reading it names that column.
+        let read_after = |sql: &'static str| {
+            let (db, alerts) = (db.clone(), alerts.clone());
+            async move {
+                db.execute(sql, vec![]).await.unwrap();
+                alerts.alert("a-1").await.unwrap_err()
+            }
+        };
+        let e = read_after("UPDATE alerts SET severity = 'apocalyptic'").await;
         assert_eq!(
             e.to_string(),
             "alerts.severity: cannot read \"apocalyptic\""
         );
         assert_eq!(e.failure(), Failure::Internal { code: None });
         assert_eq!(ApiError::database(e).status, 500);
-
-        db.execute(
-            "UPDATE alerts SET severity = 'critical', last_value = 'warm' WHERE alert_id = 'a-1'",
-            vec![],
-        )
-        .await
-        .unwrap();
-        let e = alerts.alert("a-1").await.unwrap_err();
+        let e = read_after("UPDATE alerts SET severity = 'critical', last_value = 'warm'").await;
         assert_eq!(e.to_string(), "alerts.last_value: cannot read \"warm\"");
-
         // An integer column holding text.
-        db.execute(
-            "UPDATE alerts SET last_value = NULL, updated_at = 'yesterday' WHERE alert_id = 'a-1'",
-            vec![],
-        )
-        .await
-        .unwrap();
-        let e = alerts.alert("a-1").await.unwrap_err();
+        let e = read_after("UPDATE alerts SET last_value = NULL, updated_at = 'yesterday'").await;
         assert_eq!(
             e.to_string(),
             "alerts.updated_at: expected an integer, found text"
