@@ -1,13 +1,13 @@
 //! The real `fieldlink-agent` binary, run as a child process (found or built by
 //! [`crate::binaries`]; `FIELDLINK_AGENT_BIN` runs another file).
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use fieldlink_testkit::Program;
+use nix::sys::signal::Signal;
 
 /// The agent binary to run: `FIELDLINK_AGENT_BIN`, or this workspace's, built when stale.
 pub fn binary() -> &'static Path {
@@ -48,49 +48,32 @@ level = "info"
 }
 
 /// A running agent; killed on drop if still running.
-pub struct Agent {
-    child: Child,
-    log: PathBuf,
-}
+pub struct Agent(Program);
 
 impl Agent {
     /// `fieldlink-agent --config CONFIG run`, its output appended to `log`.
     pub fn start(config: &Path, log: &Path) -> Agent {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .expect("open the agent's log");
-        let child = Command::new(binary())
-            .arg("--config")
-            .arg(config)
-            .arg("run")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("clone the log handle"))
-            .stderr(file)
-            .spawn()
-            .expect("start fieldlink-agent");
-        Agent {
-            child,
-            log: log.to_path_buf(),
-        }
+        let args = [
+            OsStr::new("--config"),
+            config.as_os_str(),
+            OsStr::new("run"),
+        ];
+        Agent(Program::start(binary(), &args, log, &[]).expect("start fieldlink-agent"))
     }
 
     /// SIGTERM, then waits for the exit: the agent commits, publishes `offline` and stops.
     pub async fn stop(&mut self) -> std::process::ExitStatus {
-        if let Some(status) = self.child.try_wait().expect("wait for the agent") {
+        if let Some(status) = self.0.exited() {
             return status;
         }
-        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).expect("signal the agent");
+        self.0.signal(Signal::SIGTERM).expect("signal the agent");
         let start = Instant::now();
         loop {
-            if let Some(status) = self.child.try_wait().expect("wait for the agent") {
+            if let Some(status) = self.0.exited() {
                 return status;
             }
             if start.elapsed() > Duration::from_secs(30) {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
+                self.0.kill9();
                 panic!(
                     "the agent did not stop on SIGTERM; log:\n{}",
                     self.log_text()
@@ -101,15 +84,6 @@ impl Agent {
     }
 
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        self.0.log_text()
     }
 }

@@ -13,14 +13,15 @@
 //! (`/proc/<pid>/status`), and so that the embedded broker, which lives as long as its process,
 //! is gone with it. Everything listens on free loopback ports and stops on drop.
 
+use std::ffi::OsStr;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use fieldlink_sim::{SimConfig, Simulator, TcpServerHandle};
 use fieldlink_testkit::tls::{ClientFiles, TestPki};
-use fieldlink_testkit::{free_port, Mosquitto, Postgres, ShippedBroker};
+use fieldlink_testkit::{free_port, Mosquitto, Postgres, Program, ShippedBroker};
 use serde_json::Value;
 
 use crate::agent::Agent;
@@ -117,30 +118,22 @@ impl Drop for Site {
 
 /// The cloud binary as a child process; killed on drop.
 pub struct CloudProcess {
-    child: Child,
+    program: Program,
     pub http: SocketAddr,
-    log: PathBuf,
 }
 
 impl CloudProcess {
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.program.pid()
     }
 
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.program.log_text()
     }
 
     /// Whether the process is still running.
     pub fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-}
-
-impl Drop for CloudProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.program.running()
     }
 }
 
@@ -312,19 +305,14 @@ impl Fleet {
         }
 
         let log = dir.path().join("cloud.log");
-        let out = std::fs::File::create(&log).expect("the cloud's log");
-        let child = Command::new(&cloud_bin)
-            .arg("--config")
-            .arg(&config)
-            .arg("serve")
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("clone the log handle"))
-            .stderr(out)
-            .spawn()
+        let args = [
+            OsStr::new("--config"),
+            config.as_os_str(),
+            OsStr::new("serve"),
+        ];
+        let program = Program::start(&cloud_bin, &args, &log, &[("NO_COLOR", "1")])
             .expect("start fieldlink-cloud serve");
-        let cloud = CloudProcess { child, http, log };
+        let cloud = CloudProcess { program, http };
         let ready = crate::eventually("the cloud to be ready", Duration::from_secs(60), || async {
             (crate::fleet::get_status(http, "/health/ready").await == Some(200)).then_some(())
         });

@@ -25,6 +25,7 @@ mod mosquitto;
 mod port;
 mod postgres;
 mod process;
+mod program;
 pub mod sinks;
 mod timescale;
 pub mod tls;
@@ -33,6 +34,7 @@ pub use link::{Flapping, Impairment, Link, LinkBuilder, Loss, Outage, Shape};
 pub use mosquitto::{adapt_config, password_file, Mosquitto, MosquittoBuilder, ShippedBroker};
 pub use port::free_port;
 pub use postgres::Postgres;
+pub use program::Program;
 pub use timescale::Timescale;
 
 /// Why a service could not be started.

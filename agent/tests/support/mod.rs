@@ -2,6 +2,7 @@
 //! decodes everything the agent publishes, the real agent binary as a child process.
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -14,7 +15,8 @@ use fieldlink_protocol::{
     TelemetryBatch,
 };
 use fieldlink_sim::{SimConfig, Simulator, TcpServerHandle};
-use nix::sys::signal::{kill, Signal};
+use fieldlink_testkit::Program;
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use rumqttc_ring as rumqttc;
 
@@ -248,10 +250,21 @@ fn decode_with_births(
     }
 }
 
-/// The agent binary running as a child, its log in a file.
-pub struct AgentProc {
-    pub child: Child,
-    pub log: PathBuf,
+/// The agent binary running as a child, its log in a file (testkit's [`Program`], whose `child`
+/// the tests reach through it).
+pub struct AgentProc(Program);
+
+impl std::ops::Deref for AgentProc {
+    type Target = Program;
+    fn deref(&self) -> &Program {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for AgentProc {
+    fn deref_mut(&mut self) -> &mut Program {
+        &mut self.0
+    }
 }
 
 impl AgentProc {
@@ -260,67 +273,28 @@ impl AgentProc {
     }
 
     pub fn start_with_env(config: &Path, log: &Path, env: &[(&str, &str)]) -> AgentProc {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .unwrap();
-        let mut cmd = Command::new(BIN);
-        cmd.arg("--config")
-            .arg(config)
-            .arg("run")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        AgentProc {
-            child: cmd.spawn().unwrap(),
-            log: log.to_path_buf(),
-        }
+        let args = [
+            OsStr::new("--config"),
+            config.as_os_str(),
+            OsStr::new("run"),
+        ];
+        AgentProc(Program::start(Path::new(BIN), &args, log, env).unwrap())
     }
 
     pub fn pid(&self) -> Pid {
-        Pid::from_raw(self.child.id() as i32)
-    }
-
-    pub fn kill9(&mut self) {
-        let _ = kill(self.pid(), Signal::SIGKILL);
-        let _ = self.child.wait();
+        Pid::from_raw(self.0.pid() as i32)
     }
 
     pub fn signal(&self, sig: Signal) {
-        kill(self.pid(), sig).unwrap();
+        self.0.signal(sig).unwrap();
     }
 
-    /// SIGTERM, then waits for the exit (SIGKILL after a generous deadline).
+    /// SIGTERM, then waits for the exit (SIGKILL and a panic with the log after a generous
+    /// deadline).
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        self.signal(Signal::SIGTERM);
-        let start = Instant::now();
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            if start.elapsed() > PATIENCE {
-                self.kill9();
-                panic!("agent did not stop on SIGTERM; log:\n{}", self.log_text());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for AgentProc {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            self.kill9();
-        }
+        self.0
+            .terminate(PATIENCE)
+            .unwrap_or_else(|e| panic!("the agent: {e}"))
     }
 }
 
