@@ -18,63 +18,9 @@ use tokio_postgres::types::{ToSql, Type};
 
 use crate::store::StoreSpec;
 
-/// Why a records database call failed.
-#[derive(Debug, thiserror::Error)]
-pub enum DbError {
-    #[error("postgres: {0}")]
-    Postgres(#[from] tokio_postgres::Error),
-    #[error(transparent)]
-    Unreachable(#[from] crate::store::PgUnreachable),
-    #[error("sqlite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("the sqlite worker stopped")]
-    SqliteGone,
-    #[error("unexpected column type {0}")]
-    ColumnType(String),
-    #[error("{table}.{column}: expected {expected}, found {found}")]
-    Column {
-        table: &'static str,
-        column: &'static str,
-        expected: &'static str,
-        found: &'static str,
-    },
-    #[error("{table}.{column}: cannot read {value:?}")]
-    Unreadable {
-        table: &'static str,
-        column: &'static str,
-        value: String,
-    },
-    #[error("no answer within {0:?}")]
-    Timeout(std::time::Duration),
-}
-
-impl crate::store::Classify for DbError {
-    fn failure(&self) -> crate::store::Failure {
-        match self {
-            DbError::Postgres(e) => crate::store::failure::postgres(e),
-            DbError::Sqlite(e) => crate::store::failure::sqlite(e),
-            DbError::SqliteGone | DbError::Timeout(_) | DbError::Unreachable(_) => {
-                crate::store::Failure::Unavailable
-            }
-            DbError::ColumnType(_) | DbError::Column { .. } | DbError::Unreadable { .. } => {
-                crate::store::Failure::Internal { code: None }
-            }
-        }
-    }
-}
-
-impl DbError {
-    /// A unique or check constraint refused the row.
-    pub fn is_constraint(&self) -> bool {
-        match self {
-            DbError::Postgres(e) => e.code().is_some_and(|c| c.code().starts_with("23")),
-            DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
-                e.code == rusqlite::ErrorCode::ConstraintViolation
-            }
-            _ => false,
-        }
-    }
-}
+/// Why a records database call failed: the store's error, so both database layers report
+/// (and classify into API answers) the same way.
+pub type DbError = crate::store::StoreError;
 
 /// A bound parameter.
 #[derive(Debug, Clone, PartialEq)]

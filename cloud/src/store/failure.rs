@@ -80,9 +80,9 @@ impl Classify for super::StoreError {
         match self {
             super::StoreError::Postgres(e) => postgres(e),
             super::StoreError::Sqlite(e) => sqlite(e),
-            super::StoreError::SqliteGone | super::StoreError::Unreachable(_) => {
-                Failure::Unavailable
-            }
+            super::StoreError::SqliteGone
+            | super::StoreError::Unreachable(_)
+            | super::StoreError::Timeout(_) => Failure::Unavailable,
             super::StoreError::Migration { source, .. } => source.failure(),
             super::StoreError::Open { .. } => Failure::Unavailable,
             _ => Failure::Internal { code: None },

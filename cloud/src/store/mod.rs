@@ -55,7 +55,8 @@ pub use types::*;
 
 use fieldlink_protocol::Ident;
 
-/// Why a store operation failed.
+/// Why a database call failed: one error for both database layers, the telemetry store and the
+/// records ([`crate::records::DbError`] is this type).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("postgres: {0}")]
@@ -87,6 +88,26 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+    /// A records call the database did not answer in time (its connection is replaced).
+    #[error("no answer within {0:?}")]
+    Timeout(std::time::Duration),
+    #[error("unexpected column type {0}")]
+    ColumnType(String),
+    /// A records row with a NULL where the schema has a value, or a cell of another type.
+    #[error("{table}.{column}: expected {expected}, found {found}")]
+    Column {
+        table: &'static str,
+        column: &'static str,
+        expected: &'static str,
+        found: &'static str,
+    },
+    /// A records value the code cannot parse.
+    #[error("{table}.{column}: cannot read {value:?}")]
+    Unreadable {
+        table: &'static str,
+        column: &'static str,
+        value: String,
+    },
 }
 
 impl StoreError {
@@ -101,12 +122,25 @@ impl StoreError {
                     .iter()
                     .any(|class| code.code().starts_with(class)),
             },
-            StoreError::Unreachable(_) => true,
+            StoreError::Unreachable(_) | StoreError::Timeout(_) => true,
             StoreError::SqliteGone => false,
             StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
                 e.code,
                 rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
             ),
+            _ => false,
+        }
+    }
+}
+
+impl StoreError {
+    /// A unique or check constraint refused the row.
+    pub fn is_constraint(&self) -> bool {
+        match self {
+            StoreError::Postgres(e) => e.code().is_some_and(|c| c.code().starts_with("23")),
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.code == rusqlite::ErrorCode::ConstraintViolation
+            }
             _ => false,
         }
     }
