@@ -132,8 +132,21 @@ impl<'r> Fields<'r> {
         column: &'static str,
         parse: impl FnOnce(&str) -> Option<T>,
     ) -> Result<T, DbError> {
-        let text = self.text(i, column)?;
-        parse(&text).ok_or_else(|| DbError::Unreadable {
+        self.opt_parsed(i, column, parse)?
+            .ok_or_else(|| self.wrong(column, "text", "NULL"))
+    }
+
+    /// NULL, or text that must parse.
+    pub fn opt_parsed<T>(
+        &self,
+        i: usize,
+        column: &'static str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<Option<T>, DbError> {
+        let Some(text) = self.opt_text(i, column)? else {
+            return Ok(None);
+        };
+        parse(&text).map(Some).ok_or_else(|| DbError::Unreadable {
             table: self.table,
             column,
             value: text.chars().take(64).collect(),

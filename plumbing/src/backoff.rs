@@ -72,10 +72,6 @@ impl Schedule {
         self.first
     }
 
-    pub fn cap(&self) -> Duration {
-        self.cap
-    }
-
     /// The longest wait after `failures` consecutive failures (`first` for none or one).
     pub fn ceiling(&self, failures: u32) -> Duration {
         let doublings = failures.saturating_sub(1).min(31);
@@ -147,10 +143,6 @@ impl Backoff {
     /// Failures since the last success.
     pub fn failures(&self) -> u32 {
         self.failures
-    }
-
-    pub fn schedule(&self) -> Schedule {
-        self.schedule
     }
 }
 

@@ -60,19 +60,13 @@ fn rule_row(r: &Row) -> Result<StoredRule, DbError> {
             device: f.opt_text(4, "device")?,
             metric: f.opt_text(5, "metric")?,
             condition: f.parsed(6, "condition", |s| serde_json::from_str(s).ok())?,
-            clear: match f.opt_text(7, "clear")? {
-                None => None,
-                Some(_) => Some(f.parsed(7, "clear", |s| s.parse().ok())?),
-            },
+            clear: f.opt_parsed(7, "clear", |s| s.parse().ok())?,
             hold_secs: secs(f.int(8, "hold_ms")?),
             repeat_secs: f.opt_int(9, "repeat_ms")?.map(secs),
             severity: f.parsed(10, "severity", Severity::parse)?,
             kind: f.parsed(11, "kind", RuleKind::parse)?,
             silent_secs: f.opt_int(12, "silent_ms")?.map(secs),
-            receivers: match f.opt_text(13, "receivers")? {
-                None => None,
-                Some(_) => Some(f.parsed(13, "receivers", |s| serde_json::from_str(s).ok())?),
-            },
+            receivers: f.opt_parsed(13, "receivers", |s| serde_json::from_str(s).ok())?,
         },
     })
 }
@@ -92,10 +86,7 @@ pub(crate) fn alert_row(r: &Row) -> Result<AlertView, DbError> {
         started_at_ms: started,
         started_at: crate::clock::rfc3339(started),
         updated_at: crate::clock::rfc3339(f.int(8, "updated_at")?),
-        last_value: match f.opt_text(9, "last_value")? {
-            None => None,
-            Some(_) => Some(f.parsed(9, "last_value", |s| s.parse().ok())?),
-        },
+        last_value: f.opt_parsed(9, "last_value", |s| s.parse().ok())?,
     })
 }
 

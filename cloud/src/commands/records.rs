@@ -55,10 +55,7 @@ fn record(r: &Row) -> Result<CommandRecord, DbError> {
         expires_at_ms: f.int(5, "expires_at")?,
         updated_at_ms: f.int(6, "updated_at")?,
         idempotency_key: f.opt_text(7, "idempotency_key")?,
-        result: match f.opt_text(8, "result")? {
-            None => None,
-            Some(_) => Some(f.parsed(8, "result", json)?),
-        },
+        result: f.opt_parsed(8, "result", json)?,
         error: f.opt_text(9, "error")?,
         created_by: f.text(10, "created_by")?,
     })
